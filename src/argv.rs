@@ -1,0 +1,1 @@
+//! Link-line parsing: OsString argv -> [`LinkPlan`]. (Being written; see DESIGN.md.)

@@ -1,0 +1,1 @@
+//! elf (being written).

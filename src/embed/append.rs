@@ -1,0 +1,1 @@
+//! Post-link placement of a note in a new segment. (Being written.)

@@ -1,0 +1,2 @@
+//! Embedding the note into a linked output.
+pub mod append;

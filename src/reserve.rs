@@ -1,0 +1,1 @@
+//! reserve (being written).

@@ -1,0 +1,1 @@
+//! `@file` response-file expansion with GNU quoting. (Being written.)
