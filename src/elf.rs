@@ -4,7 +4,7 @@
 
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
-use object::{Endian, Endianness, FileKind};
+use object::{Endian, Endianness, FileKind, ReadRef};
 
 use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use crate::target::Ident;
@@ -44,6 +44,8 @@ pub struct NoteSegment {
 /// A resolution note found by the PT_NOTE walk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundNote {
+    /// `n_type`: [`NOTE_TYPE`] for a live note; other types (ldnote's placeholder) are inert.
+    pub n_type: u32,
     /// Which PT_NOTE segment.
     pub segment: usize,
     /// File offset of the note header.
@@ -84,32 +86,41 @@ pub struct ElfInfo {
     pub rpath: Option<Vec<u8>>,
     /// PT_NOTE segments.
     pub note_segments: Vec<NoteSegment>,
-    /// Resolution notes found by the walk, in order (the loader uses the first).
+    /// Notes owned by `NixOS` found by the walk, in order, of any type (the loader uses the
+    /// first with [`NOTE_TYPE`]; see [`ElfInfo::live_note`]).
     pub notes: Vec<FoundNote>,
     /// The `.note.nixos.ldcache` section, if present.
     pub note_section: Option<SectionPlace>,
+    /// Its `sh_name` (offset in `.shstrtab`).
+    pub note_section_name: Option<u32>,
 }
 
 impl ElfInfo {
+    /// The note the loader would use: the first `NixOS` note of the right type.
+    pub fn live_note(&self) -> Option<&FoundNote> {
+        self.notes.iter().find(|n| n.n_type == NOTE_TYPE)
+    }
+
     /// The run path the loader (and patchelf) use: DT_RUNPATH, else DT_RPATH.
     pub fn search_path(&self) -> Option<&[u8]> {
         self.runpath.as_deref().or(self.rpath.as_deref())
     }
 }
 
-/// Parse `data`.
-pub fn read(data: &[u8]) -> Result<ElfInfo, ElfError> {
+/// Parse `data`: a byte slice, or a `&object::ReadCache<File>` so that only the headers, the
+/// dynamic segment, its string table and the note segments are read, whatever the file's size.
+pub fn read<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {
     match FileKind::parse(data) {
-        Ok(FileKind::Elf32) => read_as::<elf::FileHeader32<Endianness>>(data),
-        Ok(FileKind::Elf64) => read_as::<elf::FileHeader64<Endianness>>(data),
-        Ok(_) | Err(_) if data.len() >= 4 && data[..4] == elf::ELFMAG => {
+        Ok(FileKind::Elf32) => read_as::<elf::FileHeader32<Endianness>, R>(data),
+        Ok(FileKind::Elf64) => read_as::<elf::FileHeader64<Endianness>, R>(data),
+        Ok(_) | Err(_) if data.read_bytes_at(0, 4).is_ok_and(|m| m == elf::ELFMAG) => {
             Err(ElfError::Malformed("unsupported or truncated ELF header".into()))
         }
         _ => Err(ElfError::NotElf),
     }
 }
 
-fn read_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo, ElfError> {
+fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {
     let hdr = H::parse(data)?;
     let endian = hdr.endian()?;
     let ident = Ident {
@@ -146,6 +157,7 @@ fn read_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo, E
         note_segments: Vec::new(),
         notes: Vec::new(),
         note_section: None,
+        note_section_name: None,
     };
 
     for (index, ph) in phdrs.iter().enumerate() {
@@ -153,7 +165,7 @@ fn read_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo, E
             elf::PT_DYNAMIC => {
                 info.dynamic = true;
                 let Some(dyns) = ph.dynamic(endian, data)? else { continue };
-                read_dynamic::<H>(dyns, endian, data, &vaddr_to_off, &mut info)?;
+                read_dynamic::<H, R>(dyns, endian, data, &vaddr_to_off, &mut info)?;
             }
             elf::PT_NOTE => {
                 let seg = NoteSegment {
@@ -183,6 +195,7 @@ fn read_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo, E
                     size: to_u64(sh.sh_size(endian)),
                     header_offset: shoff + entsize * index as u64,
                 });
+                info.note_section_name = Some(sh.sh_name(endian));
                 break;
             }
         }
@@ -190,10 +203,10 @@ fn read_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo, E
     Ok(info)
 }
 
-fn read_dynamic<H: FileHeader<Endian = Endianness>>(
+fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     dyns: &[H::Dyn],
     endian: Endianness,
-    data: &[u8],
+    data: R,
     vaddr_to_off: &dyn Fn(u64) -> Option<u64>,
     info: &mut ElfInfo,
 ) -> Result<(), ElfError> {
@@ -211,10 +224,9 @@ fn read_dynamic<H: FileHeader<Endian = Endianness>>(
         return Err(ElfError::Malformed("dynamic section without DT_STRTAB/DT_STRSZ".into()));
     };
     let off = vaddr_to_off(addr).ok_or_else(|| ElfError::Malformed("DT_STRTAB is not mapped".into()))?;
-    let table = usize::try_from(off)
-        .ok()
-        .and_then(|o| data.get(o..o.checked_add(usize::try_from(size).ok()?)?))
-        .ok_or_else(|| ElfError::Malformed("DT_STRTAB outside the file".into()))?;
+    let table = data
+        .read_bytes_at(off, size)
+        .map_err(|()| ElfError::Malformed("DT_STRTAB outside the file".into()))?;
     let string = |v: u64| -> Result<Vec<u8>, ElfError> {
         let start = usize::try_from(v).ok().filter(|s| *s < table.len());
         let start = start.ok_or_else(|| ElfError::Malformed("dynamic string offset out of range".into()))?;
@@ -243,10 +255,15 @@ fn read_dynamic<H: FileHeader<Endian = Endianness>>(
 
 /// Walk one PT_NOTE segment like glibc's `_dl_process_pt_gnu_property`: note by note, padding
 /// name and descriptor to the segment's `p_align` (at least 4). Records every resolution note.
-fn walk_notes(data: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
+fn walk_notes<'data, R: ReadRef<'data>>(data: R, seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
+    let Ok(bytes) = data.read_bytes_at(seg.offset, seg.filesz) else { return };
+    walk_segment(bytes, seg, be, out);
+}
+
+/// Walk the bytes of one PT_NOTE segment (see [`walk_notes`]); exposed so that a planned
+/// in-place edit can be checked before it is written.
+pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
     let align = seg.align.max(4);
-    let (Ok(start), Ok(len)) = (usize::try_from(seg.offset), usize::try_from(seg.filesz)) else { return };
-    let Some(bytes) = start.checked_add(len).and_then(|end| data.get(start..end)) else { return };
     let rd = |o: usize| -> Option<u64> {
         let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
         Some(u64::from(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }))
@@ -261,8 +278,9 @@ fn walk_notes(data: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>
         let next = up(desc_off + descsz);
         let name_ok = namesz == 6
             && bytes.get(name_off as usize..name_off as usize + 6).is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
-        if name_ok && ty == u64::from(NOTE_TYPE) {
+        if name_ok {
             out.push(FoundNote {
+                n_type: ty as u32,
                 segment: seg.index,
                 offset: seg.offset + pos,
                 desc: (seg.offset + desc_off, descsz),
@@ -277,11 +295,6 @@ fn walk_notes(data: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>
 }
 
 /// The descriptor bytes of a found note (empty when out of bounds).
-pub fn note_desc<'a>(data: &'a [u8], n: &FoundNote) -> &'a [u8] {
-    let (o, l) = n.desc;
-    usize::try_from(o)
-        .ok()
-        .zip(usize::try_from(l).ok())
-        .and_then(|(o, l)| data.get(o..o.checked_add(l)?))
-        .unwrap_or(&[])
+pub fn note_desc<'data, R: ReadRef<'data>>(data: R, n: &FoundNote) -> &'data [u8] {
+    data.read_bytes_at(n.desc.0, n.desc.1).unwrap_or(&[])
 }
