@@ -63,14 +63,27 @@ pub fn placeholder(size: usize, layout: Layout) -> Vec<u8> {
 /// `size` bytes.
 pub fn object(id: &Ident, size: usize) -> Result<Vec<u8>, ReserveError> {
     let arch = architecture(id).ok_or(ReserveError::Machine(id.machine))?;
-    let endian = if id.big_endian { Endianness::Big } else { Endianness::Little };
+    let endian = if id.big_endian {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    };
     let mut obj = Object::new(BinaryFormat::Elf, arch, endian);
-    obj.flags = FileFlags::Elf { os_abi: 0, abi_version: 0, e_flags: id.e_flags };
+    obj.flags = FileFlags::Elf {
+        os_abi: 0,
+        abi_version: 0,
+        e_flags: id.e_flags,
+    };
     let size = size.max(20).div_ceil(4) * 4;
-    let layout = Layout { big_endian: id.big_endian, is_64: id.is_64 };
+    let layout = Layout {
+        big_endian: id.big_endian,
+        is_64: id.is_64,
+    };
     let sec = obj.add_section(Vec::new(), SECTION_NAME.to_vec(), SectionKind::Note);
     let s = obj.section_mut(sec);
-    s.flags = SectionFlags::Elf { sh_flags: u64::from(object::elf::SHF_ALLOC) };
+    s.flags = SectionFlags::Elf {
+        sh_flags: u64::from(object::elf::SHF_ALLOC),
+    };
     s.set_data(placeholder(size, layout), 4);
     // Without it GNU ld warns and makes the stack executable.
     let stack = obj.add_section(Vec::new(), b".note.GNU-stack".to_vec(), SectionKind::Other);
