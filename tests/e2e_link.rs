@@ -35,9 +35,24 @@ struct Fixture {
 fn fixture() -> Fixture {
     let l = Layout::new();
     let libs = [
-        ("pkgs/a/lib", "liba.so.1", "liba.so", "int a_value(void) { return 11; }\n"),
-        ("pkgs/b/lib", "libb.so", "libb.so", "const char *b_name(void) { return \"bee\"; }\n"),
-        ("pkgs/c/lib64", "libthree.so.2", "libthree.so", "int c_mul(int x) { return 3 * x; }\n"),
+        (
+            "pkgs/a/lib",
+            "liba.so.1",
+            "liba.so",
+            "int a_value(void) { return 11; }\n",
+        ),
+        (
+            "pkgs/b/lib",
+            "libb.so",
+            "libb.so",
+            "const char *b_name(void) { return \"bee\"; }\n",
+        ),
+        (
+            "pkgs/c/lib64",
+            "libthree.so.2",
+            "libthree.so",
+            "int c_mul(int x) { return 3 * x; }\n",
+        ),
     ];
     for (dir, soname, devname, src) in libs {
         let o = l.object(soname, src, &["-fPIC"]);
@@ -60,7 +75,13 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn runpath(&self) -> OsString {
-        cat(&[bytes(&self.dirs[0]), b":", bytes(&self.dirs[1]), b":", bytes(&self.dirs[2])])
+        cat(&[
+            bytes(&self.dirs[0]),
+            b":",
+            bytes(&self.dirs[1]),
+            b":",
+            bytes(&self.dirs[2]),
+        ])
     }
 
     /// gcc arguments (after `gcc`) linking the program with linker `ld` to `out`.
@@ -70,7 +91,18 @@ impl Fixture {
         for d in &self.dirs {
             a.push(cat(&[b"-L", bytes(d)]));
         }
-        a.extend(["-la", "-lb", "-lthree", "-Wl,--enable-new-dtags", "-Xlinker", "-rpath", "-Xlinker"].map(OsString::from));
+        a.extend(
+            [
+                "-la",
+                "-lb",
+                "-lthree",
+                "-Wl,--enable-new-dtags",
+                "-Xlinker",
+                "-rpath",
+                "-Xlinker",
+            ]
+            .map(OsString::from),
+        );
         a.push(self.runpath());
         a
     }
@@ -82,7 +114,12 @@ impl Fixture {
         let err = stderr_of(&o);
         let line = err
             .lines()
-            .find(|l| l.trim_start().split(' ').next().is_some_and(|c| c.ends_with("/collect2")))
+            .find(|l| {
+                l.trim_start()
+                    .split(' ')
+                    .next()
+                    .is_some_and(|c| c.ends_with("/collect2"))
+            })
             .unwrap_or_else(|| panic!("no collect2 line in gcc -### output:\n{err}"));
         let words = shell_words::split(line).expect("parse collect2 line");
         let mut out_args = vec![];
@@ -139,7 +176,14 @@ enum Mode {
 }
 
 fn e2e(ld: &str, mode: Mode) {
-    for t in ["gcc", "patchelf", "strip", "objcopy", "readelf", linker_program(ld)] {
+    for t in [
+        "gcc",
+        "patchelf",
+        "strip",
+        "objcopy",
+        "readelf",
+        linker_program(ld),
+    ] {
         if common::require_tool(t).is_none() {
             return;
         }
@@ -153,12 +197,16 @@ fn e2e(ld: &str, mode: Mode) {
     // The un-noted twin, linked the same way without ldnote.
     match mode {
         Mode::Gcc | Mode::MulticallGcc => run_ok(Command::new("gcc").args(f.gcc_args(ld, &bare))),
-        Mode::Ld | Mode::MulticallLd => run_ok(Command::new(linker_program(ld)).args(f.ld_args(ld, &bare))),
+        Mode::Ld | Mode::MulticallLd => {
+            run_ok(Command::new(linker_program(ld)).args(f.ld_args(ld, &bare)))
+        }
     };
     assert!(note_desc(&bare).is_none());
 
     let o = match mode {
-        Mode::Gcc => run(ldnote_cmd().args(["link", "-v", "--", "gcc"]).args(f.gcc_args(ld, &out))),
+        Mode::Gcc => run(ldnote_cmd()
+            .args(["link", "-v", "--", "gcc"])
+            .args(f.gcc_args(ld, &out))),
         Mode::Ld => run(ldnote_cmd()
             .args(["link", "-v", "--", linker_program(ld)])
             .args(f.ld_args(ld, &out))),
@@ -171,7 +219,11 @@ fn e2e(ld: &str, mode: Mode) {
         }
         Mode::MulticallLd => {
             let mc = multicall_dir(l);
-            let name = if ld == "bfd" { "ld" } else { linker_program(ld) };
+            let name = if ld == "bfd" {
+                "ld"
+            } else {
+                linker_program(ld)
+            };
             run(Command::new(mc.join(name))
                 .env("PATH", path_with(&mc))
                 .env("LDNOTE_LOG", "1")
@@ -179,10 +231,17 @@ fn e2e(ld: &str, mode: Mode) {
         }
     };
     let log = stderr_of(&o);
-    assert!(o.status.success(), "{ld} {mode:?}: link failed ({}):\n{log}", o.status);
+    assert!(
+        o.status.success(),
+        "{ld} {mode:?}: link failed ({}):\n{log}",
+        o.status
+    );
     if let Mode::MulticallGcc | Mode::MulticallLd = mode {
         // The trace proves the wrapper really ran (not the real tool found first on PATH).
-        assert!(log.contains("ldnote"), "{ld} {mode:?}: no ldnote trace, was the wrapper bypassed?\n{log}");
+        assert!(
+            log.contains("ldnote"),
+            "{ld} {mode:?}: no ldnote trace, was the wrapper bypassed?\n{log}"
+        );
     }
 
     // It runs and prints what the libraries compute.
@@ -190,9 +249,14 @@ fn e2e(ld: &str, mode: Mode) {
     assert_eq!(stdout_of(&r), EXPECTED);
 
     // The loader finds the note, and it is exactly patchelf's for the twin.
-    let desc = note_desc(&out).unwrap_or_else(|| panic!("{ld} {mode:?}: no note found by the walk\n{log}"));
+    let desc = note_desc(&out)
+        .unwrap_or_else(|| panic!("{ld} {mode:?}: no note found by the walk\n{log}"));
     let twin = copy_as(&bare, "prog-bare-patchelf");
-    run_ok(Command::new("patchelf").arg("--build-resolution-cache").arg(&twin));
+    run_ok(
+        Command::new("patchelf")
+            .arg("--build-resolution-cache")
+            .arg(&twin),
+    );
     let want = note_desc(&twin).expect("patchelf note on the twin");
     assert_eq!(
         desc.escape_ascii().to_string(),
@@ -204,7 +268,11 @@ fn e2e(ld: &str, mode: Mode) {
     for (i, d) in f.dirs.iter().enumerate() {
         let so = ["liba.so.1", "libb.so", "libthree.so.2"][i];
         let e = [b"=", bytes(d), b"/", so.as_bytes()].concat();
-        assert!(desc.windows(e.len()).any(|w| w == e), "missing {}", e.escape_ascii());
+        assert!(
+            desc.windows(e.len()).any(|w| w == e),
+            "missing {}",
+            e.escape_ascii()
+        );
     }
 
     // Stripped copies keep it and still run.
@@ -223,25 +291,46 @@ fn e2e(ld: &str, mode: Mode) {
             c.arg(&copy).arg(&out);
         }
         run_ok(&mut c);
-        assert_eq!(note_desc(&copy).as_deref(), Some(&desc[..]), "{tool} {args:?} lost the note");
+        assert_eq!(
+            note_desc(&copy).as_deref(),
+            Some(&desc[..]),
+            "{tool} {args:?} lost the note"
+        );
         assert_eq!(stdout_of(&run_ok(&mut Command::new(&copy))), EXPECTED);
     }
 
     // readelf is silent on stderr (no warnings about the layout).
     let r = run(Command::new("readelf").args(["-a", "-W"]).arg(&out));
-    assert!(r.status.success() && r.stderr.is_empty(), "readelf -a -W: {}", stderr_of(&r));
+    assert!(
+        r.status.success() && r.stderr.is_empty(),
+        "readelf -a -W: {}",
+        stderr_of(&r)
+    );
 
     // ldnote check agrees.
     let r = run(ldnote_cmd().arg("check").arg(&out));
-    assert!(r.status.success(), "ldnote check: {}{}", stdout_of(&r), stderr_of(&r));
+    assert!(
+        r.status.success(),
+        "ldnote check: {}{}",
+        stdout_of(&r),
+        stderr_of(&r)
+    );
 
     // patchelf: already up to date, file unchanged.
     let before = std::fs::read(&out).expect("read");
-    let r = run(Command::new("patchelf").args(["--build-resolution-cache", "--debug"]).arg(&out));
+    let r = run(Command::new("patchelf")
+        .args(["--build-resolution-cache", "--debug"])
+        .arg(&out));
     assert!(r.status.success(), "patchelf: {}", stderr_of(&r));
     let said = format!("{}{}", stdout_of(&r), stderr_of(&r));
-    assert!(said.contains("already up to date"), "patchelf said:\n{said}");
-    assert!(std::fs::read(&out).expect("read") == before, "patchelf rewrote the file");
+    assert!(
+        said.contains("already up to date"),
+        "patchelf said:\n{said}"
+    );
+    assert!(
+        std::fs::read(&out).expect("read") == before,
+        "patchelf rewrote the file"
+    );
 
     let size = before.len();
     let bare_size = std::fs::metadata(&bare).expect("stat").len() as usize;

@@ -37,6 +37,8 @@ pub fn ldnote_cmd() -> Command {
         "LDNOTE_LOG",
         "LDNOTE_IMMUTABLE",
         "LDNOTE_LINKER",
+        "LDNOTE_GLIBC",
+        "LDNOTE_ACTIVE",
     ] {
         c.env_remove(k);
     }
