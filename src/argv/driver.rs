@@ -1,11 +1,14 @@
 //! Compiler-driver syntax (gcc, g++, clang, clang++ as far as linking is concerned).
 //!
-//! Linker options reach the linker three ways, all fed, in command-line order, into one
-//! [`LdParser`] so that a value may follow its option in a later argument (as with gcc, which
-//! passes them through in order): `-Wl,a,b,c` (split on every comma, no escaping), `-Xlinker a` /
-//! `--for-linker a` (taken whole), and driver options that gcc/clang translate (`-shared`, `-pie`,
-//! `-r`, `-L`, `-l`, `-o`, clang's `-rpath`). An `@file` inside `-Wl,`/`-Xlinker` is expanded the
-//! way the linker expands it.
+//! gcc (`%o` in its link spec) and clang (`AddLinkerInputs`) put input files, `-l` libraries,
+//! `-Wl,` pieces and `-Xlinker` values on the linker line in their command-line order, so all of
+//! these are fed, in order, into one [`LdParser`]: a linker option's value may come from a later
+//! `-Wl,`, `-Xlinker` or even an input operand, exactly as on the real linker line. `-Wl,a,b,c` is
+//! split on every comma (no escaping), `-Xlinker a`/`--for-linker a` is taken whole. An `@file`
+//! inside `-Wl,` is expanded the way the linker expands it; a bare `@file` argument, even after
+//! `-Xlinker`, was already expanded by the driver (libiberty `expandargv` expands every `@` word).
+//! The driver's own `-o`, `-L`, `-shared`, `-pie`, `-r`, `-static*`, clang's `-rpath` are read
+//! here directly.
 //!
 //! Options whose value is a separate argument (`-o X`, `-x c`, `-I dir`, `-include f`, `--param
 //! k=v`, `-Xclang X`, ...) are consumed so their value is neither an input nor an option. gcc's
@@ -216,7 +219,7 @@ pub(super) fn scan(args: &[OsString], facts: &mut Facts, cwd: &Path) -> Result<(
         let bytes = arg.as_bytes();
         if after_dashdash || !bytes.starts_with(b"-") || bytes == b"-" {
             // Sources, objects, archives, shared objects, or `-` (stdin source).
-            facts.inputs.push(arg.clone());
+            linker.feed_operand(arg, facts, cwd);
             continue;
         }
         if bytes == b"--" {
@@ -309,14 +312,19 @@ fn apply(
     linker: &mut LdParser,
     cwd: &Path,
 ) -> Result<(), ArgvError> {
-    let owned = value.to_owned();
+    let owned = || value.to_owned();
     match val {
-        Val::Output => facts.driver_output = Some(owned),
-        Val::Lib => facts.libs.push(owned),
-        Val::LibDir => facts.lib_dirs.push(owned),
-        Val::Rpath => facts.rpaths.push(owned),
-        Val::Sysroot => facts.sysroot = Some(owned),
-        Val::Target => facts.target = Some(owned),
+        Val::Output => facts.driver_output = Some(owned()),
+        Val::Lib => {
+            // Both `-lm` and `-l m` reach the linker as `-lm`, in place among the inputs.
+            let mut joined = OsString::from("-l");
+            joined.push(value);
+            linker.feed(&joined, facts, cwd);
+        }
+        Val::LibDir => facts.lib_dirs.push(owned()),
+        Val::Rpath => facts.rpaths.push(owned()),
+        Val::Sysroot => facts.sysroot = Some(owned()),
+        Val::Target => facts.target = Some(owned()),
         Val::Linker => feed_linker(linker, value, facts, cwd)?,
         Val::Ignore => {}
     }

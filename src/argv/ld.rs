@@ -5,7 +5,7 @@
 //! - long options take one or two dashes (`-rpath X`, `--rpath=X`, `-soname=X`); a long option with
 //!   a required value takes it joined with `=` or as the next argument;
 //! - a single-dash argument starting with `o` or `l` is always the short option (`-omagic` writes
-//!   the file `magic`, `-oformat binary` writes `ormat` and reads input `binary`, `-lib` links
+//!   the file `magic`, `-oformat binary` writes `format` and reads input `binary`, `-lib` links
 //!   `libib`); other short options with values take them joined or separate (`-melf_i386`,
 //!   `-m elf_i386`, `-znow`, `-Tscript.ld`), unless the whole word is a long option (`-Map`,
 //!   `-Ttext`);
@@ -293,6 +293,16 @@ impl LdParser {
             if let Some(flag) = short_flag(first) {
                 apply_flag(flag, facts);
             }
+        }
+    }
+
+    /// Read an argument that is an input file whatever it looks like (a driver operand such as
+    /// `-` or one after `--`); it still fills a pending option's value, as it would on the real
+    /// linker line.
+    pub(super) fn feed_operand(&mut self, arg: &OsStr, facts: &mut Facts, cwd: &Path) {
+        match self.pending.take() {
+            Some((val, _)) => apply_value(val, arg, facts, cwd),
+            None => facts.inputs.push(arg.to_owned()),
         }
     }
 
