@@ -14,6 +14,8 @@ use std::process::Command;
 
 #[path = "argv_table/cases.rs"]
 mod cases;
+#[path = "argv_table/real_link.rs"]
+mod real_link;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/argv")
