@@ -351,3 +351,51 @@ fn non_utf8_bytes_survive() {
         (vec![b(b"/\xff")], b(b"\xfe"), vec![b(b"x\x80.o")])
     );
 }
+
+/// Pseudo-random argv from a pool of troublesome tokens: `plan` never panics, is deterministic,
+/// and never plans a note for a run with nothing to link or no output name.
+#[test]
+fn random_argv_never_panics() {
+    let dir = workdir();
+    let pool: &[&[u8]] = &[
+        b"-o", b"-Wl,", b"-Wl,-rpath", b"-Xlinker", b"-R", b"libdir", b"syms.o", b"@self.rsp",
+        b"@sub/outer.rsp", b"@nope", b"-", b"--", b"-l", b"-L", b"-m", b"-shared", b"-static",
+        b"-r", b"-v", b"-c", b"--oformat", b"binary", b"a.o", b"\xff", b"", b"=", b"-rpath=",
+        b"--sysroot", b"-flavor", b"gnu", b",", b"-Wl,,,", b"-o/dev/null", b"--output=", b"-x",
+        b"-target", b"-static-pie", b"-pie", b"-print-", b"-M", b"-T", b"@", b"-Wl,@wl.rsp",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % bound as u64).expect("small")
+    };
+    for _ in 0..3000 {
+        let n = next(8);
+        let argv: Vec<OsString> = (0..n)
+            .map(|_| {
+                let mut arg = pool[next(pool.len())].to_vec();
+                if next(3) == 0 {
+                    arg.extend_from_slice(pool[next(pool.len())]);
+                }
+                OsString::from_vec(arg)
+            })
+            .collect();
+        for kind in [D, L] {
+            let first = plan(kind, &argv, dir.path());
+            let second = plan(kind, &argv, dir.path());
+            match (&first, &second) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{argv:?}");
+                    if a.skip.is_none() {
+                        assert!(!(a.inputs.is_empty() && a.libs.is_empty()), "{argv:?}: {a:?}");
+                        assert!(!a.output.is_empty(), "{argv:?}: {a:?}");
+                    }
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                _ => panic!("nondeterministic for {argv:?}: {first:?} vs {second:?}"),
+            }
+        }
+    }
+}
