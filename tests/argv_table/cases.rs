@@ -357,6 +357,7 @@ fn non_utf8_bytes_survive() {
 #[test]
 fn random_argv_never_panics() {
     let dir = workdir();
+    #[rustfmt::skip]
     let pool: &[&[u8]] = &[
         b"-o", b"-Wl,", b"-Wl,-rpath", b"-Xlinker", b"-R", b"libdir", b"syms.o", b"@self.rsp",
         b"@sub/outer.rsp", b"@nope", b"-", b"--", b"-l", b"-L", b"-m", b"-shared", b"-static",
@@ -389,7 +390,10 @@ fn random_argv_never_panics() {
                 (Ok(a), Ok(b)) => {
                     assert_eq!(a, b, "{argv:?}");
                     if a.skip.is_none() {
-                        assert!(!(a.inputs.is_empty() && a.libs.is_empty()), "{argv:?}: {a:?}");
+                        assert!(
+                            !(a.inputs.is_empty() && a.libs.is_empty()),
+                            "{argv:?}: {a:?}"
+                        );
                         assert!(!a.output.is_empty(), "{argv:?}: {a:?}");
                     }
                 }
