@@ -287,6 +287,49 @@ fn errors() {
     }
 }
 
+/// A pipe (`@/dev/fd/63` from nixpkgs' `@<(printf ...)`) or FIFO must not be read: that would
+/// consume the real tool's arguments. It is reported without ever being opened.
+#[test]
+fn pipe_response_file_is_left_unread() {
+    let dir = workdir();
+    let fifo = dir.path().join("fifo.rsp");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success();
+    assert!(ok, "mkfifo failed");
+    // Opening a FIFO for reading with no writer would block: finishing at all shows it was not.
+    for kind in [D, L] {
+        match plan_err(kind, &["a.o", "@fifo.rsp"], dir.path()) {
+            ArgvError::Rsp(RspError::NotRegularFile { path }) => assert_eq!(path, fifo),
+            e => panic!("wrong error {e:?}"),
+        }
+    }
+    // Also through `-Wl,@file`, which the linker would read.
+    let e = plan_err(D, &["a.o", "-Wl,@fifo.rsp"], dir.path());
+    assert!(
+        matches!(e, ArgvError::Rsp(RspError::NotRegularFile { .. })),
+        "{e:?}"
+    );
+    // A real pipe, as bash's process substitution passes it.
+    let mut child = std::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn cat");
+    let pid = child.id();
+    let pipe = format!("@/proc/{pid}/fd/0");
+    let e = plan_err(D, &["a.o", &pipe], dir.path());
+    assert!(
+        matches!(e, ArgvError::Rsp(RspError::NotRegularFile { .. })),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("would consume"), "{e}");
+    drop(child.stdin.take());
+    child.wait().expect("wait cat");
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
