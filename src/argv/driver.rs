@@ -28,7 +28,7 @@ enum Val {
     Output,
     Lib,
     LibDir,
-    /// clang `-rpath X`, forwarded to the linker as `-rpath X`.
+    /// clang `-rpath X`, forwarded to the linker as `-rpath X` among the linker inputs.
     Rpath,
     Sysroot,
     Target,
@@ -240,7 +240,11 @@ fn apply(
             linker.feed(&joined, facts, cwd);
         }
         Val::LibDir => facts.lib_dirs.push(owned()),
-        Val::Rpath => facts.rpaths.push(owned()),
+        Val::Rpath => {
+            // clang renders `-rpath X` among the linker inputs, in command-line order.
+            linker.feed(OsStr::new("-rpath"), facts, cwd);
+            linker.feed_operand(value, facts, cwd);
+        }
         Val::Sysroot => facts.sysroot = Some(owned()),
         Val::Target => facts.target = Some(owned()),
         Val::Linker => feed_linker(linker, value, facts, cwd)?,
