@@ -418,6 +418,40 @@ fn real_aarch64_cross_gcc_line() {
     );
 }
 
+/// The other Debian cross compilers: each line names its own emulation and sysroot.
+#[test]
+fn real_other_cross_gcc_lines() {
+    let crosses = [
+        ("i686-linux-gnu", "elf_i386"),
+        ("riscv64-linux-gnu", "elf64lriscv"),
+        ("arm-linux-gnueabihf", "armelf_linux_eabi"),
+        ("powerpc64le-linux-gnu", "elf64lppc"),
+        ("s390x-linux-gnu", "elf64_s390"),
+    ];
+    for (triple, emulation) in crosses {
+        let tool = format!("{triple}-gcc");
+        real_case(
+            &format!("{triple}-gcc.collect2.args"),
+            &tool,
+            |d| {
+                c_source(d);
+                capture_dash3(&tool, &["hello.c", "-o", "hello-x", "-Wl,-rpath,/opt/x"], d)
+            },
+            Facts {
+                kind: ToolKind::Linker,
+                output_name: "hello-x",
+                rpaths: &["/opt/x"],
+                new_dtags: None,
+                sysroot: Some("/"),
+                emulation: Some(emulation),
+                shared: false,
+                pie: Some(true),
+                libs: &["c"],
+            },
+        );
+    }
+}
+
 #[test]
 fn real_rustc_bin_line() {
     real_case(
