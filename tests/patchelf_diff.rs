@@ -25,7 +25,10 @@ enum Expect<'a> {
     Contains(Vec<&'a [u8]>),
 }
 
-/// The core differential check; returns the (shared) descriptor.
+/// The core differential check; returns patchelf's descriptor.
+///
+/// Order: patchelf on a copy; the layout check (`expect`); the link-time twin, when the case
+/// built one; `ldnote patch` on another copy; cross-acceptance of each other's notes.
 fn differential(l: &Layout, built: &Path, expect: Expect) -> Option<Vec<u8>> {
     common::require_tool("patchelf")?;
     let original = std::fs::read(built).expect("read built");
@@ -35,38 +38,16 @@ fn differential(l: &Layout, built: &Path, expect: Expect) -> Option<Vec<u8>> {
     );
     let pe = copy_as(built, "noted-by-patchelf");
     let ln = copy_as(built, "noted-by-ldnote");
+    let esc = |d: &Option<Vec<u8>>| d.as_deref().map(|d| d.escape_ascii().to_string());
 
-    // Both run with the layout root as cwd, so relative components could only be resolved
-    // against it by mistake (the loader resolves them against the process cwd at run time).
+    // Both writers run with the layout root as cwd, so relative components could only be
+    // resolved against it by mistake (the loader resolves them against its cwd at run time).
     let o = run(Command::new("patchelf")
         .arg("--build-resolution-cache")
         .arg(&pe)
         .current_dir(l.root()));
     assert!(o.status.success(), "patchelf failed: {}", stderr_of(&o));
-    let o = run(ldnote_cmd().arg("patch").arg(&ln).current_dir(l.root()));
-    assert!(
-        o.status.success(),
-        "ldnote patch failed ({}): {}{}",
-        o.status,
-        stdout_of(&o),
-        stderr_of(&o)
-    );
-
     let dpe = note_desc(&pe);
-    let dln = note_desc(&ln);
-    assert_eq!(
-        dpe.as_deref()
-            .map(<[u8]>::escape_ascii)
-            .map(|e| e.to_string()),
-        dln.as_deref()
-            .map(<[u8]>::escape_ascii)
-            .map(|e| e.to_string()),
-        "descriptors differ for {}\n{}patchelf:\n{}\nldnote:\n{}",
-        built.display(),
-        readelf_dynamic(built),
-        pretty_desc(dpe.as_deref()),
-        pretty_desc(dln.as_deref()),
-    );
 
     match expect {
         Expect::NoNote => {
@@ -74,11 +55,6 @@ fn differential(l: &Layout, built: &Path, expect: Expect) -> Option<Vec<u8>> {
                 dpe.is_none(),
                 "expected no note, patchelf wrote:\n{}",
                 pretty_desc(dpe.as_deref())
-            );
-            // Nothing to record: ldnote must not have touched the file.
-            assert!(
-                std::fs::read(&ln).expect("read") == original,
-                "ldnote changed a file it did not note"
             );
         }
         Expect::Contains(parts) => {
@@ -96,7 +72,59 @@ fn differential(l: &Layout, built: &Path, expect: Expect) -> Option<Vec<u8>> {
         }
     }
 
-    if dln.is_some() {
+    // The link-time twin (same link through `ldnote link`) carries exactly patchelf's note too,
+    // and patchelf, run on it as nixpkgs' fixup hook would, leaves it alone.
+    let twin = PathBuf::from(cat(&[bytes(built), LINKED_TWIN.as_bytes()]));
+    if twin.exists() {
+        let dt = note_desc(&twin);
+        assert_eq!(
+            esc(&dpe),
+            esc(&dt),
+            "link-time note differs for {}\npatchelf:\n{}\nldnote link:\n{}",
+            twin.display(),
+            pretty_desc(dpe.as_deref()),
+            pretty_desc(dt.as_deref()),
+        );
+        let before = std::fs::read(&twin).expect("read");
+        let o = patchelf_cache(&twin);
+        assert!(
+            o.status.success(),
+            "patchelf rejects the link-time note: {}",
+            stderr_of(&o)
+        );
+        if dt.is_some() {
+            assert!(
+                std::fs::read(&twin).expect("read") == before,
+                "patchelf rewrote the link-time output"
+            );
+        }
+    }
+
+    let o = run(ldnote_cmd().arg("patch").arg(&ln).current_dir(l.root()));
+    assert!(
+        o.status.success(),
+        "ldnote patch failed ({}): {}{}",
+        o.status,
+        stdout_of(&o),
+        stderr_of(&o)
+    );
+    let dln = note_desc(&ln);
+    assert_eq!(
+        esc(&dpe),
+        esc(&dln),
+        "descriptors differ for {}\n{}patchelf:\n{}\nldnote patch:\n{}",
+        built.display(),
+        readelf_dynamic(built),
+        pretty_desc(dpe.as_deref()),
+        pretty_desc(dln.as_deref()),
+    );
+    if dln.is_none() {
+        // Nothing to record: ldnote must not have touched the file.
+        assert!(
+            std::fs::read(&ln).expect("read") == original,
+            "ldnote changed a file it did not note"
+        );
+    } else {
         // Cross-acceptance: patchelf leaves ldnote's note alone, ldnote's check accepts patchelf's.
         let before = std::fs::read(&ln).expect("read");
         let o = patchelf_cache(&ln);
@@ -148,7 +176,7 @@ case!(runpath_two_libs_two_dirs, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -166,7 +194,7 @@ case!(rpath_instead_of_runpath, |l| {
         .input(&a)
         .runpath(&rp)
         .tag(Tag::Rpath)
-        .build("prog");
+        .build_twins("prog");
     assert!(
         readelf_dynamic(&out).contains("(RPATH)"),
         "{}",
@@ -181,7 +209,7 @@ case!(rpath_instead_of_runpath, |l| {
 
 case!(no_run_path_no_note, |l| {
     let a = l.lib_in("d1", "liba.so");
-    let out = Link::program(&l).input(&a).build("prog");
+    let out = Link::program(&l).input(&a).build_twins("prog");
     differential(&l, &out, Expect::NoNote);
 });
 
@@ -190,7 +218,7 @@ case!(no_needed_no_note, |l| {
     let out = Link::shared(&l)
         .arg("-nostdlib")
         .runpath(l.pb("d1"))
-        .build("libnoneeded.so");
+        .build_twins("libnoneeded.so");
     assert!(!readelf_dynamic(&out).contains("NEEDED"));
     differential(&l, &out, Expect::NoNote);
 });
@@ -203,7 +231,7 @@ case!(nothing_found_no_note, |l| {
     let out = Link::program(&l)
         .input(&a)
         .runpath(join_rp(&[&l.pb("e1"), &l.pb("e2")]))
-        .build("prog");
+        .build_twins("prog");
     differential(&l, &out, Expect::NoNote);
 });
 
@@ -214,7 +242,7 @@ case!(shared_library_as_noted_object, |l| {
     let out = Link::shared(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("out/libnoted.so");
+        .build_twins("out/libnoted.so");
     differential(
         &l,
         &out,
@@ -232,7 +260,7 @@ case!(non_pie_executable, |l| {
         .input(&a)
         .runpath(l.pb("d1"))
         .arg("-no-pie")
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -245,7 +273,10 @@ case!(non_pie_executable, |l| {
 case!(origin_token, |l| {
     let a = l.lib_in("lib", "liba.so");
     let rp = join_rp(&[b"$ORIGIN/../lib", &l.pb("lib")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("bin/prog");
+    let out = Link::program(&l)
+        .input(&a)
+        .runpath(&rp)
+        .build_twins("bin/prog");
     differential(
         &l,
         &out,
@@ -256,14 +287,17 @@ case!(origin_token, |l| {
 case!(origin_braced_token, |l| {
     let a = l.lib_in("lib", "liba.so");
     let rp = join_rp(&[&l.pb("lib"), b"${ORIGIN}/../lib"]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("bin/prog");
+    let out = Link::program(&l)
+        .input(&a)
+        .runpath(&rp)
+        .build_twins("bin/prog");
     differential(&l, &out, Expect::Contains(vec![b"?${ORIGIN}/../lib"]));
 });
 
 case!(lib_token, |l| {
     let a = l.lib_in("x/lib64", "liba.so");
     let rp = join_rp(&[&[&l.pb("x")[..], b"/$LIB"].concat(), &l.pb("x/lib64")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(
         &l,
         &out,
@@ -274,7 +308,7 @@ case!(lib_token, |l| {
 case!(platform_token, |l| {
     let a = l.lib_in("p/d", "liba.so");
     let rp = join_rp(&[&[&l.pb("p")[..], b"/$PLATFORM/lib"].concat(), &l.pb("p/d")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(&l, &out, Expect::Contains(vec![b"/$PLATFORM/lib:"]));
 });
 
@@ -283,7 +317,7 @@ case!(platform_token, |l| {
 case!(empty_leading_component, |l| {
     let a = l.lib_in("d1", "liba.so");
     let rp = [b":", &l.pb("d1")[..]].concat();
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(&l, &out, Expect::Contains(vec![b"liba.so\0?:="]));
 });
 
@@ -294,7 +328,7 @@ case!(empty_middle_component, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -305,13 +339,16 @@ case!(empty_middle_component, |l| {
 case!(empty_trailing_component, |l| {
     let a = l.lib_in("d1", "liba.so");
     let rp = [&l.pb("d1")[..], b":"].concat();
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(&l, &out, Expect::Contains(vec![b"liba.so:?\0"]));
 });
 
 case!(only_empty_components, |l| {
     let a = l.lib_in("d1", "liba.so");
-    let out = Link::program(&l).input(&a).runpath(b"::").build("prog");
+    let out = Link::program(&l)
+        .input(&a)
+        .runpath(b"::")
+        .build_twins("prog");
     differential(&l, &out, Expect::Contains(vec![b"liba.so\0?:?:?\0"]));
 });
 
@@ -319,14 +356,14 @@ case!(relative_dirs, |l| {
     // `lib` and `./lib` exist relative to the cwd of both writers; they must stay hints.
     let a = l.lib_in("lib", "liba.so");
     let rp = join_rp(&[b"lib", b"./lib", b"../lib", &l.pb("lib")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(&l, &out, Expect::Contains(vec![b"?lib:?./lib:?../lib:="]));
 });
 
 case!(absent_dirs, |l| {
     let a = l.lib_in("d1", "liba.so");
     let rp = join_rp(&[&l.pb("absent"), &l.pb("d1"), &l.pb("d1/absent/deeper")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(
         &l,
         &out,
@@ -338,7 +375,7 @@ case!(regular_file_component, |l| {
     let a = l.lib_in("d1", "liba.so");
     l.write("afile", b"not a directory\n");
     let rp = join_rp(&[&l.pb("afile"), &l.pb("d1")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(
         &l,
         &out,
@@ -354,7 +391,7 @@ case!(glibc_hwcaps_subdirectory, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -372,7 +409,7 @@ case!(trailing_slash_dirs, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -391,7 +428,7 @@ case!(dotdot_and_symlinked_dir_not_normalised, |l| {
         &[&l.pb("other")[..], b"/../real"].concat(),
         &l.pb("linkdir"),
     ]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     differential(
         &l,
         &out,
@@ -413,7 +450,7 @@ case!(dir_names_with_space_and_non_utf8, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -429,7 +466,7 @@ case!(same_soname_in_several_dirs_all_recorded, |l| {
     l.lib_in("d4", "libdup.so.3");
     l.mkdir("d2");
     let rp = join_rp(&[&l.pb("d1"), &l.pb("d2"), &l.pb("d3"), &l.pb("d4")]);
-    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let out = Link::program(&l).input(&a).runpath(&rp).build_twins("prog");
     let want = [
         &entry("=", &l.p("d1"), "libdup.so.3")[..],
         b":",
@@ -448,7 +485,7 @@ case!(run_path_lists_one_dir_many_times, |l| {
     let out = Link::program(&l)
         .input(&a)
         .runpath(join_rp(&parts))
-        .build("prog");
+        .build_twins("prog");
     let e = entry("=", &l.p("d1"), "liba.so");
     let want = [&e[..], b":", &e[..], b":", &e[..]].concat();
     differential(&l, &out, Expect::Contains(vec![&want]));
@@ -466,7 +503,7 @@ case!(symlinked_libs, |l| {
     let out = Link::program(&l)
         .inputs([l.p("d1/libsym.so.1"), l.p("d2/libother.so.4"), dangling])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -484,7 +521,7 @@ case!(needed_with_slash_not_recorded, |l| {
     let out = Link::program(&l)
         .inputs([&noso, &a])
         .runpath(l.pb("d1"))
-        .build("prog");
+        .build_twins("prog");
     assert!(
         readelf_dynamic(&out).contains("/libnoso.so]"),
         "{}",
@@ -504,7 +541,7 @@ case!(only_slash_needed_no_note, |l| {
         .arg("-nostdlib")
         .input(&noso)
         .runpath(l.pb("d1"))
-        .build("libx.so");
+        .build_twins("libx.so");
     differential(&l, &out, Expect::NoNote);
 });
 
@@ -537,7 +574,7 @@ case!(two_sonames_for_one_library, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(l.pb("d1"))
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -565,7 +602,7 @@ case!(sonames_sort_bytewise, |l| {
     let out = Link::program(&l)
         .inputs(&libs)
         .runpath([&l.pb("d1")[..], b":"].concat())
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -614,7 +651,7 @@ case!(hundred_and_ten_libs_in_hundred_and_ten_dirs, |l| {
     let out = Link::program(&l)
         .inputs(&libs)
         .runpath(join_rp(&refs))
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,
@@ -639,7 +676,7 @@ case!(hints_and_matches_interleave_in_run_path_order, |l| {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     let want = [
         &entry("=", &l.p("d1"), "liba.so")[..],
         b":?$ORIGIN:?",
@@ -664,7 +701,7 @@ fn cross_case(cc: &str) {
     let out = Link::program(&l)
         .inputs([&a, &b])
         .runpath(&rp)
-        .build("prog");
+        .build_twins("prog");
     differential(
         &l,
         &out,

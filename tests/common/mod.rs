@@ -359,6 +359,30 @@ impl<'a> Link<'a> {
     }
 }
 
+/// Suffix of the twin that [`Link::build_twins`] links through `ldnote link`.
+pub const LINKED_TWIN: &str = ".ldnote-linked";
+
+impl Link<'_> {
+    /// Link twice with the same arguments: plainly to `rel` (returned) and through
+    /// `ldnote link -- <cc>` to `rel` + [`LINKED_TWIN`], so a test can compare the link-time note
+    /// with what patchelf writes on the plain one.
+    pub fn build_twins(&self, rel: &str) -> PathBuf {
+        let out = self.build(rel);
+        let twin = self.layout.p(format!("{rel}{LINKED_TWIN}"));
+        let o = run(ldnote_cmd()
+            .args(["link", "-v", "--"])
+            .arg(&self.layout.cc)
+            .args(self.args(&twin)));
+        assert!(
+            o.status.success(),
+            "ldnote link failed ({}):\n{}",
+            o.status,
+            stderr_of(&o)
+        );
+        out
+    }
+}
+
 /// One note of a PT_NOTE segment, as the loader's walk sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalkedNote {
