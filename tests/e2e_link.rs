@@ -173,7 +173,18 @@ enum Mode {
     MulticallGcc,
     /// `ld.X <ld arguments>` through the multicall symlink.
     MulticallLd,
+    /// `ldnote link -- gcc -fuse-ld=X` with a distribution-style hardened, size-optimised link:
+    /// `--gc-sections`, `-z now`, `-z relro`, sha1 build id, `-s`.
+    GccHardened,
 }
+
+const HARDENED: [&str; 5] = [
+    "-Wl,--gc-sections",
+    "-Wl,-z,now",
+    "-Wl,-z,relro",
+    "-Wl,--build-id=sha1",
+    "-s",
+];
 
 fn e2e(ld: &str, mode: Mode) {
     for t in [
@@ -197,6 +208,11 @@ fn e2e(ld: &str, mode: Mode) {
     // The un-noted twin, linked the same way without ldnote.
     match mode {
         Mode::Gcc | Mode::MulticallGcc => run_ok(Command::new("gcc").args(f.gcc_args(ld, &bare))),
+        Mode::GccHardened => run_ok(
+            Command::new("gcc")
+                .args(f.gcc_args(ld, &bare))
+                .args(HARDENED),
+        ),
         Mode::Ld | Mode::MulticallLd => {
             run_ok(Command::new(linker_program(ld)).args(f.ld_args(ld, &bare)))
         }
@@ -207,6 +223,10 @@ fn e2e(ld: &str, mode: Mode) {
         Mode::Gcc => run(ldnote_cmd()
             .args(["link", "-v", "--", "gcc"])
             .args(f.gcc_args(ld, &out))),
+        Mode::GccHardened => run(ldnote_cmd()
+            .args(["link", "-v", "--", "gcc"])
+            .args(f.gcc_args(ld, &out))
+            .args(HARDENED)),
         Mode::Ld => run(ldnote_cmd()
             .args(["link", "-v", "--", linker_program(ld)])
             .args(f.ld_args(ld, &out))),
@@ -367,4 +387,27 @@ e2e_tests! {
     mold_direct: "mold", Ld;
     mold_multicall_gcc: "mold", MulticallGcc;
     mold_multicall_ld: "mold", MulticallLd;
+    bfd_hardened: "bfd", GccHardened;
+    gold_hardened: "gold", GccHardened;
+    lld_hardened: "lld", GccHardened;
+    mold_hardened: "mold", GccHardened;
+}
+
+#[test]
+fn disabled_is_pure_pass_through() {
+    // LDNOTE_DISABLE=1: the output is byte for byte the bare link's.
+    if common::require_tool("gcc").is_none() {
+        return;
+    }
+    let f = fixture();
+    let bare = f.l.p("bare");
+    let out = f.l.p("disabled");
+    run_ok(Command::new("gcc").args(f.gcc_args("bfd", &bare)));
+    run_ok(
+        ldnote_cmd()
+            .env("LDNOTE_DISABLE", "1")
+            .args(["link", "--", "gcc"])
+            .args(f.gcc_args("bfd", &out)),
+    );
+    assert!(std::fs::read(&bare).expect("read") == std::fs::read(&out).expect("read"));
 }
