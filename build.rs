@@ -16,8 +16,14 @@ fn main() {
     let mut src = String::from("/// (file name, contents) of every embedded target.\npub const EMBEDDED: &[(&str, &str)] = &[\n");
     for p in names {
         println!("cargo:rerun-if-changed={}", p.display());
-        let file = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        src.push_str(&format!("    ({file:?}, include_str!({:?})),\n", p.display().to_string()));
+        let file = p
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        src.push_str(&format!(
+            "    ({file:?}, include_str!({:?})),\n",
+            p.display().to_string()
+        ));
     }
     src.push_str("];\n");
     let out = Path::new(&env::var("OUT_DIR").unwrap_or_default()).join("targets.rs");

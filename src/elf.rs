@@ -113,14 +113,16 @@ pub fn read<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {
     match FileKind::parse(data) {
         Ok(FileKind::Elf32) => read_as::<elf::FileHeader32<Endianness>, R>(data),
         Ok(FileKind::Elf64) => read_as::<elf::FileHeader64<Endianness>, R>(data),
-        Ok(_) | Err(_) if data.read_bytes_at(0, 4).is_ok_and(|m| m == elf::ELFMAG) => {
-            Err(ElfError::Malformed("unsupported or truncated ELF header".into()))
-        }
+        Ok(_) | Err(_) if data.read_bytes_at(0, 4).is_ok_and(|m| m == elf::ELFMAG) => Err(
+            ElfError::Malformed("unsupported or truncated ELF header".into()),
+        ),
         _ => Err(ElfError::NotElf),
     }
 }
 
-fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {
+fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    data: R,
+) -> Result<ElfInfo, ElfError> {
     let hdr = H::parse(data)?;
     let endian = hdr.endian()?;
     let ident = Ident {
@@ -131,7 +133,10 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(data: R
         osabi: hdr.e_ident().os_abi,
     };
     let phdrs = hdr.program_headers(endian, data)?;
-    let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD).collect();
+    let loads: Vec<_> = phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .collect();
     let to_u64 = |v: H::Word| -> u64 { v.into() };
     let covered = |off: u64, len: u64| {
         loads.iter().any(|l| {
@@ -143,7 +148,8 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(data: R
         loads.iter().find_map(|l| {
             let va = to_u64(l.p_vaddr(endian));
             let fs = to_u64(l.p_filesz(endian));
-            (addr >= va && addr < va.saturating_add(fs)).then(|| addr - va + to_u64(l.p_offset(endian)))
+            (addr >= va && addr < va.saturating_add(fs))
+                .then(|| addr - va + to_u64(l.p_offset(endian)))
         })
     };
 
@@ -164,7 +170,9 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(data: R
         match ph.p_type(endian) {
             elf::PT_DYNAMIC => {
                 info.dynamic = true;
-                let Some(dyns) = ph.dynamic(endian, data)? else { continue };
+                let Some(dyns) = ph.dynamic(endian, data)? else {
+                    continue;
+                };
                 read_dynamic::<H, R>(dyns, endian, data, &vaddr_to_off, &mut info)?;
             }
             elf::PT_NOTE => {
@@ -221,15 +229,19 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         }
     }
     let (Some(addr), Some(size)) = (strtab, strsz) else {
-        return Err(ElfError::Malformed("dynamic section without DT_STRTAB/DT_STRSZ".into()));
+        return Err(ElfError::Malformed(
+            "dynamic section without DT_STRTAB/DT_STRSZ".into(),
+        ));
     };
-    let off = vaddr_to_off(addr).ok_or_else(|| ElfError::Malformed("DT_STRTAB is not mapped".into()))?;
+    let off =
+        vaddr_to_off(addr).ok_or_else(|| ElfError::Malformed("DT_STRTAB is not mapped".into()))?;
     let table = data
         .read_bytes_at(off, size)
         .map_err(|()| ElfError::Malformed("DT_STRTAB outside the file".into()))?;
     let string = |v: u64| -> Result<Vec<u8>, ElfError> {
         let start = usize::try_from(v).ok().filter(|s| *s < table.len());
-        let start = start.ok_or_else(|| ElfError::Malformed("dynamic string offset out of range".into()))?;
+        let start = start
+            .ok_or_else(|| ElfError::Malformed("dynamic string offset out of range".into()))?;
         let rest = &table[start..];
         let end = rest
             .iter()
@@ -255,8 +267,15 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
 
 /// Walk one PT_NOTE segment like glibc's `_dl_process_pt_gnu_property`: note by note, padding
 /// name and descriptor to the segment's `p_align` (at least 4). Records every resolution note.
-fn walk_notes<'data, R: ReadRef<'data>>(data: R, seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
-    let Ok(bytes) = data.read_bytes_at(seg.offset, seg.filesz) else { return };
+fn walk_notes<'data, R: ReadRef<'data>>(
+    data: R,
+    seg: &NoteSegment,
+    be: bool,
+    out: &mut Vec<FoundNote>,
+) {
+    let Ok(bytes) = data.read_bytes_at(seg.offset, seg.filesz) else {
+        return;
+    };
     walk_segment(bytes, seg, be, out);
 }
 
@@ -266,18 +285,26 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
     let align = seg.align.max(4);
     let rd = |o: usize| -> Option<u64> {
         let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
-        Some(u64::from(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }))
+        Some(u64::from(if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }))
     };
     let up = |v: u64| v.div_ceil(align) * align;
     let mut pos: u64 = 0;
     while pos + 12 <= bytes.len() as u64 {
         let p = pos as usize;
-        let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else { return };
+        let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else {
+            return;
+        };
         let name_off = pos + 12;
         let desc_off = up(name_off + namesz);
         let next = up(desc_off + descsz);
         let name_ok = namesz == 6
-            && bytes.get(name_off as usize..name_off as usize + 6).is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
+            && bytes
+                .get(name_off as usize..name_off as usize + 6)
+                .is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
         if name_ok {
             out.push(FoundNote {
                 n_type: ty as u32,

@@ -163,14 +163,18 @@ impl FakeFs {
     /// Add a file with contents (and its parent directories).
     pub fn file(&mut self, path: &str, data: &[u8]) -> &mut Self {
         self.parents(path.as_bytes());
-        self.nodes.insert(path.as_bytes().to_vec(), FakeNode::File(data.to_vec()));
+        self.nodes
+            .insert(path.as_bytes().to_vec(), FakeNode::File(data.to_vec()));
         self
     }
 
     /// Add a symlink `path -> target`.
     pub fn link(&mut self, path: &str, target: &str) -> &mut Self {
         self.parents(path.as_bytes());
-        self.nodes.insert(path.as_bytes().to_vec(), FakeNode::Link(target.as_bytes().to_vec()));
+        self.nodes.insert(
+            path.as_bytes().to_vec(),
+            FakeNode::Link(target.as_bytes().to_vec()),
+        );
         self
     }
 }
@@ -243,7 +247,10 @@ const MAX_LINKS: usize = 40;
 impl<F: Fs> Sysroot<F> {
     /// Wrap a filesystem.
     pub fn new(fs: F) -> Self {
-        Sysroot { fs, dirs: HashMap::new() }
+        Sysroot {
+            fs,
+            dirs: HashMap::new(),
+        }
     }
 
     /// The underlying filesystem.
@@ -338,7 +345,10 @@ mod tests {
             .link("/usr/lib/esc", "../../../../etc")
             .dir("/etc");
         let s = Sysroot::new(f);
-        assert_eq!(s.resolve(b"/lib/libx.so.1").expect("ok"), b"/usr/lib/real/libx.so.1");
+        assert_eq!(
+            s.resolve(b"/lib/libx.so.1").expect("ok"),
+            b"/usr/lib/real/libx.so.1"
+        );
         assert_eq!(s.resolve(b"/usr/lib/esc").expect("ok"), b"/etc");
     }
 

@@ -103,7 +103,16 @@ fn lossy(b: &[u8]) -> String {
 impl<F: Fs> Resolver<F> {
     /// A resolver over `fs` with `policy`.
     pub fn new(fs: F, policy: Policy) -> Self {
-        Resolver { root: Sysroot::new(fs), policy, listings: HashMap::new() }
+        Resolver {
+            root: Sysroot::new(fs),
+            policy,
+            listings: HashMap::new(),
+        }
+    }
+
+    /// Change the policy (it depends on each object's target); listings stay cached.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
     }
 
     /// Compute the entries for an object with these DT_NEEDED names and this run path
@@ -119,7 +128,12 @@ impl<F: Fs> Resolver<F> {
     ///   Files it would skip (other class, machine, float ABI) are left out, as the loader
     ///   goes on past them; files it would reject fatally become `?component` for that name
     ///   so the note-aware loader meets the same file and fails the same way.
-    pub fn resolve(&mut self, needed: &[Vec<u8>], search_path: &[u8], acc: &Acceptance) -> Resolution {
+    pub fn resolve(
+        &mut self,
+        needed: &[Vec<u8>],
+        search_path: &[u8],
+        acc: &Acceptance,
+    ) -> Resolution {
         let mut res = Resolution::default();
         let mut searched: Vec<&[u8]> = Vec::new();
         for n in needed {
@@ -134,9 +148,15 @@ impl<F: Fs> Resolver<F> {
         }
         for comp in search_path.split(|b| *b == b':') {
             if let Some(why) = self.hint_reason(comp) {
-                res.events.push(Event::Hint { dir: lossy(comp), why });
+                res.events.push(Event::Hint {
+                    dir: lossy(comp),
+                    why,
+                });
                 for n in &searched {
-                    res.entries.entry(n.to_vec()).or_default().push(Entry::Hint(comp.to_vec()));
+                    res.entries
+                        .entry(n.to_vec())
+                        .or_default()
+                        .push(Entry::Hint(comp.to_vec()));
                 }
                 continue;
             }
@@ -147,13 +167,28 @@ impl<F: Fs> Resolver<F> {
                 match self.candidate(comp, n, &path, acc) {
                     None => {}
                     Some(Verdict::Accept) => {
-                        res.events.push(Event::Found { soname: lossy(n), path: lossy(&path) });
-                        res.entries.entry(n.to_vec()).or_default().push(Entry::Exact(path));
+                        res.events.push(Event::Found {
+                            soname: lossy(n),
+                            path: lossy(&path),
+                        });
+                        res.entries
+                            .entry(n.to_vec())
+                            .or_default()
+                            .push(Entry::Exact(path));
                     }
-                    Some(Verdict::Skip(why)) => res.events.push(Event::Skipped { path: lossy(&path), why }),
+                    Some(Verdict::Skip(why)) => res.events.push(Event::Skipped {
+                        path: lossy(&path),
+                        why,
+                    }),
                     Some(Verdict::Fatal(why)) => {
-                        res.events.push(Event::Fatal { path: lossy(&path), why });
-                        res.entries.entry(n.to_vec()).or_default().push(Entry::Hint(comp.to_vec()));
+                        res.events.push(Event::Fatal {
+                            path: lossy(&path),
+                            why,
+                        });
+                        res.entries
+                            .entry(n.to_vec())
+                            .or_default()
+                            .push(Entry::Hint(comp.to_vec()));
                     }
                 }
             }
@@ -196,7 +231,12 @@ impl<F: Fs> Resolver<F> {
                 legacy
                     .iter()
                     .find(|l| names.contains_key(l.as_slice()))
-                    .map(|l| format!("has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)", lossy(l)))
+                    .map(|l| {
+                        format!(
+                            "has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)",
+                            lossy(l)
+                        )
+                    })
             }
         }
     }
@@ -208,7 +248,9 @@ impl<F: Fs> Resolver<F> {
                 Some(real) => match self.root.fs().list(&real) {
                     Ok(names) => Listing::Names(names.into_iter().collect()),
                     Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Listing::Probe,
-                    Err(e) => Listing::Missing(format!("absent or not a searchable directory ({e})")),
+                    Err(e) => {
+                        Listing::Missing(format!("absent or not a searchable directory ({e})"))
+                    }
                 },
             };
             self.listings.insert(comp.to_vec(), l);
@@ -220,13 +262,21 @@ impl<F: Fs> Resolver<F> {
     }
 
     /// The loader's verdict on `comp/name`, or `None` when there is no such (openable) file.
-    fn candidate(&mut self, comp: &[u8], name: &[u8], path: &[u8], acc: &Acceptance) -> Option<Verdict> {
+    fn candidate(
+        &mut self,
+        comp: &[u8],
+        name: &[u8],
+        path: &[u8],
+        acc: &Acceptance,
+    ) -> Option<Verdict> {
         match self.listing(comp) {
             Listing::Missing(_) => return None,
             Listing::Names(names) => {
                 if let Some(Some(Kind::Dir)) = names.get(name) {
                     // open() of a directory succeeds; the read fails with EISDIR: fatal.
-                    return Some(Verdict::Fatal("cannot read file data: Is a directory".into()));
+                    return Some(Verdict::Fatal(
+                        "cannot read file data: Is a directory".into(),
+                    ));
                 }
                 if !names.contains_key(name) {
                     return None;
@@ -237,9 +287,9 @@ impl<F: Fs> Resolver<F> {
         let real = self.root.resolve(path).ok()?;
         match self.root.fs().head(&real, HEAD_LEN) {
             Ok(head) => Some(verify(&head, acc)),
-            Err(e) if e.raw_os_error() == Some(21) => {
-                Some(Verdict::Fatal("cannot read file data: Is a directory".into()))
-            }
+            Err(e) if e.raw_os_error() == Some(21) => Some(Verdict::Fatal(
+                "cannot read file data: Is a directory".into(),
+            )),
             // ENOENT (dangling link), EACCES: the loader's open fails and it goes on.
             Err(_) => None,
         }

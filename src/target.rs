@@ -88,6 +88,10 @@ pub struct Target {
     /// Largest page size.
     #[serde(default = "default_page")]
     pub page_size: u64,
+    /// `e_flags` an input object must carry for the target's linker to accept it (ARM EABI
+    /// version and float ABI, RISC-V float ABI); used for ldnote's reservation object.
+    #[serde(default)]
+    pub reserve_eflags: u32,
     /// glibc version of the target image (`major.minor`).
     #[serde(default = "default_glibc")]
     pub glibc: String,
@@ -141,7 +145,10 @@ impl Target {
         self.machine == id.machine
             && (self.class == 64) == id.is_64
             && (self.endian == "big") == id.big_endian
-            && self.eflags.iter().all(|r| r.action != Action::Skip || !r.fires(id.e_flags))
+            && self
+                .eflags
+                .iter()
+                .all(|r| r.action != Action::Skip || !r.fires(id.e_flags))
     }
 
     /// Whether `(major, minor)` of this target's glibc is at most 2.36 (legacy hwcaps probed).
@@ -191,7 +198,12 @@ impl Acceptance {
                 abi_version_max: t.abi_version_max,
                 eflags: t.eflags.clone(),
             },
-            None => Acceptance { id, osabi: vec![0, 3], abi_version_max: 4, eflags: Vec::new() },
+            None => Acceptance {
+                id,
+                osabi: vec![0, 3],
+                abi_version_max: 4,
+                eflags: Vec::new(),
+            },
         }
     }
 }
@@ -218,12 +230,21 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
         return Verdict::Fatal("file too short".into());
     }
     // Every class's header starts with the same `e_ident`; 52 bytes (Elf32_Ehdr) are present.
-    let Ok((hdr, _)) = object::pod::from_bytes::<elf::FileHeader32<object::Endianness>>(head) else {
+    let Ok((hdr, _)) = object::pod::from_bytes::<elf::FileHeader32<object::Endianness>>(head)
+    else {
         return Verdict::Fatal("file too short".into());
     };
     let id = &hdr.e_ident;
-    let want_class = if acc.id.is_64 { elf::ELFCLASS64 } else { elf::ELFCLASS32 };
-    let want_data = if acc.id.big_endian { elf::ELFDATA2MSB } else { elf::ELFDATA2LSB };
+    let want_class = if acc.id.is_64 {
+        elf::ELFCLASS64
+    } else {
+        elf::ELFCLASS32
+    };
+    let want_data = if acc.id.big_endian {
+        elf::ELFDATA2MSB
+    } else {
+        elf::ELFDATA2LSB
+    };
     let osabi = id.os_abi;
     let abiv = id.abi_version;
     let abiv_ok = abiv == 0 || (osabi == elf::ELFOSABI_GNU && abiv < acc.abi_version_max);
@@ -269,7 +290,11 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     // Offsets of e_type/e_machine/e_version are the same for both classes; e_flags and
     // e_phentsize differ.
     let (e_type, e_machine, e_version) = (u16_at(16), u16_at(18), u32_at(20));
-    let (e_flags, e_phentsize) = if acc.id.is_64 { (u32_at(48), u16_at(54)) } else { (u32_at(36), u16_at(42)) };
+    let (e_flags, e_phentsize) = if acc.id.is_64 {
+        (u32_at(48), u16_at(54))
+    } else {
+        (u32_at(36), u16_at(42))
+    };
     if e_version != u32::from(elf::EV_CURRENT) {
         return Verdict::Fatal("ELF file version does not match current one".into());
     }
@@ -278,7 +303,11 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     }
     for r in &acc.eflags {
         if r.fires(e_flags) {
-            let why = if r.why.is_empty() { format!("e_flags {e_flags:#x}") } else { r.why.clone() };
+            let why = if r.why.is_empty() {
+                format!("e_flags {e_flags:#x}")
+            } else {
+                r.why.clone()
+            };
             return match r.action {
                 Action::Skip => Verdict::Skip(why),
                 Action::Fatal => Verdict::Fatal(why),

@@ -77,15 +77,24 @@ pub fn plan_in_place(
         let mut writes = Vec::new();
         if let Some(n) = live {
             // A stale note would send the loader to wrong files: make it inert.
-            writes.push(Write { offset: n.offset + 8, bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec() });
+            writes.push(Write {
+                offset: n.offset + 8,
+                bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
+            });
         }
         if let Some(s) = info.note_section {
             writes.push(rename_write(info, s.header_offset));
         }
-        return if writes.is_empty() { Edit::Nothing } else { Edit::InPlace(writes) };
+        return if writes.is_empty() {
+            Edit::Nothing
+        } else {
+            Edit::InPlace(writes)
+        };
     };
     if let (Some(_), Some(cur)) = (live, current_desc) {
-        if note.get(20..).is_some_and(|d| d.starts_with(cur)) && note.len() == crate::note::note_size(cur.len()) {
+        if note.get(20..).is_some_and(|d| d.starts_with(cur))
+            && note.len() == crate::note::note_size(cur.len())
+        {
             return Edit::UpToDate;
         }
     }
@@ -94,15 +103,24 @@ pub fn plan_in_place(
     };
     let need = note.len() as u64;
     if need > size {
-        return Edit::Append(format!("the reserved note holds {size} bytes, the note needs {need}"));
+        return Edit::Append(format!(
+            "the reserved note holds {size} bytes, the note needs {need}"
+        ));
     }
     let rem = size - need;
     if rem != 0 && rem < 12 {
-        return Edit::Append(format!("{rem} bytes would be left over, too few for a filler note"));
+        return Edit::Append(format!(
+            "{rem} bytes would be left over, too few for a filler note"
+        ));
     }
     let mut content = note.to_vec();
     if rem > 0 {
-        content.extend(note_bytes(b"", FILLER_TYPE, &vec![0; rem as usize - 12], layout(info)));
+        content.extend(note_bytes(
+            b"",
+            FILLER_TYPE,
+            &vec![0; rem as usize - 12],
+            layout(info),
+        ));
     }
     // Check with the final bytes that the loader's walk finds this note first.
     let Some(seg) = info
@@ -113,7 +131,9 @@ pub fn plan_in_place(
         return Edit::Append("the reserved note is not inside a PT_NOTE segment".into());
     };
     if !seg.loaded {
-        return Edit::Append("the PT_NOTE holding the reserved note is not mapped by a PT_LOAD".into());
+        return Edit::Append(
+            "the PT_NOTE holding the reserved note is not mapped by a PT_LOAD".into(),
+        );
     }
     let Some(mut bytes) = segment_bytes(seg) else {
         return Edit::Append("cannot read the PT_NOTE segment".into());
@@ -133,22 +153,41 @@ pub fn plan_in_place(
     // Write everything with the inert type first; the 4-byte type write commits.
     let mut inert = content;
     inert[8..12].copy_from_slice(&u32_bytes(PLACEHOLDER_TYPE, be));
-    let mut writes = vec![Write { offset, bytes: inert }];
+    let mut writes = vec![Write {
+        offset,
+        bytes: inert,
+    }];
     // Other live notes in the same segment (a foreign input's) would shadow or contradict ours.
-    for n in info.notes.iter().filter(|n| n.n_type == NOTE_TYPE && (n.offset < offset || n.offset >= offset + size)) {
-        writes.push(Write { offset: n.offset + 8, bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec() });
+    for n in info
+        .notes
+        .iter()
+        .filter(|n| n.n_type == NOTE_TYPE && (n.offset < offset || n.offset >= offset + size))
+    {
+        writes.push(Write {
+            offset: n.offset + 8,
+            bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
+        });
     }
-    writes.push(Write { offset: offset + 8, bytes: u32_bytes(NOTE_TYPE, be).to_vec() });
+    writes.push(Write {
+        offset: offset + 8,
+        bytes: u32_bytes(NOTE_TYPE, be).to_vec(),
+    });
     Edit::InPlace(writes)
 }
 
 fn layout(info: &ElfInfo) -> crate::note::Layout {
-    crate::note::Layout { big_endian: info.ident.big_endian, is_64: info.ident.is_64 }
+    crate::note::Layout {
+        big_endian: info.ident.big_endian,
+        is_64: info.ident.is_64,
+    }
 }
 
 /// The `sh_name` edit that hides an unused `.note.nixos.ldcache` section from patchelf.
 /// `sh_name` is the first word of a section header in both classes.
 fn rename_write(info: &ElfInfo, header_offset: u64) -> Write {
     let name = info.note_section_name.unwrap_or(0) + RENAME_SKIP;
-    Write { offset: header_offset, bytes: u32_bytes(name, info.ident.big_endian).to_vec() }
+    Write {
+        offset: header_offset,
+        bytes: u32_bytes(name, info.ident.big_endian).to_vec(),
+    }
 }
