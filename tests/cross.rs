@@ -226,14 +226,51 @@ fn case_host_decoys(img: &Image, t: &mut Tally) {
         &[exe],
         None,
     );
+    let ours = harness::show(&host(&img.root, "/opt/decoy/bin/prog"));
+    let o = img.work.join("decoy.o");
+    // The sysroot given as LDNOTE_SYSROOT instead of on the link line: the same note.
+    img.link_env_sysroot("/opt/decoy/bin/prog-env", &[&o], &args);
+    let env_note = harness::show(&host(&img.root, "/opt/decoy/bin/prog-env"));
+    if env_note != ours {
+        t.fail(
+            "host-decoys",
+            format!("with LDNOTE_SYSROOT the note is {env_note:?}, with --sysroot {ours:?}"),
+        );
+    }
+    // Post-link: `ldnote patch --sysroot $S` on a plain link gives the same note, and the
+    // patched program still loads and runs on the target.
+    let patched = "/opt/decoy/bin/prog-patched";
+    img.link_plain(&host(&img.root, patched), &[&o], &args);
+    let out = img.patch(&host(&img.root, patched));
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        t.fail(
+            "host-decoys",
+            format!(
+                "ldnote patch --sysroot failed ({}): {}",
+                out.status,
+                err.trim()
+            ),
+        );
+    } else {
+        let pn = harness::show(&host(&img.root, patched));
+        let run = harness::trace(img, patched, None);
+        if pn != ours || !run.ok || run.stdout != "D=5\n" {
+            t.fail(
+                "host-decoys",
+                format!(
+                    "patch mode: note {pn:?} (link mode {ours:?}), program printed {:?} ok={}",
+                    run.stdout, run.ok
+                ),
+            );
+        }
+    }
     if !harness::patchelf_ok() {
         return harness::skip_or_fail("patchelf oracle", "patchelf 0.19.x not on PATH");
     }
     let plain = img.work.join("decoy-plain");
-    let o = img.work.join("decoy.o");
     img.link_plain(&plain, &[&o], &args);
     let pn = harness::patchelf_note(&plain);
-    let ours = harness::show(&host(&img.root, "/opt/decoy/bin/prog"));
     let theirs = pn.get("libdec.so.1").cloned().unwrap_or_default();
     if pn == ours || !theirs.contains(&one) || theirs.contains(&two) {
         t.fail("host-decoys", format!("patchelf was expected to record the host's {one} (and not {two}); it wrote {pn:?}, ldnote {ours:?}"));

@@ -62,6 +62,26 @@ pub fn verify(
             t.fail(case, format!("{}: note {note:?}, expected {want:?}", w.obj));
         }
         check_byte_order(img, t, case, &file, !note.is_empty());
+        // `ldnote check` against the same sysroot agrees that the note is current.
+        let chk = std::process::Command::new(harness::ldnote())
+            .arg("check")
+            .arg("--sysroot")
+            .arg(&img.root)
+            .arg(&file)
+            .output()
+            .expect("run ldnote check");
+        if !chk.status.success() {
+            let err = String::from_utf8_lossy(&chk.stderr);
+            t.fail(
+                case,
+                format!(
+                    "{}: `ldnote check --sysroot` says {}: {}",
+                    w.obj,
+                    chk.status,
+                    err.trim()
+                ),
+            );
+        }
         let rpath = harness::run_path(&file);
         for (soname, list) in &note {
             let seq = harness::peel(img, prog, &first, soname, &rpath, mount);

@@ -186,19 +186,41 @@ impl<'a> Image<'a> {
     /// without `--sysroot` (headers from /usr/<triple>/include). The native x86_64 gcc has no
     /// tooldir: it needs `-B/usr/lib/x86_64-linux-gnu/ -L/usr/lib/x86_64-linux-gnu` (`link_extra`).
     pub fn link(&self, out: &str, objs: &[&Path], args: &[String]) -> Output {
+        self.ldnote_link(out, objs, args, true)
+    }
+
+    /// The same, with the sysroot given to ldnote as `LDNOTE_SYSROOT` instead of on the link
+    /// line (Debian's cross gcc finds its crt files and libc without `--sysroot`).
+    pub fn link_env_sysroot(&self, out: &str, objs: &[&Path], args: &[String]) -> Output {
+        self.ldnote_link(out, objs, args, false)
+    }
+
+    fn ldnote_link(&self, out: &str, objs: &[&Path], args: &[String], on_line: bool) -> Output {
         let out = host(&self.root, out);
         fs::create_dir_all(out.parent().expect("parent")).expect("mkdir");
         let mut cmd = Command::new(ldnote());
         cmd.arg("link").arg("--").arg(self.gcc());
-        cmd.arg(format!("--sysroot={}", self.root.display()));
+        cmd.env_remove("LDNOTE_SYSROOT")
+            .env_remove("LDNOTE_DISABLE");
+        if on_line {
+            cmd.arg(format!("--sysroot={}", self.root.display()));
+        } else {
+            cmd.env("LDNOTE_SYSROOT", &self.root);
+        }
         cmd.args(self.arch.link_extra)
             .arg("-o")
             .arg(&out)
             .args(objs);
         cmd.args(args).arg("-Wl,--enable-new-dtags");
-        cmd.env_remove("LDNOTE_SYSROOT")
-            .env_remove("LDNOTE_DISABLE");
         run_ok(&mut cmd)
+    }
+
+    /// `ldnote patch --sysroot $S FILE` (post-link noting); the caller judges the outcome.
+    pub fn patch(&self, file: &Path) -> Output {
+        let mut cmd = Command::new(ldnote());
+        cmd.arg("patch").arg("--sysroot").arg(&self.root).arg(file);
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
     }
 
     /// The same link without ldnote (for the patchelf oracle).
