@@ -69,6 +69,13 @@ fn run_target(a: &Arch) {
         a.other_endian.0,
     ];
     tools.extend(a.flags_decoy.map(|d| d.0));
+    let gold = format!("{}-ld.gold", a.triple);
+    if a.linkers.contains(&"gold") {
+        tools.push(&gold);
+    }
+    if a.linkers.contains(&"lld") {
+        tools.push("ld.lld");
+    }
     if let Some(m) = harness::missing(&tools) {
         harness::skip_or_fail(&format!("cross {}", a.name), &format!("`{m}` not found"));
         return;
@@ -82,7 +89,10 @@ fn run_target(a: &Arch) {
         bad: Vec::new(),
         notes: Vec::new(),
     };
-    case_basic(&img, &mut t);
+    let basic_args = case_basic(&img, &mut t);
+    for ld in a.linkers {
+        case_other_linker(&img, &mut t, ld, &basic_args);
+    }
     case_host_decoys(&img, &mut t);
     case_other_class(&img, &mut t);
     if a.flags_decoy.is_some() {
@@ -115,7 +125,7 @@ fn run_target(a: &Arch) {
 
 /// Two needed libraries, one present in two run-path dirs (both recorded, run-path order), and
 /// a library that has its own run path (its note is checked too).
-fn case_basic(img: &Image, t: &mut Tally) {
+fn case_basic(img: &Image, t: &mut Tally) -> Vec<String> {
     let r = &img.root;
     img.lib("/opt/basic/libc3/libbc.so.1", "libbc.so.1", "bc", 3);
     let o = img.object(
@@ -174,6 +184,44 @@ fn case_basic(img: &Image, t: &mut Tally) {
         "/opt/basic/bin/prog",
         "A=103 B=2\n",
         &[exe, liba],
+        None,
+    );
+    args.to_vec()
+}
+
+/// The basic program linked by gold or lld (through `-fuse-ld`; lld from a `-B` dir holding an
+/// `ld.lld` link, as Debian ships no `<triple>-ld.lld`): the same note, the same loader truth.
+fn case_other_linker(img: &Image, t: &mut Tally, ld: &str, args: &[String]) {
+    let mut a = args.to_vec();
+    if ld == "lld" {
+        let b = img.work.join("lld-bin");
+        if !b.exists() {
+            fs::create_dir_all(&b).expect("mkdir");
+            let real = which::which("ld.lld").expect("ld.lld on PATH");
+            std::os::unix::fs::symlink(real, b.join("ld.lld")).expect("symlink");
+        }
+        a.push(format!("-B{}/", b.display()));
+    }
+    a.push(format!("-fuse-ld={ld}"));
+    let bin = format!("/opt/basic/bin/prog-{ld}");
+    img.link(&bin, &[&img.work.join("basic.o")], &a);
+    let exe = Want {
+        obj: &bin,
+        note: &[
+            ("libba.so.1", &["=/opt/basic/liba/libba.so.1"]),
+            (
+                "libbb.so.1",
+                &["=/opt/basic/libb/libbb.so.1", "=/opt/basic/old/libbb.so.1"],
+            ),
+        ],
+    };
+    verify(
+        img,
+        t,
+        &format!("basic-{ld}"),
+        &bin,
+        "A=103 B=2\n",
+        &[exe],
         None,
     );
 }

@@ -24,6 +24,7 @@ pub const X86_64: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &[]),
     flags_decoy: None,
     legacy_subdir: "x86_64",
+    linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
 };
@@ -40,6 +41,7 @@ pub const AARCH64: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &[]),
     flags_decoy: None,
     legacy_subdir: "atomics",
+    linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
 };
@@ -56,6 +58,7 @@ pub const I686: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &["-m31"]),
     flags_decoy: None,
     legacy_subdir: "sse2",
+    linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
 };
@@ -72,6 +75,7 @@ pub const ARMHF: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &["-m31"]),
     flags_decoy: Some(("arm-linux-gnueabi-gcc", &[])),
     legacy_subdir: "vfp",
+    linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
 };
@@ -88,6 +92,7 @@ pub const ARMEL: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &["-m31"]),
     flags_decoy: Some(("arm-linux-gnueabihf-gcc", &[])),
     legacy_subdir: "vfp",
+    linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
 };
@@ -104,6 +109,7 @@ pub const RISCV64: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &[]),
     flags_decoy: Some(("riscv64-linux-gnu-gcc", &["-march=rv64imac", "-mabi=lp64"])),
     legacy_subdir: "tls",
+    linkers: &[],
     one_step_cflags: &["-march=rv64g"],
     big_endian: false,
 };
@@ -120,6 +126,7 @@ pub const PPC64LE: Arch = Arch {
     other_endian: ("s390x-linux-gnu-gcc", &[]),
     flags_decoy: Some(("powerpc64le-linux-gnu-gcc", &["-mabi=elfv1"])),
     legacy_subdir: "altivec",
+    linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
 };
@@ -136,6 +143,7 @@ pub const S390X: Arch = Arch {
     other_endian: ("x86_64-linux-gnu-gcc", &[]),
     flags_decoy: None,
     legacy_subdir: "zarch",
+    linkers: &["gold"],
     one_step_cflags: &[],
     big_endian: true,
 };

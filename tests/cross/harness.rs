@@ -34,6 +34,9 @@ pub struct Arch {
     pub flags_decoy: Option<(&'static str, &'static [&'static str])>,
     /// A legacy hwcaps subdirectory the loader probes under qemu (glibc 2.36).
     pub legacy_subdir: &'static str,
+    /// Other linkers that support this target (`-fuse-ld=`): Debian's gold has no riscv64,
+    /// lld 14 no s390x and no riscv64 relaxation.
+    pub linkers: &'static [&'static str],
     /// Compiler flags for the one-step compile+link (riscv64: rv64g, no RVC flag in e_flags).
     pub one_step_cflags: &'static [&'static str],
     pub big_endian: bool,
