@@ -170,27 +170,30 @@ fn read_dynamic(img: &Image, data: &[u8]) -> Result<Vec<DynEntry>, AppendError> 
 
 /// Is a NixOS resolution note already reachable through a PT_NOTE (even without its section)?
 fn has_resolution_note(img: &Image, data: &[u8]) -> bool {
-    for s in img.segs.iter().filter(|s| s.p_type == elf::PT_NOTE) {
-        let align = s.align.max(4);
-        let mut at = s.offset;
-        while at + 12 <= s.file_end() {
-            let (Some(namesz), Some(descsz), Some(ty)) = (
-                img.get_u32(data, at),
-                img.get_u32(data, at + 4),
-                img.get_u32(data, at + 8),
-            ) else {
-                break;
-            };
-            let name_at = at + 12;
-            let desc_at = name_at + u64::from(namesz).div_ceil(align) * align;
-            let name = data.get(name_at as usize..(name_at + u64::from(namesz)) as usize);
-            if ty == NOTE_TYPE && name.is_some_and(|n| n.strip_suffix(b"\0") == Some(NOTE_NAME)) {
-                return true;
-            }
-            at = desc_at + u64::from(descsz).div_ceil(align) * align;
+    img.segs
+        .iter()
+        .filter(|s| s.p_type == elf::PT_NOTE)
+        .any(|s| note_in_segment(img, data, s.offset, s.file_end(), s.align).unwrap_or(false))
+}
+
+/// Walks one PT_NOTE like glibc (`p_align`, at least 4); `None` on a malformed note.
+fn note_in_segment(img: &Image, data: &[u8], lo: u64, hi: u64, align: u64) -> Option<bool> {
+    let align = align.clamp(4, 8);
+    let up = |v: u64| v.checked_add(align - 1).map(|x| x / align * align);
+    let mut at = lo;
+    while at.checked_add(12)? <= hi {
+        let namesz = u64::from(img.get_u32(data, at)?);
+        let descsz = u64::from(img.get_u32(data, at + 4)?);
+        let ty = img.get_u32(data, at + 8)?;
+        let name = data.get(usize::try_from(at + 12).ok()?..)?;
+        let name = name.get(..usize::try_from(namesz).ok()?)?;
+        if ty == NOTE_TYPE && name.strip_suffix(b"\0") == Some(NOTE_NAME) {
+            return Some(true);
         }
+        let desc_at = up(at + 12 + namesz)?;
+        at = up(desc_at.checked_add(descsz)?)?;
     }
-    false
+    Some(false)
 }
 
 #[cfg(test)]

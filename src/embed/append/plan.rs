@@ -200,47 +200,18 @@ fn items(ctx: &Ctx) -> Vec<(u64, u64, Item)> {
     v
 }
 
-/// The units that must move so that the file range `seeds` become free.
+/// The units that must move so that the file ranges `seeds` become free: the connected groups
+/// of overlapping items (a segment or dynamic table spanning a section moves with it) that touch
+/// a seed. One sort and sweep, so hostile inputs with many sections stay cheap.
 fn units_for(ctx: &Ctx, seeds: &[(u64, u64)]) -> Result<Vec<Unit>, &'static str> {
-    let all = items(ctx);
-    let mut picked: Vec<bool> = all
-        .iter()
-        .map(|&(lo, hi, _)| seeds.iter().any(|&r| overlaps((lo, hi), r)))
-        .collect();
-    // Close over overlap: a segment or dynamic table spanning a picked section moves with it.
-    loop {
-        let mut changed = false;
-        for i in 0..all.len() {
-            if picked[i] {
-                continue;
-            }
-            let r = (all[i].0, all[i].1);
-            if all
-                .iter()
-                .zip(&picked)
-                .any(|(o, &p)| p && overlaps(r, (o.0, o.1)))
-            {
-                picked[i] = true;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    let mut sel: Vec<_> = all
-        .iter()
-        .zip(&picked)
-        .filter(|(_, &p)| p)
-        .map(|(x, _)| *x)
-        .collect();
-    sel.sort_by_key(|x| (x.0, x.1));
-    let mut units: Vec<Unit> = Vec::new();
-    for (lo, hi, item) in sel {
-        let unit = match units.last_mut() {
+    let mut all = items(ctx);
+    all.sort_by_key(|x| (x.0, x.1));
+    let mut groups: Vec<Unit> = Vec::new();
+    for (lo, hi, item) in all {
+        let unit = match groups.last_mut() {
             Some(u) if lo < u.hi => u,
             _ => {
-                units.push(Unit {
+                groups.push(Unit {
                     lo,
                     hi,
                     align: 1,
@@ -248,7 +219,7 @@ fn units_for(ctx: &Ctx, seeds: &[(u64, u64)]) -> Result<Vec<Unit>, &'static str>
                     secs: vec![],
                     segs: vec![],
                 });
-                units.last_mut().ok_or("internal")?
+                groups.last_mut().ok_or("internal")?
             }
         };
         unit.hi = unit.hi.max(hi);
@@ -258,6 +229,10 @@ fn units_for(ctx: &Ctx, seeds: &[(u64, u64)]) -> Result<Vec<Unit>, &'static str>
             Item::Dyn => {}
         }
     }
+    let mut units: Vec<Unit> = groups
+        .into_iter()
+        .filter(|u| seeds.iter().any(|&r| overlaps((u.lo, u.hi), r)))
+        .collect();
     for u in &mut units {
         check_unit(ctx, u)?;
     }
@@ -325,14 +300,16 @@ pub(super) fn is_patchable(tag: u64) -> bool {
     PATCHABLE_TAGS.iter().any(|&t| u64::from(t) == tag)
 }
 
+/// Units at their new offsets, then the note.
+struct Placed {
+    moves: Vec<(Unit, u64)>,
+    note_off: u64,
+    end: u64,
+}
+
 /// Lays the units out from `start` (each keeps its offset modulo its alignment), the unit holding
-/// `note` last, then the note. Returns (moves, note offset, end).
-fn layout(
-    units: &[Unit],
-    note: Option<&Seg>,
-    start: u64,
-    note_len: u64,
-) -> Option<(Vec<(Unit, u64)>, u64, u64)> {
+/// `note` last, then the note.
+fn layout(units: &[Unit], note: Option<&Seg>, start: u64, note_len: u64) -> Option<Placed> {
     let holds = |u: &Unit| note.is_some_and(|n| u.lo <= n.offset && n.file_end() <= u.hi);
     let mut order: Vec<&Unit> = units.iter().filter(|u| !holds(u)).collect();
     order.extend(units.iter().filter(|u| holds(u)));
@@ -350,11 +327,15 @@ fn layout(
             if n.file_end() != u.hi {
                 return None;
             }
-            *off + (u.hi - u.lo)
+            off.checked_add(u.hi - u.lo)?
         }
         None => align_up(cur, 4)?,
     };
-    Some((moves, note_off, note_off.checked_add(note_len)?))
+    Some(Placed {
+        end: note_off.checked_add(note_len)?,
+        moves,
+        note_off,
+    })
 }
 
 impl Ctx<'_> {
@@ -408,7 +389,11 @@ impl Ctx<'_> {
             return None;
         }
         let note_seg = note.map(|i| &img.segs[i]);
-        let (moves, note_off, end) = layout(units, note_seg, l.file_end(), self.note_len)?;
+        let Placed {
+            moves,
+            note_off,
+            end,
+        } = layout(units, note_seg, l.file_end(), self.note_len)?;
         if !self.file_free((l.file_end(), end), &moves, new_phnum) {
             return None;
         }
@@ -424,7 +409,10 @@ impl Ctx<'_> {
                 && m.p_type == elf::PT_LOAD
                 && overlaps(
                     ext,
-                    (align_down(m.vaddr, self.page), m.mem_end().max(m.vaddr + 1)),
+                    (
+                        align_down(m.vaddr, self.page),
+                        m.mem_end().max(m.vaddr.saturating_add(1)),
+                    ),
                 )
         });
         if clash {
@@ -449,7 +437,11 @@ impl Ctx<'_> {
         let img = self.img;
         let note_seg = note.map(|i| &img.segs[i]);
         let start = align_up(self.tail, 8)?;
-        let (moves, note_off, end) = layout(units, note_seg, start, self.note_len)?;
+        let Placed {
+            moves,
+            note_off,
+            end,
+        } = layout(units, note_seg, start, self.note_len)?;
         let offset = moves.first().map_or(note_off, |(_, o)| *o);
         let max_end = img.loads().map(Seg::mem_end).max()?;
         let min_delta = img
