@@ -375,6 +375,41 @@ impl Ctx<'_> {
             && r.1 <= self.tail
     }
 
+    /// Is the address range free of allocated sections that are not being moved? NOBITS ones
+    /// count: BFD places sections by address, and shifts any it finds under the grown headers.
+    fn addr_free(&self, r: (u64, u64), units: &[Unit]) -> bool {
+        let moved = |i: usize| units.iter().any(|u| u.secs.contains(&i));
+        let tls_bss =
+            |s: &Sec| s.sh_type == elf::SHT_NOBITS && s.flags & u64::from(elf::SHF_TLS) != 0;
+        !self.img.secs.iter().enumerate().skip(1).any(|(i, s)| {
+            s.flags & u64::from(elf::SHF_ALLOC) != 0
+                && s.size > 0
+                && !tls_bss(s)
+                && !moved(i)
+                && overlaps(r, (s.addr, s.addr.saturating_add(s.size)))
+        })
+    }
+
+    /// The addresses the grown program header table takes must hold nothing that stays.
+    fn phdr_addr_free(&self, units: &[Unit], new_phnum: usize) -> bool {
+        let img = self.img;
+        let old_end = img.ph_end(img.segs.len());
+        match img
+            .loads()
+            .find(|l| l.offset <= img.phoff && old_end <= l.file_end())
+        {
+            Some(l) => {
+                let delta = l.vaddr.wrapping_sub(l.offset);
+                let r = (
+                    old_end.wrapping_add(delta),
+                    img.ph_end(new_phnum).wrapping_add(delta),
+                );
+                r.0 <= r.1 && self.addr_free(r, units)
+            }
+            None => true,
+        }
+    }
+
     /// Plan: grow PT_LOAD `li` into the free bytes after it.
     fn try_extend(
         &self,
@@ -401,6 +436,9 @@ impl Ctx<'_> {
         let vend = l.vaddr.checked_add(end - l.offset)?;
         let page_end = align_up(vend, self.page)?;
         if !img.is64 && page_end > 1 << 32 {
+            return None;
+        }
+        if !self.addr_free((l.mem_end(), vend), units) {
             return None;
         }
         let ext = (l.mem_end(), page_end);
@@ -457,6 +495,9 @@ impl Ctx<'_> {
             return None;
         }
         let vaddr = u64::try_from(vaddr).ok()?;
+        if !self.addr_free((vaddr, vaddr + (end - offset)), units) {
+            return None;
+        }
         Some(Plan {
             moves,
             note_off,
@@ -521,6 +562,10 @@ impl Ctx<'_> {
                         continue;
                     }
                 };
+                if new_phnum > n && !self.phdr_addr_free(&units, new_phnum) {
+                    why = "an allocated section lies where the program header table would grow";
+                    continue;
+                }
                 let plan = if grow_load {
                     self.try_new_load(&units, note, new_phnum)
                 } else {
