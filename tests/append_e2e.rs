@@ -352,21 +352,28 @@ fn check(target: &Target, linker: &str, kind: Kind, lddir: Option<&Path>) -> (u6
     let readelf = run(Command::new(target.tool("readelf")).arg("-aW").arg(&orig));
     let stderr = String::from_utf8_lossy(&readelf.stderr);
     assert!(stderr.is_empty(), "readelf: {stderr}");
-    // The output as written, then copies made by strip and objcopy (installed in its place).
+    // The output as written, then copies made by GNU and LLVM strip / objcopy, installed in its
+    // place (llvm-objcopy re-lays out segments by its own rules).
     let keep = d.join("ours");
     std::fs::copy(&orig, &keep).expect("copy");
-    for step in ["append_note", "strip -s", "objcopy --strip-debug"] {
-        if step == "strip -s" {
-            run(Command::new(target.tool("strip"))
-                .args(["-s", "-o"])
-                .arg(&orig)
-                .arg(&keep));
-        } else if step != "append_note" {
-            let objcopy = target.tool("objcopy");
-            run(Command::new(objcopy)
-                .arg("--strip-debug")
-                .arg(&keep)
-                .arg(&orig));
+    let steps = [
+        (None, ""),
+        (Some(target.tool("strip")), "-s"),
+        (Some(target.tool("objcopy")), "--strip-debug"),
+        (Some("llvm-strip".to_string()), "--strip-all"),
+        (Some("llvm-objcopy".to_string()), "--strip-debug"),
+    ];
+    for (tool, arg) in steps {
+        let step = tool
+            .as_deref()
+            .map_or("append_note".into(), |t| format!("{t} {arg}"));
+        if let Some(tool) = tool {
+            let mut cmd = Command::new(&tool);
+            cmd.arg(arg).arg(&keep);
+            if tool.ends_with("strip") {
+                cmd.arg("-o");
+            }
+            run(cmd.arg(&orig));
         }
         let now = std::fs::read(&orig).expect("read");
         let found = find_note(&now);
@@ -409,6 +416,7 @@ fn matrix(target: &Target, linkers: &[&str], kinds: &[Kind]) {
     let mut tools: Vec<String> = ["gcc", "objcopy", "strip", "readelf"]
         .map(|t| target.tool(t))
         .into();
+    tools.extend(["llvm-strip", "llvm-objcopy"].map(String::from));
     tools.extend(
         ["patchelf".to_string()]
             .into_iter()

@@ -474,13 +474,15 @@ impl Ctx<'_> {
     fn try_new_load(&self, units: &[Unit], note: Option<usize>, new_phnum: usize) -> Option<Plan> {
         let img = self.img;
         let note_seg = note.map(|i| &img.segs[i]);
-        let start = align_up(self.tail, 8)?;
+        // The segment starts before the first table in it: llvm-objcopy makes a segment that
+        // starts at the same offset as an earlier program header (PT_INTERP, PT_NOTE) that
+        // segment's child, and then lays it out without its page alignment.
+        let offset = align_up(self.tail, 8)?;
         let Placed {
             moves,
             note_off,
             end,
-        } = layout(units, note_seg, start, self.note_len)?;
-        let offset = moves.first().map_or(note_off, |(_, o)| *o);
+        } = layout(units, note_seg, offset + 1, self.note_len)?;
         let max_end = img.loads().map(Seg::mem_end).max()?;
         let min_delta = img
             .loads()
