@@ -3,8 +3,9 @@
 //! endian-aware writers that put them back.
 
 use object::elf;
+use object::pod::bytes_of;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
-use object::{Endian, Endianness, FileKind};
+use object::{Endian, Endianness, FileKind, U32, U64};
 
 use super::AppendError;
 
@@ -148,53 +149,74 @@ impl Image {
         if self.is64 {
             put(out, off, &self.endian.write_u64_bytes(v))
         } else {
-            let v = u32::try_from(v).map_err(|_| AppendError::NoRoom("address beyond 4 GiB"))?;
-            self.put_u32(out, off, v)
+            self.put_u32(out, off, narrow(v)?)
         }
     }
 
     /// Encodes one program header in the file's class and byte order.
     pub fn encode_seg(&self, s: &Seg) -> Result<Vec<u8>, AppendError> {
-        let mut b = vec![0u8; self.phentsize() as usize];
-        if self.is64 {
-            self.put_u32(&mut b, 0, s.p_type)?;
-            self.put_u32(&mut b, 4, s.flags)?;
-            for (i, v) in [s.offset, s.vaddr, s.paddr, s.filesz, s.memsz, s.align]
-                .into_iter()
-                .enumerate()
-            {
-                self.put_word(&mut b, 8 + 8 * i as u64, v)?;
-            }
+        let e = self.endian;
+        let (w32, w64) = (|v| U32::new(e, v), |v| U64::new(e, v));
+        Ok(if self.is64 {
+            bytes_of(&elf::ProgramHeader64 {
+                p_type: w32(s.p_type),
+                p_flags: w32(s.flags),
+                p_offset: w64(s.offset),
+                p_vaddr: w64(s.vaddr),
+                p_paddr: w64(s.paddr),
+                p_filesz: w64(s.filesz),
+                p_memsz: w64(s.memsz),
+                p_align: w64(s.align),
+            })
+            .to_vec()
         } else {
-            self.put_u32(&mut b, 0, s.p_type)?;
-            for (i, v) in [s.offset, s.vaddr, s.paddr, s.filesz, s.memsz]
-                .into_iter()
-                .enumerate()
-            {
-                self.put_word(&mut b, 4 + 4 * i as u64, v)?;
-            }
-            self.put_u32(&mut b, 24, s.flags)?;
-            self.put_word(&mut b, 28, s.align)?;
-        }
-        Ok(b)
+            bytes_of(&elf::ProgramHeader32 {
+                p_type: w32(s.p_type),
+                p_offset: w32(narrow(s.offset)?),
+                p_vaddr: w32(narrow(s.vaddr)?),
+                p_paddr: w32(narrow(s.paddr)?),
+                p_filesz: w32(narrow(s.filesz)?),
+                p_memsz: w32(narrow(s.memsz)?),
+                p_flags: w32(s.flags),
+                p_align: w32(narrow(s.align)?),
+            })
+            .to_vec()
+        })
     }
 
     /// Encodes one section header in the file's class and byte order.
     pub fn encode_sec(&self, s: &Sec) -> Result<Vec<u8>, AppendError> {
-        let mut b = vec![0u8; self.shentsize() as usize];
-        self.put_u32(&mut b, 0, s.name_off)?;
-        self.put_u32(&mut b, 4, s.sh_type)?;
-        let w = self.word();
-        let words = [s.flags, s.addr, s.offset, s.size];
-        for (i, v) in words.into_iter().enumerate() {
-            self.put_word(&mut b, 8 + w * i as u64, v)?;
-        }
-        let after = 8 + 4 * w;
-        self.put_u32(&mut b, after, s.link)?;
-        self.put_u32(&mut b, after + 4, s.info)?;
-        self.put_word(&mut b, after + 8, s.addralign)?;
-        self.put_word(&mut b, after + 8 + w, s.entsize)?;
-        Ok(b)
+        let e = self.endian;
+        let (w32, w64) = (|v| U32::new(e, v), |v| U64::new(e, v));
+        Ok(if self.is64 {
+            bytes_of(&elf::SectionHeader64 {
+                sh_name: w32(s.name_off),
+                sh_type: w32(s.sh_type),
+                sh_flags: w64(s.flags),
+                sh_addr: w64(s.addr),
+                sh_offset: w64(s.offset),
+                sh_size: w64(s.size),
+                sh_link: w32(s.link),
+                sh_info: w32(s.info),
+                sh_addralign: w64(s.addralign),
+                sh_entsize: w64(s.entsize),
+            })
+            .to_vec()
+        } else {
+            bytes_of(&elf::SectionHeader32 {
+                sh_name: w32(s.name_off),
+                sh_type: w32(s.sh_type),
+                sh_flags: w32(narrow(s.flags)?),
+                sh_addr: w32(narrow(s.addr)?),
+                sh_offset: w32(narrow(s.offset)?),
+                sh_size: w32(narrow(s.size)?),
+                sh_link: w32(s.link),
+                sh_info: w32(s.info),
+                sh_addralign: w32(narrow(s.addralign)?),
+                sh_entsize: w32(narrow(s.entsize)?),
+            })
+            .to_vec()
+        })
     }
 
     /// Offsets of `e_phoff`, `e_shoff`, `e_phnum`, `e_shnum` in the file header.
@@ -205,6 +227,11 @@ impl Image {
             (0x1c, 0x20, 0x2c, 0x30)
         }
     }
+}
+
+/// A value for a 32-bit ELF field.
+fn narrow(v: u64) -> Result<u32, AppendError> {
+    u32::try_from(v).map_err(|_| AppendError::NoRoom("value beyond 4 GiB in a 32-bit file"))
 }
 
 fn put(out: &mut [u8], off: u64, bytes: &[u8]) -> Result<(), AppendError> {
