@@ -26,14 +26,22 @@
 //!      free to choose, so it is picked above every segment and congruent to its offset modulo the
 //!      largest `p_align` of the existing PT_LOADs (64 KiB pages on aarch64/ppc64) without any
 //!      file padding: it costs only the moved bytes and the note (patchelf pads to a page).
-//!      qemu-user derives AT_PHDR from the smallest `p_vaddr - p_offset` of all PT_LOADs, so the
-//!      new segment's difference is kept no smaller than that.
+//!      Its `p_vaddr - p_offset` is kept no smaller than any existing PT_LOAD's: qemu-user derives
+//!      AT_PHDR from the smallest one (patchelf pads ET_EXEC files for the same reason). It starts
+//!      a byte before the first table in it: llvm-objcopy treats a segment that starts at the
+//!      same offset as an earlier program header (PT_INTERP) as that one's child and then drops
+//!      its page alignment.
+//! * The grown program header table, a grown PT_LOAD and a new PT_LOAD must not cover the address
+//!   of an allocated section that stays, NOBITS ones included: BFD lays sections out by address
+//!   and would shift them (seen with mold executables that patchelf had already rewritten).
 //! * The new section header goes at the end of the section header table and its name at the end
 //!   of `.shstrtab`; both tables are rewritten at the end of the file (in place of the old ones
 //!   when they end the file, as they do after every linker we serve).
 //!
-//! Everything else keeps its bytes and offsets. Non-PIE executables keep their fixed addresses:
-//! nothing the code references moves.
+//! Everything else keeps its bytes and offsets; code, data and `.dynamic` keep their addresses,
+//! so non-PIE executables are fine. Limits: a program whose code takes the address of a moved
+//! table (a linker-script symbol such as `__build_id_start` inside `.note.gnu.build-id`) would
+//! read zeros there; no linker does that by default.
 
 mod image;
 mod plan;
