@@ -1,1 +1,350 @@
-//! elf (being written).
+//! Reading what resolution and embedding need from a linked ELF: header facts, DT_NEEDED,
+//! DT_RUNPATH/DT_RPATH (through PT_DYNAMIC, as the loader does), the PT_NOTE segments and the
+//! resolution note found by a glibc-style walk, and the `.note.nixos.ldcache` section if any.
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
+use object::{Endian, Endianness, FileKind, ReadRef};
+
+use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
+use crate::target::Ident;
+
+/// Why an output cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    /// Not an ELF file at all.
+    #[error("not an ELF file")]
+    NotElf,
+    /// The ELF structures are inconsistent or cut off.
+    #[error("malformed ELF: {0}")]
+    Malformed(String),
+}
+
+impl From<object::read::Error> for ElfError {
+    fn from(e: object::read::Error) -> Self {
+        ElfError::Malformed(e.to_string())
+    }
+}
+
+/// A PT_NOTE segment as the loader sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NoteSegment {
+    /// Index in the program header table.
+    pub index: usize,
+    /// File offset.
+    pub offset: u64,
+    /// Size in the file.
+    pub filesz: u64,
+    /// `p_align` (the walk uses at least 4).
+    pub align: u64,
+    /// Whether some PT_LOAD maps it (the loader only sees mapped notes).
+    pub loaded: bool,
+}
+
+/// A resolution note found by the PT_NOTE walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundNote {
+    /// `n_type`: [`NOTE_TYPE`] for a live note; other types (ldnote's placeholder) are inert.
+    pub n_type: u32,
+    /// Which PT_NOTE segment.
+    pub segment: usize,
+    /// File offset of the note header.
+    pub offset: u64,
+    /// File offset and length of the descriptor.
+    pub desc: (u64, u64),
+    /// Whether the note's descriptor lies inside the segment (the loader checks it).
+    pub in_bounds: bool,
+}
+
+/// A section header's placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionPlace {
+    /// Section index.
+    pub index: usize,
+    /// File offset.
+    pub offset: u64,
+    /// Size.
+    pub size: u64,
+    /// Offset of the section header in the file (for in-place edits).
+    pub header_offset: u64,
+}
+
+/// Everything ldnote needs to know about one linked object.
+#[derive(Clone, Debug)]
+pub struct ElfInfo {
+    /// Header facts.
+    pub ident: Ident,
+    /// `e_type`.
+    pub e_type: u16,
+    /// Has a PT_DYNAMIC (dynamically linked).
+    pub dynamic: bool,
+    /// DT_NEEDED in order.
+    pub needed: Vec<Vec<u8>>,
+    /// DT_RUNPATH.
+    pub runpath: Option<Vec<u8>>,
+    /// DT_RPATH.
+    pub rpath: Option<Vec<u8>>,
+    /// PT_NOTE segments.
+    pub note_segments: Vec<NoteSegment>,
+    /// Notes owned by `NixOS` found by the walk, in order, of any type (the loader uses the
+    /// first with [`NOTE_TYPE`]; see [`ElfInfo::live_note`]).
+    pub notes: Vec<FoundNote>,
+    /// The `.note.nixos.ldcache` section, if present.
+    pub note_section: Option<SectionPlace>,
+    /// Its `sh_name` (offset in `.shstrtab`).
+    pub note_section_name: Option<u32>,
+    /// An unused ldnote reservation whose section was renamed `.ldcache` (see `embed`), with
+    /// its `sh_name`: filling it later renames it back.
+    pub renamed_section: Option<(SectionPlace, u32)>,
+}
+
+impl ElfInfo {
+    /// The note the loader would use: the first `NixOS` note of the right type.
+    pub fn live_note(&self) -> Option<&FoundNote> {
+        self.notes.iter().find(|n| n.n_type == NOTE_TYPE)
+    }
+
+    /// The run path the loader (and patchelf) use: DT_RUNPATH, else DT_RPATH.
+    pub fn search_path(&self) -> Option<&[u8]> {
+        self.runpath.as_deref().or(self.rpath.as_deref())
+    }
+}
+
+/// Parse `data`: a byte slice, or a `&object::ReadCache<File>` so that only the headers, the
+/// dynamic segment, its string table and the note segments are read, whatever the file's size.
+pub fn read<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {
+    match FileKind::parse(data) {
+        Ok(FileKind::Elf32) => read_as::<elf::FileHeader32<Endianness>, R>(data),
+        Ok(FileKind::Elf64) => read_as::<elf::FileHeader64<Endianness>, R>(data),
+        Ok(_) | Err(_) if data.read_bytes_at(0, 4).is_ok_and(|m| m == elf::ELFMAG) => Err(
+            ElfError::Malformed("unsupported or truncated ELF header".into()),
+        ),
+        _ => Err(ElfError::NotElf),
+    }
+}
+
+fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    data: R,
+) -> Result<ElfInfo, ElfError> {
+    let hdr = H::parse(data)?;
+    let endian = hdr.endian()?;
+    let ident = Ident {
+        is_64: hdr.is_class_64(),
+        big_endian: endian.is_big_endian(),
+        machine: hdr.e_machine(endian),
+        e_flags: hdr.e_flags(endian),
+        osabi: hdr.e_ident().os_abi,
+    };
+    let phdrs = hdr.program_headers(endian, data)?;
+    let loads: Vec<_> = phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .collect();
+    let to_u64 = |v: H::Word| -> u64 { v.into() };
+    let covered = |off: u64, len: u64| {
+        loads.iter().any(|l| {
+            let o = to_u64(l.p_offset(endian));
+            off >= o && off.saturating_add(len) <= o.saturating_add(to_u64(l.p_filesz(endian)))
+        })
+    };
+    let vaddr_to_off = |addr: u64| -> Option<u64> {
+        loads.iter().find_map(|l| {
+            let va = to_u64(l.p_vaddr(endian));
+            let fs = to_u64(l.p_filesz(endian));
+            (addr >= va && addr < va.saturating_add(fs))
+                .then(|| addr - va + to_u64(l.p_offset(endian)))
+        })
+    };
+
+    let mut info = ElfInfo {
+        ident,
+        e_type: hdr.e_type(endian),
+        dynamic: false,
+        needed: Vec::new(),
+        runpath: None,
+        rpath: None,
+        note_segments: Vec::new(),
+        notes: Vec::new(),
+        note_section: None,
+        note_section_name: None,
+        renamed_section: None,
+    };
+
+    for (index, ph) in phdrs.iter().enumerate() {
+        match ph.p_type(endian) {
+            elf::PT_DYNAMIC => {
+                info.dynamic = true;
+                let Some(dyns) = ph.dynamic(endian, data)? else {
+                    continue;
+                };
+                read_dynamic::<H, R>(dyns, endian, data, &vaddr_to_off, &mut info)?;
+            }
+            elf::PT_NOTE => {
+                let seg = NoteSegment {
+                    index,
+                    offset: to_u64(ph.p_offset(endian)),
+                    filesz: to_u64(ph.p_filesz(endian)),
+                    align: to_u64(ph.p_align(endian)),
+                    loaded: covered(to_u64(ph.p_offset(endian)), to_u64(ph.p_filesz(endian))),
+                };
+                walk_notes(data, &seg, endian.is_big_endian(), &mut info.notes);
+                info.note_segments.push(seg);
+            }
+            _ => {}
+        }
+    }
+
+    // The section is only needed for patchelf compatibility and in-place filling; outputs
+    // without section headers are still fine.
+    if let Ok(sections) = hdr.sections(endian, data) {
+        let shstrtab = hdr.shstrndx(endian, data).ok().and_then(|i| {
+            sections
+                .strings(endian, data, object::SectionIndex(i as usize))
+                .ok()
+        });
+        let shoff: u64 = to_u64(hdr.e_shoff(endian));
+        let entsize = u64::from(hdr.e_shentsize(endian));
+        for (index, sh) in sections.iter().enumerate() {
+            let place = SectionPlace {
+                index,
+                offset: to_u64(sh.sh_offset(endian)),
+                size: to_u64(sh.sh_size(endian)),
+                header_offset: shoff + entsize * index as u64,
+            };
+            match sections.section_name(endian, sh).ok() {
+                Some(n) if n == SECTION_NAME && info.note_section.is_none() => {
+                    info.note_section = Some(place);
+                    info.note_section_name = Some(sh.sh_name(endian));
+                }
+                // Only ldnote's own rename: the name is the tail of `.note.nixos.ldcache`.
+                Some(b".ldcache")
+                    if sh.sh_type(endian) == elf::SHT_NOTE
+                        && sh
+                            .sh_name(endian)
+                            .checked_sub(11)
+                            .and_then(|o| shstrtab.as_ref().and_then(|t| t.get(o).ok()))
+                            == Some(SECTION_NAME) =>
+                {
+                    info.renamed_section = Some((place, sh.sh_name(endian)));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(info)
+}
+
+fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    dyns: &[H::Dyn],
+    endian: Endianness,
+    data: R,
+    vaddr_to_off: &dyn Fn(u64) -> Option<u64>,
+    info: &mut ElfInfo,
+) -> Result<(), ElfError> {
+    use object::read::elf::Dyn;
+    let mut strtab = None;
+    let mut strsz = None;
+    for d in dyns {
+        match d.d_tag(endian).into() as u32 {
+            elf::DT_STRTAB => strtab = Some(d.d_val(endian).into()),
+            elf::DT_STRSZ => strsz = Some(d.d_val(endian).into()),
+            _ => {}
+        }
+    }
+    let (Some(addr), Some(size)) = (strtab, strsz) else {
+        return Err(ElfError::Malformed(
+            "dynamic section without DT_STRTAB/DT_STRSZ".into(),
+        ));
+    };
+    let off =
+        vaddr_to_off(addr).ok_or_else(|| ElfError::Malformed("DT_STRTAB is not mapped".into()))?;
+    let table = data
+        .read_bytes_at(off, size)
+        .map_err(|()| ElfError::Malformed("DT_STRTAB outside the file".into()))?;
+    let string = |v: u64| -> Result<Vec<u8>, ElfError> {
+        let start = usize::try_from(v).ok().filter(|s| *s < table.len());
+        let start = start
+            .ok_or_else(|| ElfError::Malformed("dynamic string offset out of range".into()))?;
+        let rest = &table[start..];
+        let end = rest
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or_else(|| ElfError::Malformed("unterminated dynamic string".into()))?;
+        Ok(rest[..end].to_vec())
+    };
+    for d in dyns {
+        let tag = d.d_tag(endian).into();
+        let val = d.d_val(endian).into();
+        if tag == u64::from(elf::DT_NULL) {
+            break;
+        }
+        match tag as u32 {
+            elf::DT_NEEDED => info.needed.push(string(val)?),
+            elf::DT_RUNPATH => info.runpath = Some(string(val)?),
+            elf::DT_RPATH => info.rpath = Some(string(val)?),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Walk one PT_NOTE segment like glibc's `_dl_process_pt_gnu_property`: note by note, padding
+/// name and descriptor to the segment's `p_align` (at least 4). Records every resolution note.
+fn walk_notes<'data, R: ReadRef<'data>>(
+    data: R,
+    seg: &NoteSegment,
+    be: bool,
+    out: &mut Vec<FoundNote>,
+) {
+    let Ok(bytes) = data.read_bytes_at(seg.offset, seg.filesz) else {
+        return;
+    };
+    walk_segment(bytes, seg, be, out);
+}
+
+/// Walk the bytes of one PT_NOTE segment (see [`walk_notes`]); exposed so that a planned
+/// in-place edit can be checked before it is written.
+pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
+    let align = seg.align.max(4);
+    let rd = |o: usize| -> Option<u64> {
+        let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
+        Some(u64::from(if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }))
+    };
+    let up = |v: u64| v.div_ceil(align) * align;
+    let mut pos: u64 = 0;
+    while pos + 12 <= bytes.len() as u64 {
+        let p = pos as usize;
+        let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else {
+            return;
+        };
+        let name_off = pos + 12;
+        let desc_off = up(name_off + namesz);
+        let next = up(desc_off + descsz);
+        let name_ok = namesz == 6
+            && bytes
+                .get(name_off as usize..name_off as usize + 6)
+                .is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
+        if name_ok {
+            out.push(FoundNote {
+                n_type: ty as u32,
+                segment: seg.index,
+                offset: seg.offset + pos,
+                desc: (seg.offset + desc_off, descsz),
+                in_bounds: desc_off + descsz <= bytes.len() as u64,
+            });
+        }
+        if next <= pos {
+            return;
+        }
+        pos = next;
+    }
+}
+
+/// The descriptor bytes of a found note (empty when out of bounds).
+pub fn note_desc<'data, R: ReadRef<'data>>(data: R, n: &FoundNote) -> &'data [u8] {
+    data.read_bytes_at(n.desc.0, n.desc.1).unwrap_or(&[])
+}

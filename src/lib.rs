@@ -8,6 +8,7 @@
 pub mod argv;
 pub mod elf;
 pub mod embed;
+pub mod env;
 pub mod fs;
 pub mod note;
 pub mod reserve;

@@ -1,1 +1,81 @@
-fn main() {}
+//! `ldnote`: see README.md. Multicall: invoked as `ld`, `gcc`, ... it wraps that tool.
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use ldnote::argv;
+
+mod cmd;
+use cmd::options::NoteOpts;
+
+#[derive(Parser)]
+#[command(
+    name = "ldnote",
+    version,
+    about = "Write the .note.nixos.ldcache resolution note at link time"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run LINKER with ARGS, then note the output it produced.
+    Link {
+        #[command(flatten)]
+        opts: NoteOpts,
+        /// The real linker or compiler driver.
+        linker: OsString,
+        /// Its arguments, forwarded byte for byte.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Note already-linked files in place (patchelf --build-resolution-cache compatible).
+    Patch {
+        #[command(flatten)]
+        opts: NoteOpts,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the note of FILE as the loader reads it.
+    Show {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        file: PathBuf,
+    },
+    /// Exit 0 when each file's note equals what would be written now.
+    Check {
+        #[command(flatten)]
+        opts: NoteOpts,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Build a small Nix-like layout, link a program through ldnote, run it, show its note.
+    Demo,
+}
+
+fn main() {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let base = Path::new(&argv0)
+        .file_name()
+        .map(|f| f.to_os_string())
+        .unwrap_or_default();
+    if base != "ldnote" {
+        if let Some(name) = argv::classify_tool(&base) {
+            let rest: Vec<OsString> = args.collect();
+            std::process::exit(cmd::link::multicall(&base, name.kind, &rest));
+        }
+    }
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Link { opts, linker, args } => cmd::link::link(opts, &linker, &args, None),
+        Cmd::Patch { opts, files } => cmd::link::patch(opts, &files),
+        Cmd::Show { json, file } => cmd::show::show(&file, json),
+        Cmd::Check { opts, files } => cmd::show::check(&files, opts),
+        Cmd::Demo => cmd::demo::demo(),
+    };
+    std::process::exit(code);
+}

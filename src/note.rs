@@ -101,8 +101,7 @@ pub fn decode_descriptor(desc: &[u8]) -> Result<Entries, DecodeError> {
     let mut parts = body.split(|b| *b == 0);
     let mut entries = Entries::new();
     let mut index = 0;
-    loop {
-        let Some(soname) = parts.next() else { break };
+    while let Some(soname) = parts.next() {
         if soname.is_empty() {
             // The trailing split piece after the last NUL.
             break;
@@ -119,7 +118,11 @@ pub fn decode_descriptor(desc: &[u8]) -> Result<Entries, DecodeError> {
             match el.split_first() {
                 Some((b'=', p)) => slot.push(Entry::Exact(p.to_vec())),
                 Some((b'?', d)) => slot.push(Entry::Hint(d.to_vec())),
-                _ => return Err(DecodeError::BadElement(String::from_utf8_lossy(el).into_owned())),
+                _ => {
+                    return Err(DecodeError::BadElement(
+                        String::from_utf8_lossy(el).into_owned(),
+                    ))
+                }
             }
         }
         index += 1;
@@ -195,7 +198,13 @@ mod tests {
         m.insert(b"libfoo.so".to_vec(), vec![e("=/tmp/e/lib/libfoo.so")]);
         let d = encode_descriptor(&m).expect("some");
         assert_eq!(d, b"libfoo.so\0=/tmp/e/lib/libfoo.so\0\0");
-        let n = encode_note(&d, Layout { big_endian: false, is_64: true });
+        let n = encode_note(
+            &d,
+            Layout {
+                big_endian: false,
+                is_64: true,
+            },
+        );
         // Bytes taken from `readelf -x .note.nixos.ldcache` of a patchelf 0.19.3 output.
         assert_eq!(&n[..20], b"\x06\0\0\0\x21\0\0\0\xb6\x6c\xa8\x63NixOS\0\0\0");
         assert_eq!(n.len(), note_size(d.len()));
@@ -204,7 +213,13 @@ mod tests {
 
     #[test]
     fn big_endian_header() {
-        let n = encode_note(b"a\0=b\0\0", Layout { big_endian: true, is_64: true });
+        let n = encode_note(
+            b"a\0=b\0\0",
+            Layout {
+                big_endian: true,
+                is_64: true,
+            },
+        );
         assert_eq!(&n[..12], b"\0\0\0\x06\0\0\0\x06\x63\xa8\x6c\xb6");
     }
 
@@ -223,8 +238,17 @@ mod tests {
     #[test]
     fn decode_rejects_what_the_loader_rejects() {
         assert_eq!(decode_descriptor(b"\0\0"), Err(DecodeError::TooShort(2)));
-        assert_eq!(decode_descriptor(b"a\0=b\0x"), Err(DecodeError::BadTerminator));
-        assert!(matches!(decode_descriptor(b"a\0\0\0"), Err(DecodeError::EmptyPathList { .. })));
-        assert!(matches!(decode_descriptor(b"a\0xb\0\0"), Err(DecodeError::BadElement(_))));
+        assert_eq!(
+            decode_descriptor(b"a\0=b\0x"),
+            Err(DecodeError::BadTerminator)
+        );
+        assert!(matches!(
+            decode_descriptor(b"a\0\0\0"),
+            Err(DecodeError::EmptyPathList { .. })
+        ));
+        assert!(matches!(
+            decode_descriptor(b"a\0xb\0\0"),
+            Err(DecodeError::BadElement(_))
+        ));
     }
 }

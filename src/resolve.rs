@@ -1,1 +1,307 @@
-//! resolve (being written).
+//! Resolution: DT_NEEDED x run path -> note entries, inside a sysroot.
+//!
+//! The rules are patchelf 0.19.1+'s (`--build-resolution-cache`), so that wherever patchelf is
+//! right the descriptor is byte-identical; they go beyond it where patchelf records something the
+//! loader would not load (see [`Resolver::resolve`]). Each directory is listed at most once (one
+//! `getdents` pass, cached) instead of one `access()` per needed name and directory.
+
+use std::collections::HashMap;
+use std::io;
+
+use crate::fs::{Fs, Kind, Sysroot};
+use crate::note::{Entries, Entry};
+use crate::target::{verify, Acceptance, Verdict, HEAD_LEN};
+
+/// Policy knobs beyond patchelf's behaviour.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Legacy hwcaps subdirectory names the target loader probes (glibc <= 2.36). A run-path
+    /// directory holding any of them becomes a `?` hint: the stock loader would look there
+    /// before the directory itself, which an `=` entry would bypass.
+    pub legacy_hwcaps: Vec<Vec<u8>>,
+    /// When set, `=` entries are written only for directories under one of these prefixes;
+    /// other absolute directories become `?` hints (they may change after the link).
+    pub immutable_prefixes: Option<Vec<Vec<u8>>>,
+}
+
+/// Why a run-path component became a `?` hint, or what happened to a candidate.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Event {
+    /// Component hinted, with the reason.
+    Hint {
+        /// The component.
+        dir: String,
+        /// Why.
+        why: String,
+    },
+    /// `=` entry recorded.
+    Found {
+        /// The soname.
+        soname: String,
+        /// The recorded path.
+        path: String,
+    },
+    /// A candidate the loader would skip (wrong class/machine/flags): not recorded.
+    Skipped {
+        /// The candidate path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A candidate the loader would reject fatally: recorded as a `?` hint of its directory
+    /// for that soname so that the note keeps the stock loader's outcome.
+    Fatal {
+        /// The candidate path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A needed name containing `/`: opened directly by the loader, not recorded.
+    Direct {
+        /// The name.
+        name: String,
+    },
+    /// A directory entry matched but could not be opened (dangling link, no permission):
+    /// the loader moves on, so nothing is recorded.
+    Unopenable {
+        /// The candidate path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The result for one object.
+#[derive(Clone, Debug, Default)]
+pub struct Resolution {
+    /// soname -> entries.
+    pub entries: Entries,
+    /// What was decided, in order (for `-v` and `explain`).
+    pub events: Vec<Event>,
+}
+
+enum Listing {
+    /// The directory's entry names.
+    Names(HashMap<Vec<u8>, Option<Kind>>),
+    /// Listing is refused but the directory may be searchable: probe names one by one.
+    Probe,
+    /// Absent or not a directory.
+    Missing(String),
+}
+
+/// Resolves objects against one sysroot, caching directory listings across objects.
+pub struct Resolver<F: Fs> {
+    root: Sysroot<F>,
+    policy: Policy,
+    listings: HashMap<Vec<u8>, Listing>,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl<F: Fs> Resolver<F> {
+    /// A resolver over `fs` with `policy`.
+    pub fn new(fs: F, policy: Policy) -> Self {
+        Resolver {
+            root: Sysroot::new(fs),
+            policy,
+            listings: HashMap::new(),
+        }
+    }
+
+    /// Change the policy (it depends on each object's target); listings stay cached.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// Compute the entries for an object with these DT_NEEDED names and this run path
+    /// (DT_RUNPATH, else DT_RPATH), checking candidates with `acc`.
+    ///
+    /// Per component, in run-path order (patchelf's loop, and the loader's search order):
+    /// - empty (the CWD), relative (resolved against the process CWD by glibc), or holding `$`
+    ///   (a dynamic string token): `?component` for every searched name;
+    /// - absent, not a directory, or unsearchable: `?component` (patchelf 0.19.1);
+    /// - holding `glibc-hwcaps` (or, per policy, a legacy hwcaps subdirectory): `?component`,
+    ///   because the loader looks in those subdirectories first;
+    /// - otherwise `=component/name` for each name present that the target loader would accept.
+    ///   Files it would skip (other class, machine, float ABI) are left out, as the loader
+    ///   goes on past them; files it would reject fatally become `?component` for that name
+    ///   so the note-aware loader meets the same file and fails the same way.
+    pub fn resolve(
+        &mut self,
+        needed: &[Vec<u8>],
+        search_path: &[u8],
+        acc: &Acceptance,
+    ) -> Resolution {
+        let mut res = Resolution::default();
+        let mut searched: Vec<&[u8]> = Vec::new();
+        for n in needed {
+            if n.contains(&b'/') {
+                res.events.push(Event::Direct { name: lossy(n) });
+            } else {
+                searched.push(n);
+            }
+        }
+        if searched.is_empty() {
+            return res;
+        }
+        for comp in search_path.split(|b| *b == b':') {
+            if let Some(why) = self.hint_reason(comp) {
+                res.events.push(Event::Hint {
+                    dir: lossy(comp),
+                    why,
+                });
+                for n in &searched {
+                    res.entries
+                        .entry(n.to_vec())
+                        .or_default()
+                        .push(Entry::Hint(comp.to_vec()));
+                }
+                continue;
+            }
+            for n in &searched {
+                let mut path = comp.to_vec();
+                path.push(b'/');
+                path.extend_from_slice(n);
+                match self.candidate(comp, n, &path, acc) {
+                    None => {}
+                    Some(Verdict::Accept) => {
+                        res.events.push(Event::Found {
+                            soname: lossy(n),
+                            path: lossy(&path),
+                        });
+                        res.entries
+                            .entry(n.to_vec())
+                            .or_default()
+                            .push(Entry::Exact(path));
+                    }
+                    Some(Verdict::Skip(why)) => res.events.push(Event::Skipped {
+                        path: lossy(&path),
+                        why,
+                    }),
+                    Some(Verdict::Fatal(why)) => {
+                        res.events.push(Event::Fatal {
+                            path: lossy(&path),
+                            why,
+                        });
+                        res.entries
+                            .entry(n.to_vec())
+                            .or_default()
+                            .push(Entry::Hint(comp.to_vec()));
+                    }
+                }
+            }
+        }
+        // Names seen only as unopenable produce nothing; drop empty lists.
+        res.entries.retain(|_, v| !v.is_empty());
+        res
+    }
+
+    /// Why a component is a hint, or `None` when its files can be looked up.
+    fn hint_reason(&mut self, comp: &[u8]) -> Option<String> {
+        if comp.is_empty() {
+            return Some("empty component: the loader searches the current directory".into());
+        }
+        if comp[0] != b'/' {
+            return Some("relative: resolved against the process's working directory".into());
+        }
+        if comp.contains(&b'$') {
+            return Some("dynamic string token, expanded by the loader".into());
+        }
+        if let Some(prefixes) = &self.policy.immutable_prefixes {
+            if !prefixes.iter().any(|p| under(comp, p)) {
+                return Some("not under an immutable prefix (may change after the link)".into());
+            }
+        }
+        let legacy = std::mem::take(&mut self.policy.legacy_hwcaps);
+        let why = self.listing_hint(comp, &legacy);
+        self.policy.legacy_hwcaps = legacy;
+        why
+    }
+
+    fn listing_hint(&mut self, comp: &[u8], legacy: &[Vec<u8>]) -> Option<String> {
+        match self.listing(comp) {
+            Listing::Missing(why) => Some(why.clone()),
+            Listing::Probe => None,
+            Listing::Names(names) => {
+                if names.contains_key(b"glibc-hwcaps".as_slice()) {
+                    return Some("has a glibc-hwcaps subdirectory, searched first".into());
+                }
+                legacy
+                    .iter()
+                    .find(|l| names.contains_key(l.as_slice()))
+                    .map(|l| {
+                        format!(
+                            "has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)",
+                            lossy(l)
+                        )
+                    })
+            }
+        }
+    }
+
+    fn listing(&mut self, comp: &[u8]) -> &Listing {
+        if !self.listings.contains_key(comp) {
+            let l = match self.root.resolve_dir(comp) {
+                None => Listing::Missing("cannot be resolved inside the sysroot".into()),
+                Some(real) => match self.root.fs().list(&real) {
+                    Ok(names) => Listing::Names(names.into_iter().collect()),
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Listing::Probe,
+                    Err(e) => {
+                        Listing::Missing(format!("absent or not a searchable directory ({e})"))
+                    }
+                },
+            };
+            self.listings.insert(comp.to_vec(), l);
+        }
+        match self.listings.get(comp) {
+            Some(l) => l,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    /// The loader's verdict on `comp/name`, or `None` when there is no such (openable) file.
+    fn candidate(
+        &mut self,
+        comp: &[u8],
+        name: &[u8],
+        path: &[u8],
+        acc: &Acceptance,
+    ) -> Option<Verdict> {
+        match self.listing(comp) {
+            Listing::Missing(_) => return None,
+            Listing::Names(names) => {
+                if let Some(Some(Kind::Dir)) = names.get(name) {
+                    // open() of a directory succeeds; the read fails with EISDIR: fatal.
+                    return Some(Verdict::Fatal(
+                        "cannot read file data: Is a directory".into(),
+                    ));
+                }
+                if !names.contains_key(name) {
+                    return None;
+                }
+            }
+            Listing::Probe => {}
+        }
+        let real = self.root.resolve(path).ok()?;
+        match self.root.fs().head(&real, HEAD_LEN) {
+            Ok(head) => Some(verify(&head, acc)),
+            Err(e) if e.raw_os_error() == Some(21) => Some(Verdict::Fatal(
+                "cannot read file data: Is a directory".into(),
+            )),
+            // ENOENT (dangling link), EACCES: the loader's open fails and it goes on.
+            Err(_) => None,
+        }
+    }
+}
+
+/// `dir` is `prefix` or below it (component-wise).
+fn under(dir: &[u8], prefix: &[u8]) -> bool {
+    let p = prefix.strip_suffix(b"/").unwrap_or(prefix);
+    dir.starts_with(p) && (dir.len() == p.len() || dir[p.len()] == b'/' || p.is_empty())
+}
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;

@@ -1,1 +1,362 @@
-//! target (being written).
+//! Targets as data (`targets/*.toml`), and the target loader's acceptance test for a candidate
+//! file (glibc `open_verify` in elf/dl-load.c, plus each port's `elf_machine_matches_host`).
+
+use serde::Deserialize;
+
+include!(concat!(env!("OUT_DIR"), "/targets.rs"));
+
+/// What `open_verify` does with a candidate when a rule fires.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Skipped silently; the search goes on (wrong class or machine).
+    Skip,
+    /// Loading stops with an error (`_dl_signal_error`); later directories are not tried.
+    Fatal,
+}
+
+/// An `e_flags` rule: it fires when `(e_flags & mask) == value` (for `reject`) or `!=` (for
+/// `require`). Mirrors e.g. Debian's armhf float-ABI check or riscv's float-ABI match.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct FlagRule {
+    /// Bits looked at.
+    pub mask: u32,
+    /// Value compared with.
+    pub value: u32,
+    /// `reject` (fires on equality) or `require` (fires on inequality).
+    pub kind: RuleKind,
+    /// What the loader does when it fires.
+    pub action: Action,
+    /// Why, for messages.
+    #[serde(default)]
+    pub why: String,
+}
+
+/// Sense of a [`FlagRule`].
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// Fires when the masked flags equal `value`.
+    Reject,
+    /// Fires when the masked flags differ from `value`.
+    Require,
+}
+
+/// One target, as described by a file in `targets/`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Target {
+    /// Short name (`x86_64`, `aarch64`, ...).
+    pub name: String,
+    /// GNU triples and aliases.
+    #[serde(default)]
+    pub triples: Vec<String>,
+    /// GNU ld emulation names (`-m`).
+    #[serde(default)]
+    pub emulations: Vec<String>,
+    /// 32 or 64.
+    pub class: u8,
+    /// `little` or `big`.
+    pub endian: String,
+    /// `e_machine`.
+    pub machine: u16,
+    /// Accepted `EI_OSABI` values.
+    pub osabi: Vec<u8>,
+    /// `EI_ABIVERSION` must be below this for ELFOSABI_GNU (LIBC_ABI_MAX); 0 for others.
+    #[serde(default = "default_abi_max")]
+    pub abi_version_max: u8,
+    /// `e_flags` rules.
+    #[serde(default)]
+    pub eflags: Vec<FlagRule>,
+    /// The dynamic loader's path.
+    #[serde(default)]
+    pub dynamic_loader: String,
+    /// `$LIB`.
+    #[serde(default)]
+    pub lib: String,
+    /// `$PLATFORM` (empty: none).
+    #[serde(default)]
+    pub platform: String,
+    /// glibc-hwcaps subdirectory names, highest priority first.
+    #[serde(default)]
+    pub glibc_hwcaps: Vec<String>,
+    /// Legacy hwcaps subdirectory names (glibc <= 2.36).
+    #[serde(default)]
+    pub legacy_hwcaps: Vec<String>,
+    /// Default library directories.
+    #[serde(default)]
+    pub default_dirs: Vec<String>,
+    /// Largest page size.
+    #[serde(default = "default_page")]
+    pub page_size: u64,
+    /// Debian's `unsubmitted-ldso-machine-mismatch` patch: when `e_ident` is wrong but the class
+    /// is right, a file for another machine is skipped *before* the byte-order/OS-ABI checks
+    /// would make it fatal (verified under qemu for every shipped target).
+    #[serde(default)]
+    pub machine_check_before_ident: bool,
+    /// `e_flags` an input object must carry for the target's linker to accept it (ARM EABI
+    /// version and float ABI, RISC-V float ABI); used for ldnote's reservation object.
+    #[serde(default)]
+    pub reserve_eflags: u32,
+    /// glibc version of the target image (`major.minor`).
+    #[serde(default = "default_glibc")]
+    pub glibc: String,
+}
+
+fn default_abi_max() -> u8 {
+    4
+}
+fn default_page() -> u64 {
+    4096
+}
+fn default_glibc() -> String {
+    "2.36".into()
+}
+
+/// Errors loading target data.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// A TOML file failed to parse.
+    #[error("target file `{0}`: {1}")]
+    Parse(String, toml::de::Error),
+}
+
+/// Every embedded target.
+pub fn builtin() -> Result<Vec<Target>, TargetError> {
+    EMBEDDED
+        .iter()
+        .map(|(file, text)| toml::from_str(text).map_err(|e| TargetError::Parse((*file).into(), e)))
+        .collect()
+}
+
+/// The header facts of the object being noted: the loader that will load its dependencies
+/// runs with exactly this class, byte order and machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Ident {
+    /// ELFCLASS64.
+    pub is_64: bool,
+    /// ELFDATA2MSB.
+    pub big_endian: bool,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `e_flags`.
+    pub e_flags: u32,
+    /// `EI_OSABI`.
+    pub osabi: u8,
+}
+
+impl Target {
+    /// Whether this target describes objects with `id`'s class, byte order and machine.
+    pub fn matches(&self, id: &Ident) -> bool {
+        self.machine == id.machine
+            && (self.class == 64) == id.is_64
+            && (self.endian == "big") == id.big_endian
+            && self
+                .eflags
+                .iter()
+                .all(|r| r.action != Action::Skip || !r.fires(id.e_flags))
+    }
+
+    /// Whether `(major, minor)` of this target's glibc is at most 2.36 (legacy hwcaps probed).
+    pub fn has_legacy_hwcaps(&self) -> bool {
+        let mut it = self.glibc.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+        (ma, mi) <= (2, 36)
+    }
+}
+
+impl FlagRule {
+    fn fires(&self, flags: u32) -> bool {
+        let eq = flags & self.mask == self.value;
+        match self.kind {
+            RuleKind::Reject => eq,
+            RuleKind::Require => !eq,
+        }
+    }
+}
+
+/// Find the target for an output's header; `None` when no target file describes it.
+pub fn for_ident<'a>(targets: &'a [Target], id: &Ident) -> Option<&'a Target> {
+    targets.iter().find(|t| t.matches(id))
+}
+
+/// The loader's rules for a candidate file, derived from the requesting object's header and,
+/// when known, its target's extra rules.
+#[derive(Clone, Debug)]
+pub struct Acceptance {
+    /// Header facts of the requesting object.
+    pub id: Ident,
+    /// Accepted OS ABI values.
+    pub osabi: Vec<u8>,
+    /// `LIBC_ABI_MAX`.
+    pub abi_version_max: u8,
+    /// e_flags rules.
+    pub eflags: Vec<FlagRule>,
+    /// See [`Target::machine_check_before_ident`].
+    pub machine_check_before_ident: bool,
+}
+
+impl Acceptance {
+    /// Rules for objects like `id`, from `target` when one is known (else SYSV/GNU, no flags).
+    pub fn new(id: Ident, target: Option<&Target>) -> Self {
+        match target {
+            Some(t) => Acceptance {
+                id,
+                osabi: t.osabi.clone(),
+                abi_version_max: t.abi_version_max,
+                eflags: t.eflags.clone(),
+                machine_check_before_ident: t.machine_check_before_ident,
+            },
+            None => Acceptance {
+                id,
+                osabi: vec![0, 3],
+                abi_version_max: 4,
+                eflags: Vec::new(),
+                machine_check_before_ident: false,
+            },
+        }
+    }
+}
+
+/// The verdict of `open_verify` on a candidate.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Verdict {
+    /// The loader would load it.
+    Accept,
+    /// The loader skips it silently and goes on searching.
+    Skip(String),
+    /// The loader stops with this error.
+    Fatal(String),
+}
+
+/// Bytes of the header needed by [`verify`] (the loader reads 832; we need the Ehdr).
+pub const HEAD_LEN: usize = 64;
+
+/// Decide as glibc 2.36 `open_verify` would, from the first bytes of the candidate.
+pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
+    use object::elf;
+    let ehdr_len = if acc.id.is_64 { 64 } else { 52 };
+    if head.len() < ehdr_len {
+        return Verdict::Fatal("file too short".into());
+    }
+    // Every class's header starts with the same `e_ident`; 52 bytes (Elf32_Ehdr) are present.
+    let Ok((hdr, _)) = object::pod::from_bytes::<elf::FileHeader32<object::Endianness>>(head)
+    else {
+        return Verdict::Fatal("file too short".into());
+    };
+    let id = &hdr.e_ident;
+    let want_class = if acc.id.is_64 {
+        elf::ELFCLASS64
+    } else {
+        elf::ELFCLASS32
+    };
+    let want_data = if acc.id.big_endian {
+        elf::ELFDATA2MSB
+    } else {
+        elf::ELFDATA2LSB
+    };
+    let osabi = id.os_abi;
+    let abiv = id.abi_version;
+    let abiv_ok = abiv == 0 || (osabi == elf::ELFOSABI_GNU && abiv < acc.abi_version_max);
+    if id.magic != elf::ELFMAG {
+        return Verdict::Fatal("invalid ELF header".into());
+    }
+    if id.class != want_class {
+        return Verdict::Skip("wrong ELF class".into());
+    }
+    let be = acc.id.big_endian;
+    let u16_at = |o: usize| {
+        let b = [head[o], head[o + 1]];
+        if be {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |o: usize| {
+        let b = [head[o], head[o + 1], head[o + 2], head[o + 3]];
+        if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    // Offsets of e_type/e_machine/e_version are the same for both classes; e_flags and
+    // e_phentsize differ.
+    let (e_type, e_machine, e_version) = (u16_at(16), u16_at(18), u32_at(20));
+    let (e_flags, e_phentsize) = if acc.id.is_64 {
+        (u32_at(48), u16_at(54))
+    } else {
+        (u32_at(36), u16_at(42))
+    };
+    let ident_ok = id.data == want_data
+        && id.version == elf::EV_CURRENT
+        && acc.osabi.contains(&osabi)
+        && abiv_ok
+        && id.padding.iter().all(|b| *b == 0);
+    if !ident_ok && acc.machine_check_before_ident {
+        if e_machine != acc.id.machine {
+            return Verdict::Skip(format!("wrong machine ({e_machine})"));
+        }
+        if let Some(r) = acc
+            .eflags
+            .iter()
+            .find(|r| r.action == Action::Skip && r.fires(e_flags))
+        {
+            return Verdict::Skip(r.why.clone());
+        }
+    }
+    if id.data != want_data {
+        let which = if acc.id.big_endian { "big" } else { "little" };
+        return Verdict::Fatal(format!("ELF file data encoding not {which}-endian"));
+    }
+    if id.version != elf::EV_CURRENT {
+        return Verdict::Fatal("ELF file version ident does not match current one".into());
+    }
+    if !acc.osabi.contains(&osabi) {
+        return Verdict::Fatal("ELF file OS ABI invalid".into());
+    }
+    if !abiv_ok {
+        return Verdict::Fatal("ELF file ABI version invalid".into());
+    }
+    if id.padding.iter().any(|b| *b != 0) {
+        return Verdict::Fatal("nonzero padding in e_ident".into());
+    }
+    if e_version != u32::from(elf::EV_CURRENT) {
+        return Verdict::Fatal("ELF file version does not match current one".into());
+    }
+    if e_machine != acc.id.machine {
+        return Verdict::Skip(format!("wrong machine ({e_machine})"));
+    }
+    for r in &acc.eflags {
+        if r.fires(e_flags) {
+            let why = if r.why.is_empty() {
+                format!("e_flags {e_flags:#x}")
+            } else {
+                r.why.clone()
+            };
+            return match r.action {
+                Action::Skip => Verdict::Skip(why),
+                Action::Fatal => Verdict::Fatal(why),
+            };
+        }
+    }
+    if e_type != elf::ET_DYN && e_type != elf::ET_EXEC {
+        return Verdict::Fatal("only ET_DYN and ET_EXEC can be loaded".into());
+    }
+    let want_phent = if acc.id.is_64 { 56 } else { 32 };
+    if e_phentsize != want_phent {
+        return Verdict::Fatal("ELF file's phentsize not the expected size".into());
+    }
+    Verdict::Accept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_targets_parse() {
+        let t = builtin().expect("targets parse");
+        assert!(t.iter().any(|t| t.name == "x86_64"));
+    }
+}

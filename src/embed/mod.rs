@@ -1,2 +1,400 @@
 //! Embedding the note into a linked output.
+//!
+//! Primary path ([`plan_in_place`]): the output already holds a `.note.nixos.ldcache` region
+//! (ldnote's reservation, placed by the linker, or an earlier note); the new note is written
+//! into it with a couple of `pwrite`s whose *last* one is the 4-byte `n_type` that makes the note
+//! live. Until that write the region holds an inert note, so the file is at every moment either
+//! the linker's output (for the loader: no live note) or the complete noted file. The cost does
+//! not depend on the output's size.
+//!
+//! Fallback ([`append`]): no region, or the note does not fit, or the loader's `p_align` walk
+//! would not find it there (mold merges notes into one 8-aligned PT_NOTE): the file is rewritten
+//! with a new segment, through a temporary file and a rename.
 pub mod append;
+
+use crate::elf::{walk_segment, ElfInfo, FoundNote, NoteSegment};
+use crate::note::{note_bytes, NOTE_TYPE};
+use crate::reserve::{FILLER_TYPE, PLACEHOLDER_TYPE};
+
+/// One write at a file offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    /// File offset.
+    pub offset: u64,
+    /// Bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What to do with an output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// The output already carries exactly this note.
+    UpToDate,
+    /// Nothing to record and no live note: leave the file alone.
+    Nothing,
+    /// Apply these writes in order (the last one makes the result live).
+    InPlace(Vec<Write>),
+    /// The note cannot go in place; rewrite the file with a new segment.
+    Append(String),
+}
+
+/// Offset added to `sh_name` to turn `.note.nixos.ldcache` into `.ldcache`: an unused
+/// reservation must not look like a note to patchelf, which finds notes by section name.
+pub const RENAME_SKIP: u32 = 11;
+
+fn u32_bytes(v: u32, be: bool) -> [u8; 4] {
+    if be {
+        v.to_be_bytes()
+    } else {
+        v.to_le_bytes()
+    }
+}
+
+/// The region a note can be written into: the `.note.nixos.ldcache` section if there is one,
+/// else the first `NixOS` note found by the walk (placeholder or live).
+fn region(info: &ElfInfo) -> Option<(u64, u64)> {
+    if let Some(s) = info.note_section {
+        return Some((s.offset, s.size));
+    }
+    if let Some((s, _)) = info.renamed_section {
+        return Some((s.offset, s.size));
+    }
+    info.notes.first().map(|n: &FoundNote| {
+        let end = n.desc.0 + n.desc.1.div_ceil(4) * 4;
+        (n.offset, end - n.offset)
+    })
+}
+
+/// Plan the in-place edit for `note` (a whole encoded note, or `None` when there is nothing to
+/// record). `segment_bytes` returns the current bytes of a PT_NOTE segment, used to check that
+/// the loader's walk will find the new note.
+pub fn plan_in_place(
+    info: &ElfInfo,
+    note: Option<&[u8]>,
+    current_desc: Option<&[u8]>,
+    segment_bytes: &dyn Fn(&NoteSegment) -> Option<Vec<u8>>,
+) -> Edit {
+    let be = info.ident.big_endian;
+    let live = info.live_note();
+    let Some(note) = note else {
+        let mut writes = Vec::new();
+        if let Some(n) = live {
+            // A stale note would send the loader to wrong files: make it inert.
+            writes.push(Write {
+                offset: n.offset + 8,
+                bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
+            });
+        }
+        if let Some(s) = info.note_section {
+            writes.push(rename_write(info, s.header_offset));
+        }
+        return if writes.is_empty() {
+            Edit::Nothing
+        } else {
+            Edit::InPlace(writes)
+        };
+    };
+    if let (Some(_), Some(cur)) = (live, current_desc) {
+        if note.get(20..).is_some_and(|d| d.starts_with(cur))
+            && note.len() == crate::note::note_size(cur.len())
+        {
+            return Edit::UpToDate;
+        }
+    }
+    let Some((offset, size)) = region(info) else {
+        return Edit::Append("the output has no reserved note".into());
+    };
+    let need = note.len() as u64;
+    if need > size {
+        return Edit::Append(format!(
+            "the reserved note holds {size} bytes, the note needs {need}"
+        ));
+    }
+    let rem = size - need;
+    if rem != 0 && rem < 12 {
+        return Edit::Append(format!(
+            "{rem} bytes would be left over, too few for a filler note"
+        ));
+    }
+    let mut content = note.to_vec();
+    if rem > 0 {
+        content.extend(note_bytes(
+            b"",
+            FILLER_TYPE,
+            &vec![0; rem as usize - 12],
+            layout(info),
+        ));
+    }
+    // Check with the final bytes that the loader's walk finds this note first.
+    let Some(seg) = info
+        .note_segments
+        .iter()
+        .find(|s| s.offset <= offset && offset + size <= s.offset + s.filesz)
+    else {
+        return Edit::Append("the reserved note is not inside a PT_NOTE segment".into());
+    };
+    if !seg.loaded {
+        return Edit::Append(
+            "the PT_NOTE holding the reserved note is not mapped by a PT_LOAD".into(),
+        );
+    }
+    let Some(mut bytes) = segment_bytes(seg) else {
+        return Edit::Append("cannot read the PT_NOTE segment".into());
+    };
+    let at = (offset - seg.offset) as usize;
+    bytes[at..at + content.len()].copy_from_slice(&content);
+    let mut found = Vec::new();
+    walk_segment(&bytes, seg, be, &mut found);
+    // Other live notes are made inert below, so ours only has to be found in its segment.
+    let ours = found.iter().find(|n| n.n_type == NOTE_TYPE);
+    // The walk must land on our header *and* read the descriptor where we wrote it: with an
+    // 8-aligned segment the name is padded to 8 and the descriptor is read 4 bytes late.
+    if ours.is_none_or(|n| n.offset != offset || n.desc.0 != offset + 20 || !n.in_bounds) {
+        return Edit::Append(format!(
+            "a loader walking the PT_NOTE with p_align {} would not find the note in place",
+            seg.align
+        ));
+    }
+    // Write everything with the inert type first; the 4-byte type write commits.
+    let mut inert = content;
+    inert[8..12].copy_from_slice(&u32_bytes(PLACEHOLDER_TYPE, be));
+    let mut writes = vec![Write {
+        offset,
+        bytes: inert,
+    }];
+    // Other live notes in the same segment (a foreign input's) would shadow or contradict ours.
+    for n in info
+        .notes
+        .iter()
+        .filter(|n| n.n_type == NOTE_TYPE && (n.offset < offset || n.offset >= offset + size))
+    {
+        writes.push(Write {
+            offset: n.offset + 8,
+            bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
+        });
+    }
+    // A reservation hidden as `.ldcache` earlier (nothing to record at link time) gets its name
+    // back so that patchelf finds the note.
+    if let Some((s, name)) = info.renamed_section {
+        if s.offset == offset && info.note_section.is_none() {
+            writes.push(Write {
+                offset: s.header_offset,
+                bytes: u32_bytes(name.saturating_sub(RENAME_SKIP), be).to_vec(),
+            });
+        }
+    }
+    writes.push(Write {
+        offset: offset + 8,
+        bytes: u32_bytes(NOTE_TYPE, be).to_vec(),
+    });
+    Edit::InPlace(writes)
+}
+
+fn layout(info: &ElfInfo) -> crate::note::Layout {
+    crate::note::Layout {
+        big_endian: info.ident.big_endian,
+        is_64: info.ident.is_64,
+    }
+}
+
+/// The `sh_name` edit that hides an unused `.note.nixos.ldcache` section from patchelf.
+/// `sh_name` is the first word of a section header in both classes.
+fn rename_write(info: &ElfInfo, header_offset: u64) -> Write {
+    let name = info.note_section_name.unwrap_or(0) + RENAME_SKIP;
+    Write {
+        offset: header_offset,
+        bytes: u32_bytes(name, info.ident.big_endian).to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::SectionPlace;
+    use crate::note::{encode_note, Layout};
+    use crate::reserve::placeholder;
+    use crate::target::Ident;
+
+    const LE: Layout = Layout {
+        big_endian: false,
+        is_64: true,
+    };
+
+    /// An output whose only PT_NOTE (at file offset 0x300, p_align 4) holds a reservation of
+    /// `size` bytes at 0x320, after a 32-byte ABI-tag-like note.
+    fn output(size: u64) -> (ElfInfo, Vec<u8>) {
+        let mut seg = note_bytes(b"GNU", 1, &[0; 16], LE);
+        seg.extend(placeholder(size as usize, LE));
+        let segment = NoteSegment {
+            index: 3,
+            offset: 0x300,
+            filesz: seg.len() as u64,
+            align: 4,
+            loaded: true,
+        };
+        let mut notes = Vec::new();
+        walk_segment(&seg, &segment, false, &mut notes);
+        let info = ElfInfo {
+            ident: Ident {
+                is_64: true,
+                big_endian: false,
+                machine: 62,
+                e_flags: 0,
+                osabi: 0,
+            },
+            e_type: object::elf::ET_DYN,
+            dynamic: true,
+            needed: Vec::new(),
+            runpath: None,
+            rpath: None,
+            note_segments: vec![segment],
+            notes,
+            note_section: Some(SectionPlace {
+                index: 5,
+                offset: 0x320,
+                size,
+                header_offset: 0x2000,
+            }),
+            note_section_name: Some(0x40),
+            renamed_section: None,
+        };
+        (info, seg)
+    }
+
+    fn plan(info: &ElfInfo, seg: &[u8], note: Option<&[u8]>, cur: Option<&[u8]>) -> Edit {
+        let seg = seg.to_vec();
+        plan_in_place(info, note, cur, &move |_| Some(seg.clone()))
+    }
+
+    #[test]
+    fn fill_writes_inert_first_and_commits_with_the_type() {
+        let (info, seg) = output(256);
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let Edit::InPlace(w) = plan(&info, &seg, Some(&note), None) else {
+            panic!("in place expected")
+        };
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].offset, 0x320);
+        assert_eq!(
+            w[0].bytes.len(),
+            256,
+            "note plus filler fill the whole reservation"
+        );
+        assert_eq!(
+            &w[0].bytes[8..12],
+            &PLACEHOLDER_TYPE.to_le_bytes(),
+            "inert until the commit"
+        );
+        assert_eq!(
+            &w[0].bytes[12..note.len()],
+            &note[12..],
+            "everything but the type is final"
+        );
+        assert_eq!(
+            w[1],
+            Write {
+                offset: 0x328,
+                bytes: NOTE_TYPE.to_le_bytes().to_vec()
+            }
+        );
+        // The result, as the loader's walk sees it: our note, then the filler.
+        let mut bytes = seg.clone();
+        bytes[0x20..0x20 + 256].copy_from_slice(&w[0].bytes);
+        bytes[0x28..0x2c].copy_from_slice(&w[1].bytes);
+        let mut found = Vec::new();
+        walk_segment(&bytes, &info.note_segments[0], false, &mut found);
+        assert_eq!(found.iter().filter(|n| n.n_type == NOTE_TYPE).count(), 1);
+    }
+
+    #[test]
+    fn too_small_or_awkward_remainders_fall_back() {
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE); // 20 + 24 = 44 bytes
+        let (info, seg) = output(40);
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), None),
+            Edit::Append(_)
+        ));
+        let (info, seg) = output(48);
+        assert!(
+            matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("filler"))
+        );
+        let (info, seg) = output(44);
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), None),
+            Edit::InPlace(_)
+        ));
+    }
+
+    #[test]
+    fn eight_aligned_segments_fall_back() {
+        let (mut info, seg) = output(256);
+        info.note_segments[0].align = 8;
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        assert!(
+            matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("p_align 8"))
+        );
+    }
+
+    #[test]
+    fn nothing_to_record_hides_the_section_and_stale_notes_go_inert() {
+        let (info, seg) = output(256);
+        let Edit::InPlace(w) = plan(&info, &seg, None, None) else {
+            panic!("rename expected")
+        };
+        assert_eq!(
+            w,
+            vec![Write {
+                offset: 0x2000,
+                bytes: (0x40 + RENAME_SKIP).to_le_bytes().to_vec()
+            }]
+        );
+        let (mut info, seg) = output(256);
+        info.notes[0].n_type = NOTE_TYPE;
+        let Edit::InPlace(w) = plan(&info, &seg, None, Some(b"x\0=y\0\0")) else {
+            panic!("edit expected")
+        };
+        assert_eq!(
+            w[0],
+            Write {
+                offset: 0x328,
+                bytes: PLACEHOLDER_TYPE.to_le_bytes().to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn identical_note_is_up_to_date() {
+        let (mut info, seg) = output(256);
+        info.notes[0].n_type = NOTE_TYPE;
+        let desc = b"libz.so\0=/s/libz.so\0\0";
+        let note = encode_note(desc, LE);
+        assert_eq!(plan(&info, &seg, Some(&note), Some(desc)), Edit::UpToDate);
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), Some(b"libz.so\0=/t/libz.so\0\0")),
+            Edit::InPlace(_)
+        ));
+    }
+
+    #[test]
+    fn a_hidden_reservation_is_renamed_back_when_filled() {
+        let (mut info, seg) = output(256);
+        let place = info.note_section.take().expect("section");
+        info.renamed_section = Some((place, 0x40 + RENAME_SKIP));
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let Edit::InPlace(w) = plan(&info, &seg, Some(&note), None) else {
+            panic!("fill expected")
+        };
+        assert_eq!(
+            w[1],
+            Write {
+                offset: 0x2000,
+                bytes: 0x40u32.to_le_bytes().to_vec()
+            }
+        );
+        assert_eq!(
+            w.last().map(|w| w.offset),
+            Some(0x328),
+            "the type write still commits last"
+        );
+    }
+}

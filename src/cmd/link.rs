@@ -1,0 +1,366 @@
+//! `ldnote link -- LINKER ARGS` and the multicall entry: run the real tool, then note.
+use std::ffi::{OsStr, OsString};
+use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ldnote::argv::{self, LinkPlan, ToolKind};
+use ldnote::target::{self, Ident, Target};
+use ldnote::{env, reserve};
+
+use super::note::{say, Noter, Outcome};
+use super::options::NoteOpts;
+use super::Failure;
+
+/// Exit status of a finished child as a shell reports it (128+n for a signal).
+fn code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// Run `tool args` with stdio inherited (the linker's output passes through untouched).
+fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
+    let status = Command::new(tool)
+        .args(args)
+        .env(env::ACTIVE, "1")
+        .status()
+        .map_err(|e| Failure(format!("cannot run `{}`: {e}", Path::new(tool).display())))?;
+    Ok(code(status))
+}
+
+fn on(k: &str) -> bool {
+    std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `ldnote link`: returns the exit code.
+pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKind>) -> i32 {
+    let opts = opts.with_env();
+    if on(env::DISABLE) || on(env::ACTIVE) {
+        // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
+        return run(tool, args).unwrap_or_else(|e| fail(&e));
+    }
+    let base = Path::new(tool).file_name().unwrap_or(tool);
+    let name = argv::classify_tool(base);
+    let kind = kind
+        .or(name.as_ref().map(|n| n.kind))
+        .unwrap_or(ToolKind::Driver);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let plan = match argv::plan(kind, args, &cwd) {
+        Ok(p) => p,
+        Err(e) => {
+            say(
+                &opts,
+                format!("cannot analyse the link line ({e}); running the linker without noting"),
+            );
+            return run(tool, args).unwrap_or_else(|e| fail(&e));
+        }
+    };
+    if let Some(why) = &plan.skip {
+        say(
+            &opts,
+            format!("no dynamically linked output to note ({why:?}); passing through"),
+        );
+        return run(tool, args).unwrap_or_else(|e| fail(&e));
+    }
+    let targets = target::builtin().unwrap_or_default();
+    let triple = name.as_ref().and_then(|n| n.triple.clone());
+    // The reservation lives in a temp dir removed when this function returns.
+    let mut _keep = None;
+    let mut final_args: Vec<OsString> = args.to_vec();
+    // mold (1.10) merges every note into one 8-aligned PT_NOTE where a 4-aligned note cannot be
+    // found by the loader's walk: a reservation would only be wasted bytes, so append instead.
+    let mold = base.as_bytes().ends_with(b"mold")
+        || args.iter().any(|a| {
+            a.as_bytes() == b"-fuse-ld=mold"
+                || (a.as_bytes().starts_with(b"--ld-path=") && a.as_bytes().ends_with(b"mold"))
+        });
+    if mold {
+        say(&opts, "mold merges notes into one 8-aligned PT_NOTE: no reservation, the note will be appended");
+    }
+    if !opts.no_reserve && !mold {
+        match reservation(&plan, kind, triple.as_deref(), &targets, &opts) {
+            Some((path, dir)) => {
+                final_args.insert(
+                    plan.flavor_prefix.min(final_args.len()),
+                    path.into_os_string(),
+                );
+                _keep = Some(dir);
+            }
+            None => say(
+                &opts,
+                "target not certain before the link: no reservation, the note will be appended",
+            ),
+        }
+    }
+    let status = match run(tool, &final_args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if status != 0 {
+        return status;
+    }
+    let output = cwd.join(&plan.output);
+    let sysroot = sysroot(&plan, &opts);
+    let result = Noter::new(opts.clone(), &sysroot).and_then(|mut n| n.note_file(&output));
+    match result {
+        Ok(Outcome::Appended(why)) => say(
+            &opts,
+            format!("{}: noted by the fallback ({why})", output.display()),
+        ),
+        Ok(_) => {}
+        Err(e) if opts.strict => {
+            eprintln!("ldnote: error: {e}");
+            return 1;
+        }
+        Err(e) => eprintln!("ldnote: warning: {e}; the linker's output is kept without a note"),
+    }
+    status
+}
+
+fn fail(e: &Failure) -> i32 {
+    eprintln!("ldnote: error: {e}");
+    127
+}
+
+/// Sysroot for resolution: the link line's `--sysroot`, then LDNOTE_SYSROOT, then `--sysroot`
+/// given to ldnote, then `/`.
+fn sysroot(plan: &LinkPlan, opts: &NoteOpts) -> OsString {
+    plan.sysroot
+        .clone()
+        .or_else(|| std::env::var_os(env::SYSROOT).filter(|v| !v.is_empty()))
+        .or_else(|| opts.sysroot.clone())
+        .unwrap_or_else(|| OsString::from("/"))
+}
+
+/// The header an input object must have for the linker to accept it, when it can be known for
+/// certain before the link; `None` otherwise (then no reservation is added: a wrong guess would
+/// break a link that would have succeeded).
+fn reservation_ident(
+    plan: &LinkPlan,
+    kind: ToolKind,
+    triple: Option<&OsStr>,
+    targets: &[Target],
+) -> Option<Ident> {
+    // 1. An ELF relocatable object among the inputs: exactly what the linker will see.
+    for input in &plan.inputs {
+        if let Some(id) = object_ident(Path::new(input)) {
+            return Some(id);
+        }
+    }
+    let by_name = |n: &OsStr| {
+        let n = n.to_string_lossy();
+        targets
+            .iter()
+            .find(|t| t.triples.iter().any(|x| *x == n) || t.emulations.iter().any(|x| *x == n))
+    };
+    let from_target = |t: &Target| Ident {
+        is_64: t.class == 64,
+        big_endian: t.endian == "big",
+        machine: t.machine,
+        e_flags: t.reserve_eflags,
+        osabi: 0,
+    };
+    if let Some(e) = &plan.emulation {
+        return by_name(e).map(from_target);
+    }
+    if let Some(t) = plan.target.as_deref().or(triple) {
+        return by_name(t).map(from_target);
+    }
+    if kind == ToolKind::Linker {
+        return None;
+    }
+    // A native driver: the host's own target, unless -m32/-m64/-mx32 switch it.
+    let host = object_ident(Path::new("/proc/self/exe"))?;
+    let host_t = target::for_ident(targets, &host)?;
+    for f in plan.machine_flags.iter().rev() {
+        match f.as_bytes() {
+            b"-m32" => {
+                let want = if host.machine == object::elf::EM_X86_64 {
+                    object::elf::EM_386
+                } else {
+                    return None;
+                };
+                return targets
+                    .iter()
+                    .find(|t| t.machine == want && t.class == 32)
+                    .map(from_target);
+            }
+            b"-m64" => return Some(from_target(host_t)),
+            b"-mx32" => return None,
+            _ => {}
+        }
+    }
+    Some(from_target(host_t))
+}
+
+/// Header facts of an ELF relocatable object (or of an executable, for `/proc/self/exe`).
+fn object_ident(path: &Path) -> Option<Ident> {
+    let mut head = [0u8; 64];
+    let mut f = std::fs::File::open(path).ok()?;
+    std::io::Read::read_exact(&mut f, &mut head).ok()?;
+    if head[..4] != object::elf::ELFMAG {
+        return None;
+    }
+    let is_64 = head[4] == object::elf::ELFCLASS64;
+    let be = head[5] == object::elf::ELFDATA2MSB;
+    let rd16 = |o: usize| {
+        if be {
+            u16::from_be_bytes([head[o], head[o + 1]])
+        } else {
+            u16::from_le_bytes([head[o], head[o + 1]])
+        }
+    };
+    let rd32 = |o: usize| {
+        let b = [head[o], head[o + 1], head[o + 2], head[o + 3]];
+        if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let e_type = rd16(16);
+    if path != Path::new("/proc/self/exe") && e_type != object::elf::ET_REL {
+        return None;
+    }
+    Some(Ident {
+        is_64,
+        big_endian: be,
+        machine: rd16(18),
+        e_flags: rd32(if is_64 { 48 } else { 36 }),
+        osabi: 0,
+    })
+}
+
+fn reservation(
+    plan: &LinkPlan,
+    kind: ToolKind,
+    triple: Option<&OsStr>,
+    targets: &[Target],
+    opts: &NoteOpts,
+) -> Option<(PathBuf, tempfile::TempDir)> {
+    let id = reservation_ident(plan, kind, triple, targets)?;
+    let comps: Vec<&[u8]> = plan
+        .rpaths
+        .iter()
+        .flat_map(|r| r.as_bytes().split(|b| *b == b':'))
+        .collect();
+    let so_inputs = plan
+        .inputs
+        .iter()
+        .filter(|i| i.as_bytes().windows(3).any(|w| w == b".so"))
+        .count();
+    let size = reserve::estimate(plan.libs.len() + so_inputs, &comps);
+    let bytes = match reserve::object(&id, size) {
+        Ok(b) => b,
+        Err(e) => {
+            say(opts, format!("no reservation: {e}"));
+            return None;
+        }
+    };
+    let dir = tempfile::Builder::new().prefix("ldnote").tempdir().ok()?;
+    let path = dir.path().join("ldnote-reserve.o");
+    let mut f = std::fs::File::create(&path).ok()?;
+    f.write_all(&bytes).ok()?;
+    say(
+        opts,
+        format!("reserved {size} bytes for the note ({})", path.display()),
+    );
+    Some((path, dir))
+}
+
+/// The environment variable naming the real tool for an invoked name: `LDNOTE_REAL_LD_LLD`.
+pub fn real_var(name: &OsStr) -> String {
+    let up: String = name
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}{up}", env::REAL_PREFIX)
+}
+
+/// Find the real tool for a multicall name: `LDNOTE_REAL_<NAME>`, then `LDNOTE_LINKER` for
+/// linkers, then the first program of that name on PATH that is not ldnote itself (so a
+/// directory of ldnote symlinks early in PATH cannot make ldnote call itself).
+pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let is_me = |p: &Path| {
+        std::fs::canonicalize(p)
+            .ok()
+            .is_some_and(|c| Some(&c) == me.as_ref())
+    };
+    let explicit = std::env::var_os(real_var(name))
+        .or_else(|| {
+            (kind == ToolKind::Linker)
+                .then(|| std::env::var_os(env::LINKER))
+                .flatten()
+        })
+        .filter(|v| !v.is_empty());
+    if let Some(p) = explicit {
+        let p = PathBuf::from(p);
+        let p = if p.components().count() == 1 {
+            which::which(&p).unwrap_or(p)
+        } else {
+            p
+        };
+        if is_me(&p) {
+            return Err(Failure(format!(
+                "`{}` is ldnote itself; set it to the real tool",
+                p.display()
+            )));
+        }
+        return Ok(p);
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    which::which_in_all(name, Some(path), cwd)
+        .map_err(|e| {
+            Failure(format!(
+                "cannot look up `{}` on PATH: {e}",
+                name.to_string_lossy()
+            ))
+        })?
+        .find(|p| !is_me(p))
+        .ok_or_else(|| {
+            Failure(format!(
+                "no real `{}` on PATH besides ldnote itself (set {})",
+                name.to_string_lossy(),
+                real_var(name)
+            ))
+        })
+}
+
+/// Invoked through a symlink named like a tool.
+pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
+    match find_real(name, kind) {
+        Ok(real) => link(NoteOpts::default(), real.as_os_str(), args, Some(kind)),
+        Err(e) => fail(&e),
+    }
+}
+
+/// `ldnote patch FILE...`.
+pub fn patch(opts: NoteOpts, files: &[PathBuf]) -> i32 {
+    let opts = opts.with_env();
+    let sysroot = opts.sysroot.clone().unwrap_or_else(|| OsString::from("/"));
+    let mut noter = match Noter::new(opts.clone(), &sysroot) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    let mut failed = 0;
+    for f in files {
+        if let Err(e) = noter.note_file(f) {
+            eprintln!("ldnote: error: {e}");
+            failed += 1;
+        }
+    }
+    i32::from(failed > 0)
+}

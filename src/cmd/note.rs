@@ -1,0 +1,270 @@
+//! Noting one linked file: read -> resolve -> encode -> embed (in place, else append).
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use ldnote::elf::{self, ElfInfo};
+use ldnote::embed::{self, Edit};
+use ldnote::fs::RealFs;
+use ldnote::note::{self, Layout};
+use ldnote::resolve::{Event, Resolution, Resolver};
+use ldnote::target::{Acceptance, Target};
+use object::{ReadCache, ReadRef};
+
+use super::options::NoteOpts;
+use super::Failure;
+
+/// What happened to a file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a dynamically linked executable or library: nothing to do.
+    NotDynamic,
+    /// Nothing to record (and no stale note).
+    Nothing,
+    /// The note was already what we would write.
+    UpToDate,
+    /// Written in place into the reserved region.
+    InPlace,
+    /// Written by appending a segment (the fallback).
+    Appended(String),
+}
+
+/// Everything needed to compute and compare notes.
+pub struct Computed {
+    pub info: ElfInfo,
+    pub note: Option<Vec<u8>>,
+    pub desired: Option<Vec<u8>>,
+    pub current: Option<Result<Vec<u8>, String>>,
+}
+
+/// Noter for one sysroot; caches directory listings across files.
+pub struct Noter {
+    pub opts: NoteOpts,
+    targets: Vec<Target>,
+    resolver: Resolver<RealFs>,
+    sysroot: std::ffi::OsString,
+}
+
+pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
+    if opts.verbose {
+        eprintln!("ldnote: {}", msg.as_ref());
+    }
+}
+
+impl Noter {
+    pub fn new(opts: NoteOpts, sysroot: &OsStr) -> Result<Self, Failure> {
+        let targets = ldnote::target::builtin().map_err(|e| Failure(e.to_string()))?;
+        // The policy depends on the target, known per file; start with an empty one.
+        let resolver = Resolver::new(RealFs::new(sysroot), Default::default());
+        Ok(Noter {
+            opts,
+            targets,
+            resolver,
+            sysroot: sysroot.to_os_string(),
+        })
+    }
+
+    /// Compute what the note of `path` should be, and what it is.
+    pub fn compute<'d, R: ReadRef<'d>>(
+        &mut self,
+        data: R,
+        path: &Path,
+    ) -> Result<Computed, Failure> {
+        let show = path.display();
+        let info = elf::read(data).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        let target = self.opts.target(&self.targets, &info.ident).cloned();
+        self.resolver.set_policy(self.opts.policy(target.as_ref()));
+        let acc = Acceptance::new(info.ident, target.as_ref());
+        let resolution = match info.search_path() {
+            Some(sp) if info.dynamic => self.resolver.resolve(&info.needed, sp, &acc),
+            _ => Resolution::default(),
+        };
+        if self.opts.verbose {
+            say(
+                &self.opts,
+                format!(
+                    "{show}: target {}, sysroot {}",
+                    target.as_ref().map_or("unknown", |t| &t.name),
+                    Path::new(&self.sysroot).display()
+                ),
+            );
+            if info.runpath.is_none() && info.rpath.is_some() {
+                say(&self.opts, format!("{show}: has DT_RPATH, not DT_RUNPATH: the loader searches RPATH before the note, so the note is written (as patchelf does) but never consulted"));
+            }
+            for e in &resolution.events {
+                say(&self.opts, format!("{show}: {}", describe(e)));
+            }
+        }
+        let desired = note::encode_descriptor(&resolution.entries);
+        let layout = Layout {
+            big_endian: info.ident.big_endian,
+            is_64: info.ident.is_64,
+        };
+        let note = desired.as_ref().map(|d| note::encode_note(d, layout));
+        let current = info.live_note().map(|n| {
+            let d = elf::note_desc(data, n);
+            if n.in_bounds && !d.is_empty() {
+                Ok(d.to_vec())
+            } else {
+                Err("the note's descriptor lies outside its PT_NOTE segment".to_string())
+            }
+        });
+        Ok(Computed {
+            info,
+            note,
+            desired,
+            current,
+        })
+    }
+
+    /// Note `path` in place (or by the append fallback).
+    pub fn note_file(&mut self, path: &Path) -> Result<Outcome, Failure> {
+        let show = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        if !meta.is_file() {
+            return Err(Failure(format!("`{show}` is not a regular file")));
+        }
+        let file = File::open(path).map_err(|e| Failure(format!("`{show}`: cannot open: {e}")))?;
+        let cache = ReadCache::new(&file);
+        let c = self.compute(&cache, path)?;
+        if !c.info.dynamic || !matches!(c.info.e_type, object::elf::ET_EXEC | object::elf::ET_DYN) {
+            say(
+                &self.opts,
+                format!("{show}: not dynamically linked, nothing to note"),
+            );
+            return Ok(Outcome::NotDynamic);
+        }
+        let current = match &c.current {
+            Some(Ok(d)) => Some(d.as_slice()),
+            _ => None,
+        };
+        let seg = |s: &elf::NoteSegment| {
+            cache
+                .read_bytes_at(s.offset, s.filesz)
+                .ok()
+                .map(<[u8]>::to_vec)
+        };
+        let edit = embed::plan_in_place(&c.info, c.note.as_deref(), current, &seg);
+        drop(cache);
+        match edit {
+            Edit::UpToDate => {
+                say(&self.opts, format!("{show}: note already up to date"));
+                Ok(Outcome::UpToDate)
+            }
+            Edit::Nothing => {
+                say(&self.opts, format!("{show}: nothing to record, no note"));
+                Ok(Outcome::Nothing)
+            }
+            Edit::InPlace(writes) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Failure(format!("`{show}`: cannot open for writing: {e}")))?;
+                for w in &writes {
+                    f.write_all_at(&w.bytes, w.offset)
+                        .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
+                }
+                say(
+                    &self.opts,
+                    format!("{show}: note written in place ({} writes)", writes.len()),
+                );
+                Ok(if c.note.is_some() {
+                    Outcome::InPlace
+                } else {
+                    Outcome::Nothing
+                })
+            }
+            Edit::Append(why) => {
+                let Some(note) = c.note else {
+                    return Ok(Outcome::Nothing);
+                };
+                say(
+                    &self.opts,
+                    format!("{show}: appending a note segment: {why}"),
+                );
+                if let Err(e) = append_file(path, &meta, &c.info, &note) {
+                    // Leave no half-used reservation that patchelf would mistake for a note.
+                    if let Edit::InPlace(writes) =
+                        embed::plan_in_place(&c.info, None, None, &|_| None)
+                    {
+                        if let Ok(f) = OpenOptions::new().write(true).open(path) {
+                            for w in &writes {
+                                let _ = f.write_all_at(&w.bytes, w.offset);
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
+                Ok(Outcome::Appended(why))
+            }
+        }
+    }
+}
+
+/// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
+/// same directory and a rename (never a torn output).
+fn append_file(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    info: &ElfInfo,
+    note: &[u8],
+) -> Result<(), Failure> {
+    let show = path.display();
+    let mut data = std::fs::read(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    // An unusable reservation or a stale note: make it inert and hide its section name first.
+    if let Edit::InPlace(writes) = embed::plan_in_place(info, None, None, &|_| None) {
+        for w in writes {
+            let o = w.offset as usize;
+            if let Some(dst) = data.get_mut(o..o + w.bytes.len()) {
+                dst.copy_from_slice(&w.bytes);
+            }
+        }
+    }
+    let new = embed::append::append_note(&data, note)
+        .map_err(|e| Failure(format!("`{show}`: cannot add the note: {e}")))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.ldnote",
+            path.file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default()
+        ))
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Failure(format!(
+                "`{show}`: cannot create a temporary file beside it: {e}"
+            ))
+        })?;
+    tmp.write_all(&new)
+        .map_err(|e| Failure(format!("`{show}`: cannot write the noted copy: {e}")))?;
+    std::fs::set_permissions(tmp.path(), meta.permissions())
+        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    tmp.persist(path)
+        .map_err(|e| Failure(format!("`{show}`: cannot replace the file: {}", e.error)))?;
+    Ok(())
+}
+
+pub fn describe(e: &Event) -> String {
+    match e {
+        Event::Hint { dir, why } => format!("run-path component `{dir}` -> `?` hint: {why}"),
+        Event::Found { soname, path } => format!("{soname} -> ={path}"),
+        Event::Skipped { path, why } => format!("skipping {path}: {why} (the loader skips it too)"),
+        Event::Fatal { path, why } => format!(
+            "{path}: the loader would fail on it ({why}); recorded as a `?` hint of its directory"
+        ),
+        Event::Direct { name } => {
+            format!("{name} contains `/`: opened directly by the loader, not recorded")
+        }
+        Event::Unopenable { path, why } => format!("{path}: cannot be opened ({why})"),
+    }
+}
+
+pub fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -1,0 +1,91 @@
+//! Options shared by the noting commands, and the resolution settings derived from them.
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use clap::Args;
+use ldnote::env;
+use ldnote::resolve::Policy;
+use ldnote::target::{self, Target};
+
+/// Options of `link`, `patch` and `check`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct NoteOpts {
+    /// Root of the target filesystem used for resolution (default `/`; in link mode the link
+    /// line's --sysroot and LDNOTE_SYSROOT come first).
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<OsString>,
+    /// A failure to note fails the command (default: warn and keep the linker's output).
+    #[arg(long)]
+    pub strict: bool,
+    /// Trace decisions on stderr (also LDNOTE_LOG=1).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Target name from targets/ (default: from the object's ELF header).
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// glibc version of the target (<= 2.36: legacy hwcaps subdirectories make a directory a hint).
+    #[arg(long, value_name = "X.Y")]
+    pub glibc: Option<String>,
+    /// Write `=` entries only under these directories (repeatable; also LDNOTE_IMMUTABLE).
+    #[arg(long = "immutable-prefix", value_name = "DIR")]
+    pub immutable: Vec<OsString>,
+    /// Do not add a reservation object to the link (the note is then appended after the link).
+    #[arg(long)]
+    pub no_reserve: bool,
+}
+
+impl NoteOpts {
+    /// Fold in the environment.
+    pub fn with_env(mut self) -> Self {
+        let on = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
+        self.verbose |= on(env::LOG);
+        self.strict |= on(env::STRICT);
+        if self.glibc.is_none() {
+            self.glibc = std::env::var(env::GLIBC).ok();
+        }
+        if let Some(v) = std::env::var_os(env::IMMUTABLE) {
+            for p in v.as_bytes().split(|b| *b == b':').filter(|p| !p.is_empty()) {
+                self.immutable.push(OsStr::from_bytes(p).to_os_string());
+            }
+        }
+        self
+    }
+
+    /// The target description to use for an object (explicit `--target` wins).
+    pub fn target<'a>(&self, all: &'a [Target], id: &target::Ident) -> Option<&'a Target> {
+        match &self.target {
+            Some(name) => all
+                .iter()
+                .find(|t| &t.name == name || t.triples.iter().any(|x| x == name)),
+            None => target::for_ident(all, id),
+        }
+    }
+
+    /// Resolution policy for `target`.
+    pub fn policy(&self, target: Option<&Target>) -> Policy {
+        let mut legacy = Vec::new();
+        if let Some(t) = target {
+            let mut t = t.clone();
+            if let Some(g) = &self.glibc {
+                t.glibc.clone_from(g);
+            }
+            if t.has_legacy_hwcaps() {
+                legacy = t
+                    .legacy_hwcaps
+                    .iter()
+                    .map(|s| s.as_bytes().to_vec())
+                    .collect();
+            }
+        }
+        let immutable_prefixes = (!self.immutable.is_empty()).then(|| {
+            self.immutable
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect()
+        });
+        Policy {
+            legacy_hwcaps: legacy,
+            immutable_prefixes,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! `ldnote show` and `ldnote check`.
+use std::io::Write as _;
+use std::path::Path;
+
+use ldnote::elf;
+use ldnote::note::{self, Entries, Entry};
+
+use super::note::{lossy, Noter};
+use super::options::NoteOpts;
+use super::Failure;
+
+#[derive(serde::Serialize)]
+struct Json {
+    file: String,
+    status: &'static str,
+    error: Option<String>,
+    segment_align: Option<u64>,
+    entries: Vec<JsonEntry>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonEntry {
+    soname: String,
+    paths: Vec<String>,
+}
+
+fn entries_json(e: &Entries) -> Vec<JsonEntry> {
+    e.iter()
+        .map(|(s, v)| JsonEntry {
+            soname: lossy(s),
+            paths: v.iter().map(|x| lossy(&x.encode())).collect(),
+        })
+        .collect()
+}
+
+/// A note as read: its segment's `p_align`, and its entries or why they cannot be decoded.
+type ReadNote = (u64, Result<Entries, String>);
+
+/// Read the note of `path` as the loader would: Ok(None) when there is none.
+fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
+    let data = std::fs::read(path).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
+    let info = elf::read(&data[..]).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
+    let Some(n) = info.live_note() else {
+        return Ok(None);
+    };
+    let align = info
+        .note_segments
+        .iter()
+        .find(|s| s.index == n.segment)
+        .map_or(4, |s| s.align);
+    if !n.in_bounds {
+        return Ok(Some((
+            align,
+            Err("the descriptor lies outside its PT_NOTE segment".into()),
+        )));
+    }
+    let decoded = note::decode_descriptor(elf::note_desc(&data[..], n)).map_err(|e| e.to_string());
+    Ok(Some((align, decoded)))
+}
+
+/// `show`: exit 0 when noted or without note, 1 when malformed or unreadable.
+pub fn show(file: &Path, json: bool) -> i32 {
+    let name = file.display().to_string();
+    let (status, error, align, entries) = match read_note(file) {
+        Err(e) => ("malformed", Some(e.to_string()), None, Entries::new()),
+        Ok(None) => ("none", None, None, Entries::new()),
+        Ok(Some((a, Err(e)))) => ("malformed", Some(e), Some(a), Entries::new()),
+        Ok(Some((a, Ok(e)))) => ("noted", None, Some(a), e),
+    };
+    // A closed pipe (`ldnote show f | head`) is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    if json {
+        let j = Json {
+            file: name,
+            status,
+            error: error.clone(),
+            segment_align: align,
+            entries: entries_json(&entries),
+        };
+        match serde_json::to_string_pretty(&j) {
+            Ok(s) => {
+                let _ = writeln!(out, "{s}");
+            }
+            Err(e) => eprintln!("ldnote: error: {e}"),
+        }
+    } else {
+        match status {
+            "none" => {
+                let _ = writeln!(out, "{name}: no .note.nixos.ldcache note");
+            }
+            "malformed" => {
+                let _ = writeln!(
+                    out,
+                    "{name}: malformed: {}",
+                    error.clone().unwrap_or_default()
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "{name}: {} sonames (PT_NOTE p_align {})",
+                    entries.len(),
+                    align.unwrap_or(4)
+                );
+                for (soname, list) in &entries {
+                    let _ = writeln!(out, "  {}", lossy(soname));
+                    for e in list {
+                        let kind = if matches!(e, Entry::Exact(_)) {
+                            "open exactly"
+                        } else {
+                            "search dir  "
+                        };
+                        let _ = writeln!(out, "    {kind}  {}", lossy(&e.encode()));
+                    }
+                }
+            }
+        }
+    }
+    i32::from(status == "malformed")
+}
+
+/// `check`: 0 when every file's note equals what would be written now.
+pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
+    let opts = opts.with_env();
+    let sysroot = opts.sysroot.clone().unwrap_or_else(|| "/".into());
+    let mut noter = match Noter::new(opts, &sysroot) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("ldnote: error: {e}");
+            return 2;
+        }
+    };
+    let mut bad = 0;
+    for f in files {
+        let name = f.display();
+        let verdict = std::fs::read(f)
+            .map_err(|e| Failure(format!("`{name}`: {e}")))
+            .and_then(|data| noter.compute(&data[..], f));
+        let msg = match verdict {
+            Err(e) => Some(format!("error: {e}")),
+            Ok(c) => match (&c.current, &c.desired) {
+                (None, None) => None,
+                (Some(Ok(cur)), Some(want)) if cur == want => None,
+                (Some(Err(e)), _) => Some(format!("malformed note: {e}")),
+                (None, Some(_)) => Some("missing: a note should be written".into()),
+                (Some(Ok(_)), None) => {
+                    Some("extra: the file has a note but nothing should be recorded".into())
+                }
+                (Some(Ok(cur)), Some(want)) => Some(format!("stale: {}", diff(cur, want))),
+            },
+        };
+        match msg {
+            None => println!("{name}: ok"),
+            Some(m) => {
+                bad += 1;
+                println!("{name}: {m}");
+            }
+        }
+    }
+    i32::from(bad > 0)
+}
+
+fn diff(cur: &[u8], want: &[u8]) -> String {
+    let (Ok(c), Ok(w)) = (note::decode_descriptor(cur), note::decode_descriptor(want)) else {
+        return "the note cannot be decoded".into();
+    };
+    let mut out = Vec::new();
+    for (s, v) in &w {
+        match c.get(s) {
+            None => out.push(format!("{} not recorded", lossy(s))),
+            Some(x) if x != v => out.push(format!(
+                "{} differs (has {}, wants {})",
+                lossy(s),
+                join(x),
+                join(v)
+            )),
+            _ => {}
+        }
+    }
+    for s in c.keys().filter(|s| !w.contains_key(*s)) {
+        out.push(format!("{} recorded but should not be", lossy(s)));
+    }
+    out.join("; ")
+}
+
+fn join(v: &[Entry]) -> String {
+    v.iter()
+        .map(|e| lossy(&e.encode()))
+        .collect::<Vec<_>>()
+        .join(":")
+}

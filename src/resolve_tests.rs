@@ -1,0 +1,187 @@
+//! Resolution rules against an in-memory fake sysroot.
+use super::*;
+use crate::fs::FakeFs;
+use crate::note::encode_descriptor;
+use crate::target::Ident;
+
+const X86_64: Ident = Ident {
+    is_64: true,
+    big_endian: false,
+    machine: 62,
+    e_flags: 0,
+    osabi: 0,
+};
+
+/// A 64-byte ELF header (enough for `open_verify`'s checks).
+fn ehdr(is_64: bool, be: bool, machine: u16, e_type: u16) -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = if is_64 { 2 } else { 1 };
+    h[5] = if be { 2 } else { 1 };
+    h[6] = 1;
+    let put16 = |h: &mut Vec<u8>, o: usize, v: u16| {
+        let b = if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        h[o..o + 2].copy_from_slice(&b);
+    };
+    put16(&mut h, 16, e_type);
+    put16(&mut h, 18, machine);
+    let v = if be {
+        1u32.to_be_bytes()
+    } else {
+        1u32.to_le_bytes()
+    };
+    h[20..24].copy_from_slice(&v);
+    if is_64 {
+        put16(&mut h, 54, 56);
+    } else {
+        put16(&mut h, 42, 32);
+    }
+    h
+}
+
+fn lib() -> Vec<u8> {
+    ehdr(true, false, 62, 3)
+}
+
+fn run(fs: FakeFs, policy: Policy, needed: &[&str], rp: &str) -> String {
+    let mut r = Resolver::new(fs, policy);
+    let needed: Vec<Vec<u8>> = needed.iter().map(|n| n.as_bytes().to_vec()).collect();
+    let res = r.resolve(&needed, rp.as_bytes(), &Acceptance::new(X86_64, None));
+    match encode_descriptor(&res.entries) {
+        Some(d) => String::from_utf8_lossy(&d).replace('\0', "|"),
+        None => "<none>".into(),
+    }
+}
+
+#[test]
+fn every_matching_component_in_order_and_sorted_sonames() {
+    let mut f = FakeFs::new();
+    f.file("/a/libz.so.1", &lib())
+        .file("/b/libz.so.1", &lib())
+        .file("/b/liba.so", &lib());
+    assert_eq!(
+        run(f, Policy::default(), &["libz.so.1", "liba.so"], "/a:/b"),
+        "liba.so|=/b/liba.so|libz.so.1|=/a/libz.so.1:=/b/libz.so.1||"
+    );
+}
+
+#[test]
+fn hints_for_empty_relative_token_missing_and_hwcaps() {
+    let mut f = FakeFs::new();
+    f.file("/h/glibc-hwcaps/x86-64-v3/libx.so", &lib())
+        .file("/h/libx.so", &lib())
+        .file("/ok/libx.so", &lib());
+    f.file("/afile", b"x");
+    let got = run(
+        f,
+        Policy::default(),
+        &["libx.so"],
+        ":rel:$ORIGIN/../lib:/missing:/afile:/h:/ok:",
+    );
+    assert_eq!(
+        got,
+        "libx.so|?:?rel:?$ORIGIN/../lib:?/missing:?/afile:?/h:=/ok/libx.so:?||"
+    );
+}
+
+#[test]
+fn slash_names_are_skipped_and_nothing_gives_no_note() {
+    let mut f = FakeFs::new();
+    f.dir("/empty");
+    assert_eq!(
+        run(f.clone(), Policy::default(), &["/abs/libq.so"], "/empty"),
+        "<none>"
+    );
+    assert_eq!(run(f, Policy::default(), &["libq.so"], "/empty"), "<none>");
+}
+
+#[test]
+fn wrong_class_and_machine_are_skipped_fatal_files_hint() {
+    let mut f = FakeFs::new();
+    f.file("/w32/libm.so", &ehdr(false, false, 3, 3))
+        .file("/arm/libm.so", &ehdr(true, false, 183, 3))
+        .file(
+            "/txt/libm.so",
+            b"/* GNU ld script */ INPUT(libm.so.6) and some more text to pass 64 bytes ......",
+        )
+        .file("/be/libm.so", &ehdr(true, true, 62, 3))
+        .dir("/dir/libm.so")
+        .file("/good/libm.so", &lib());
+    let got = run(
+        f,
+        Policy::default(),
+        &["libm.so"],
+        "/w32:/arm:/txt:/be:/dir:/good",
+    );
+    assert_eq!(got, "libm.so|?/txt:?/be:?/dir:=/good/libm.so||");
+}
+
+#[test]
+fn symlinks_resolve_inside_the_sysroot() {
+    let mut f = FakeFs::new();
+    f.file("/usr/lib/real/libs.so.1.2", &lib())
+        .link("/usr/lib/app/libs.so.1", "/usr/lib/real/libs.so.1.2")
+        .link("/lib", "usr/lib")
+        .link("/usr/lib/app/libdangling.so", "/nowhere/x.so");
+    assert_eq!(
+        run(
+            f,
+            Policy::default(),
+            &["libs.so.1", "libdangling.so"],
+            "/lib/app"
+        ),
+        "libs.so.1|=/lib/app/libs.so.1||"
+    );
+}
+
+#[test]
+fn legacy_hwcaps_and_immutable_prefix_policies() {
+    let mut f = FakeFs::new();
+    f.file("/store/a/libx.so", &lib())
+        .dir("/store/a/tls")
+        .file("/store/b/libx.so", &lib())
+        .file("/usr/lib/libx.so", &lib());
+    let p = Policy {
+        legacy_hwcaps: vec![b"tls".to_vec()],
+        immutable_prefixes: Some(vec![b"/store".to_vec()]),
+    };
+    assert_eq!(
+        run(f, p, &["libx.so"], "/store/a:/store/b:/usr/lib"),
+        "libx.so|?/store/a:=/store/b/libx.so:?/usr/lib||"
+    );
+}
+
+#[test]
+fn duplicate_needed_repeats_entries_and_trailing_slash_is_verbatim() {
+    let mut f = FakeFs::new();
+    f.file("/d/liby.so", &lib());
+    assert_eq!(
+        run(f, Policy::default(), &["liby.so", "liby.so"], "/d/"),
+        "liby.so|=/d//liby.so:=/d//liby.so||"
+    );
+}
+
+#[test]
+fn unlistable_directories_are_probed() {
+    let mut f = FakeFs::new();
+    f.file("/locked/libp.so", &lib());
+    f.unlistable.push(b"/locked".to_vec());
+    assert_eq!(
+        run(f, Policy::default(), &["libp.so", "libq.so"], "/locked"),
+        "libp.so|=/locked/libp.so||"
+    );
+}
+
+#[test]
+fn debian_skips_other_byte_order_for_another_machine() {
+    let mut f = FakeFs::new();
+    f.file("/be/libm.so", &ehdr(true, true, 22, 3))
+        .file("/good/libm.so", &lib());
+    let mut acc = Acceptance::new(X86_64, None);
+    acc.machine_check_before_ident = true;
+    let mut r = Resolver::new(f, Policy::default());
+    let res = r.resolve(&[b"libm.so".to_vec()], b"/be:/good", &acc);
+    let d = encode_descriptor(&res.entries).expect("note");
+    assert_eq!(d, b"libm.so\0=/good/libm.so\0\0");
+    assert!(matches!(&res.events[0], Event::Skipped { why, .. } if why.contains("machine")));
+}
