@@ -77,6 +77,17 @@ fn require(tools: &[String]) -> bool {
     true
 }
 
+/// An LLVM tool: Debian's `llvm` package links the unversioned name, `llvm-14` only the other.
+fn llvm(name: &str) -> String {
+    let versioned = format!("{name}-14");
+    let found = which::which(name).is_err() && which::which(&versioned).is_ok();
+    if found {
+        versioned
+    } else {
+        name.to_string()
+    }
+}
+
 fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd
         .output()
@@ -256,7 +267,7 @@ fn check(
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     let cc = target.tool("gcc");
-    let cc_with = |extra: &[&str]| {
+    let cc_with = |extra: &[String]| {
         let mut c = Command::new(&cc);
         if let Some(b) = lddir {
             c.arg("-B").arg(b);
@@ -269,30 +280,22 @@ fn check(
     std::fs::create_dir_all(&depdir).expect("mkdir");
     std::fs::create_dir_all(&middir).expect("mkdir");
     let dep_c = write(d, "dep.c", DEP_C);
-    run(cc_with(&["-shared", "-fPIC", "-o"])
-        .arg(depdir.join("libdep.so"))
-        .arg(&dep_c));
+    let lib = ["-shared", "-fPIC", "-o"].map(String::from);
+    run(cc_with(&lib).arg(depdir.join("libdep.so")).arg(&dep_c));
     let rpath = format!("-Wl,--enable-new-dtags,-rpath,{}", depdir.display());
     let ld = format!("-fuse-ld={linker}");
     let orig = match kind {
         Kind::Shared => middir.join("libmid.so"),
         _ => d.join("prog"),
     };
-    let (src, flags): (PathBuf, &[&str]) = match kind {
-        Kind::Pie => (write(d, "main.c", MAIN_C), &["-fPIE", "-pie"]),
-        Kind::NoPie => (write(d, "main.c", MAIN_C), &["-fno-PIE", "-no-pie"]),
-        Kind::Shared => (write(d, "mid.c", MID_C), &["-fPIC", "-shared"]),
+    let (src, flags) = match kind {
+        Kind::Pie => (write(d, "main.c", MAIN_C), ["-fPIE", "-pie"]),
+        Kind::NoPie => (write(d, "main.c", MAIN_C), ["-fno-PIE", "-no-pie"]),
+        Kind::Shared => (write(d, "mid.c", MID_C), ["-fPIC", "-shared"]),
     };
-    run(cc_with(flags)
-        .args(extra)
-        .arg(&ld)
-        .arg("-o")
-        .arg(&orig)
-        .arg(&src)
-        .arg("-L")
-        .arg(&depdir)
-        .arg("-ldep")
-        .arg(&rpath));
+    let dep = [ld, format!("-L{}", depdir.display()), "-ldep".into(), rpath];
+    let mut link = cc_with(&flags.map(String::from));
+    run(link.args(extra).arg("-o").arg(&orig).arg(&src).args(&dep));
     let original = std::fs::read(&orig).expect("read fixture");
     // A shared library is exercised by a program linked (by the default linker) against it.
     let (prog, expected) = match kind {
@@ -303,13 +306,9 @@ fn check(
                 middir.display(),
                 depdir.display()
             );
-            run(cc_with(&["-o"])
-                .arg(&runner)
-                .arg(write(d, "runner.c", RUNNER_C))
-                .arg("-L")
-                .arg(&middir)
-                .arg("-lmid")
-                .arg(&rp));
+            let mid = [format!("-L{}", middir.display()), "-lmid".into(), rp];
+            let src = write(d, "runner.c", RUNNER_C);
+            run(cc_with(&[]).arg("-o").arg(&runner).arg(src).args(&mid));
             (runner, "mid says 141\n")
         }
         _ => (orig.clone(), "dep says 41\n"),
@@ -355,8 +354,8 @@ fn check(
         (None, ""),
         (Some(target.tool("strip")), "-s"),
         (Some(target.tool("objcopy")), "--strip-debug"),
-        (Some("llvm-strip".to_string()), "--strip-all"),
-        (Some("llvm-objcopy".to_string()), "--strip-debug"),
+        (Some(llvm("llvm-strip")), "--strip-all"),
+        (Some(llvm("llvm-objcopy")), "--strip-debug"),
     ];
     for (tool, arg) in steps {
         let step = tool
@@ -411,7 +410,7 @@ fn matrix(target: &Target, linkers: &[&str], kinds: &[Kind], extra: &[&str]) {
     let mut tools: Vec<String> = ["gcc", "objcopy", "strip", "readelf"]
         .map(|t| target.tool(t))
         .into();
-    tools.extend(["llvm-strip", "llvm-objcopy"].map(String::from));
+    tools.extend(["llvm-strip", "llvm-objcopy"].map(llvm));
     tools.extend(
         ["patchelf".to_string()]
             .into_iter()

@@ -306,7 +306,7 @@ fn parse_as<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Image, 
             memsz: p.p_memsz(endian).into(),
             align: p.p_align(endian).into(),
         };
-        if s.offset.checked_add(s.filesz).map_or(true, |e| e > len) {
+        if s.offset.checked_add(s.filesz).is_none_or(|e| e > len) {
             return Err(AppendError::Corrupt(
                 "segment extends past the end of the file",
             ));
