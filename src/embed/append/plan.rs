@@ -352,8 +352,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// Is the file range free of anything that is not being moved?
+    /// Is the file range free of anything that is not being moved? From the reclaimable tail on
+    /// everything is free: the tail is rewritten after the new content (this lets a segment that
+    /// ends the loaded image, such as one added by an earlier append, simply grow).
     fn file_free(&self, r: (u64, u64), moved: &[(Unit, u64)], new_phnum: usize) -> bool {
+        let r = (r.0, r.1.min(self.tail));
+        if r.0 >= r.1 {
+            return true;
+        }
         let img = self.img;
         let is_moved = |i: usize| moved.iter().any(|(u, _)| u.secs.contains(&i));
         let ehdr = (0, if img.is64 { 64 } else { 52 });
@@ -372,7 +378,6 @@ impl Ctx<'_> {
         !img.segs
             .iter()
             .any(|s| s.filesz > 0 && overlaps(r, (s.offset, s.file_end())))
-            && r.1 <= self.tail
     }
 
     /// Is the address range free of allocated sections that are not being moved? NOBITS ones
