@@ -497,3 +497,26 @@ fn unusable_run_path_components_become_hints() {
     );
     run_ok(&mut Command::new(&out));
 }
+
+#[test]
+fn file_without_section_headers() {
+    // Valid for the loader (it needs only program headers), but patch needs the section header
+    // table to add a segment: a clear error naming the file, and the file is left as it was.
+    let l = Layout::new();
+    let prog = linked_program(&l);
+    let mut data = std::fs::read(&prog).expect("read");
+    data[0x28..0x30].copy_from_slice(&0u64.to_le_bytes());
+    data[0x3c..0x40].copy_from_slice(&[0, 0, 0, 0]);
+    let p = l.write("no-section-headers", &data);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    run_ok(&mut Command::new(&p));
+    let o = ldnote_patch(&p, &[]);
+    if o.status.success() {
+        // Noting it is fine too, as long as the loader finds the note and the program runs.
+        assert!(note_desc(&p).is_some());
+    } else {
+        assert_names_file(&o, &p);
+        assert!(std::fs::read(&p).expect("read") == data, "bytes changed");
+    }
+    run_ok(&mut Command::new(&p));
+}

@@ -411,3 +411,55 @@ fn disabled_is_pure_pass_through() {
     );
     assert!(std::fs::read(&bare).expect("read") == std::fs::read(&out).expect("read"));
 }
+
+/// Check a noted output: it runs, and its note is exactly patchelf's on the bare twin.
+fn assert_noted_like_patchelf(out: &Path, bare: &Path) {
+    assert_eq!(stdout_of(&run_ok(&mut Command::new(out))), EXPECTED);
+    let twin = copy_as(bare, "twin-for-patchelf");
+    run_ok(
+        Command::new("patchelf")
+            .arg("--build-resolution-cache")
+            .arg(&twin),
+    );
+    assert_eq!(
+        note_desc(out).map(|d| d.escape_ascii().to_string()),
+        note_desc(&twin).map(|d| d.escape_ascii().to_string()),
+        "{}",
+        out.display()
+    );
+}
+
+#[test]
+fn response_file_and_default_output() {
+    // The output named inside a gcc response file, and no -o at all (a.out in the cwd).
+    if common::require_tool("patchelf").is_none() {
+        return;
+    }
+    let f = fixture();
+    let l = &f.l;
+    let bare = l.p("bin/bare");
+    std::fs::create_dir_all(l.p("bin")).expect("mkdir");
+    run_ok(Command::new("gcc").args(f.gcc_args("bfd", &bare)));
+
+    let out = l.p("bin/from-rsp");
+    let quoted: Vec<String> = f
+        .gcc_args("bfd", &out)
+        .iter()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let rsp = l.write("args.rsp", quoted.join("\n").as_bytes());
+    let o = run(ldnote_cmd()
+        .args(["link", "--", "gcc"])
+        .arg(cat(&[b"@", bytes(&rsp)])));
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_noted_like_patchelf(&out, &bare);
+
+    let cwd = l.mkdir("work");
+    let args: Vec<OsString> = f.gcc_args("bfd", Path::new("unused"))[3..].to_vec();
+    let o = run(ldnote_cmd()
+        .args(["link", "--", "gcc", "-fuse-ld=bfd"])
+        .args(&args)
+        .current_dir(&cwd));
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_noted_like_patchelf(&cwd.join("a.out"), &bare);
+}

@@ -933,3 +933,105 @@ fn walker_follows_p_align_like_the_loader() {
         );
     }
 }
+
+#[test]
+fn stale_notes_are_rewritten_to_what_patchelf_writes_now() {
+    // The layout changes after noting (libraries appear in 30 more run-path dirs, then vanish
+    // again): `ldnote patch` on a stale note, whoever wrote it, must leave exactly the note
+    // patchelf writes now on an un-noted copy (growing past the old note's room, then shrinking).
+    if common::require_tool("patchelf").is_none() {
+        return;
+    }
+    let l = Layout::new();
+    let a = l.lib_in("d1", "liba.so");
+    let extra: Vec<Vec<u8>> = (0..30).map(|i| l.pb(format!("e{i:02}"))).collect();
+    for i in 0..30 {
+        l.mkdir(format!("e{i:02}"));
+    }
+    let mut comps = vec![l.pb("d1")];
+    comps.extend(extra.iter().cloned());
+    let refs: Vec<&[u8]> = comps.iter().map(|c| &c[..]).collect();
+    let bare = Link::program(&l)
+        .input(&a)
+        .runpath(join_rp(&refs))
+        .build_twins("prog");
+    let twin = PathBuf::from(cat(&[bytes(&bare), LINKED_TWIN.as_bytes()]));
+    let by_pe = copy_as(&bare, "by-patchelf");
+    run_ok(
+        Command::new("patchelf")
+            .arg("--build-resolution-cache")
+            .arg(&by_pe),
+    );
+    let by_ln = copy_as(&bare, "by-ldnote");
+    run_ok(ldnote_cmd().arg("patch").arg(&by_ln));
+    let noted = [by_pe, by_ln, twin];
+    for n in &noted {
+        assert!(note_desc(n).is_some(), "{}", n.display());
+    }
+
+    let grow = |on: bool| {
+        for i in 0..29 {
+            let p = l.p(format!("e{i:02}/liba.so"));
+            if on {
+                std::fs::copy(&a, &p).expect("copy");
+            } else {
+                std::fs::remove_file(&p).expect("rm");
+            }
+        }
+    };
+    for step in ["grow", "shrink"] {
+        grow(step == "grow");
+        let fresh = copy_as(&bare, &format!("fresh-{step}"));
+        run_ok(
+            Command::new("patchelf")
+                .arg("--build-resolution-cache")
+                .arg(&fresh),
+        );
+        let want = note_desc(&fresh).expect("patchelf note");
+        for n in &noted {
+            let o = run(ldnote_cmd().arg("check").arg(n));
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{step}: check must see the stale note of {}",
+                n.display()
+            );
+            let o = run(ldnote_cmd().arg("patch").arg(n));
+            assert!(
+                o.status.success(),
+                "{step} {}: {}",
+                n.display(),
+                stderr_of(&o)
+            );
+            let got = note_desc(n).expect("note after re-noting");
+            assert_eq!(
+                got.escape_ascii().to_string(),
+                want.escape_ascii().to_string(),
+                "{step} {}",
+                n.display()
+            );
+            run_ok(ldnote_cmd().arg("check").arg(n));
+            let before = std::fs::read(n).expect("read");
+            run_ok(&mut patchelf_cmd(n));
+            assert!(
+                std::fs::read(n).expect("read") == before,
+                "{step}: patchelf rewrote {}",
+                n.display()
+            );
+            let r = run(Command::new("readelf").args(["-a", "-W"]).arg(n));
+            assert!(
+                r.stderr.is_empty(),
+                "{step} {}: readelf: {}",
+                n.display(),
+                stderr_of(&r)
+            );
+            run_ok(&mut Command::new(n));
+        }
+    }
+}
+
+fn patchelf_cmd(file: &Path) -> Command {
+    let mut c = Command::new("patchelf");
+    c.arg("--build-resolution-cache").arg(file);
+    c
+}
