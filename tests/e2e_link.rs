@@ -463,3 +463,102 @@ fn response_file_and_default_output() {
     assert!(o.status.success(), "{}", stderr_of(&o));
     assert_noted_like_patchelf(&cwd.join("a.out"), &bare);
 }
+
+/// A shared library noted at link time by each linker: its note covers its own dependencies,
+/// found through its own RUNPATH when a program (which knows only the library's dir) loads it.
+fn shared_lib_e2e(ld: &str) {
+    for t in ["patchelf", linker_program(ld)] {
+        if common::require_tool(t).is_none() {
+            return;
+        }
+    }
+    let f = fixture();
+    let l = &f.l;
+    let mid_o = l.object(
+        "mid",
+        "#include <stdio.h>\nint a_value(void); const char *b_name(void); int c_mul(int);\n\
+         void mid(void) { printf(\"a=%d b=%s c=%d\\n\", a_value(), b_name(), c_mul(5)); }\n",
+        &["-fPIC"],
+    );
+    let mut args = f.gcc_args(ld, Path::new("placeholder"));
+    args[3] = mid_o.into();
+    let mid_dir = l.mkdir("pkgs/mid/lib");
+    let build = |out: &Path, with_ldnote: bool| {
+        let mut a = args.clone();
+        a[2] = out.into();
+        a.extend(["-shared", "-Wl,-soname,libmid.so"].map(OsString::from));
+        let o = if with_ldnote {
+            run(ldnote_cmd().args(["link", "-v", "--", "gcc"]).args(&a))
+        } else {
+            run(Command::new("gcc").args(&a))
+        };
+        assert!(o.status.success(), "{ld}: {}", stderr_of(&o));
+        stderr_of(&o)
+    };
+    let bare = l.p("bare-libmid.so");
+    build(&bare, false);
+    let lib = mid_dir.join("libmid.so");
+    let log = build(&lib, true);
+    let twin = copy_as(&bare, "bare-libmid-patchelf.so");
+    run_ok(
+        Command::new("patchelf")
+            .arg("--build-resolution-cache")
+            .arg(&twin),
+    );
+    let got = note_desc(&lib).unwrap_or_else(|| panic!("{ld}: no note on the library\n{log}"));
+    assert_eq!(
+        got.escape_ascii().to_string(),
+        note_desc(&twin)
+            .expect("patchelf note")
+            .escape_ascii()
+            .to_string(),
+        "{ld}"
+    );
+    run_ok(ldnote_cmd().arg("check").arg(&lib));
+    let main = l.object(
+        "usemid",
+        "void mid(void);\nint main(void) { mid(); return 0; }\n",
+        &[],
+    );
+    let prog = l.p("usemid");
+    run_ok(
+        Command::new("gcc")
+            .arg(&main)
+            .arg(&lib)
+            .arg("-Wl,--enable-new-dtags")
+            .arg(cat(&[b"-Wl,-rpath,", bytes(&mid_dir)]))
+            .arg("-o")
+            .arg(&prog),
+    );
+    assert_eq!(stdout_of(&run_ok(&mut Command::new(&prog))), EXPECTED);
+    println!(
+        "E2E-REPORT linker={ld} mode=SharedLib bare={} ldnote={} fallback={}",
+        std::fs::metadata(&bare).expect("stat").len(),
+        std::fs::metadata(&lib).expect("stat").len(),
+        if log.contains("fallback") {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+}
+
+#[test]
+fn shared_lib_bfd() {
+    shared_lib_e2e("bfd");
+}
+
+#[test]
+fn shared_lib_gold() {
+    shared_lib_e2e("gold");
+}
+
+#[test]
+fn shared_lib_lld() {
+    shared_lib_e2e("lld");
+}
+
+#[test]
+fn shared_lib_mold() {
+    shared_lib_e2e("mold");
+}
