@@ -176,6 +176,8 @@ enum Mode {
     /// `ldnote link -- gcc -fuse-ld=X` with a distribution-style hardened, size-optimised link:
     /// `--gc-sections`, `-z now`, `-z relro`, sha1 build id, `-s`.
     GccHardened,
+    /// `ldnote link -v -- clang -fuse-ld=X ...`
+    Clang,
 }
 
 const HARDENED: [&str; 5] = [
@@ -208,6 +210,7 @@ fn e2e(ld: &str, mode: Mode) {
     // The un-noted twin, linked the same way without ldnote.
     match mode {
         Mode::Gcc | Mode::MulticallGcc => run_ok(Command::new("gcc").args(f.gcc_args(ld, &bare))),
+        Mode::Clang => run_ok(Command::new("clang").args(f.gcc_args(ld, &bare))),
         Mode::GccHardened => run_ok(
             Command::new("gcc")
                 .args(f.gcc_args(ld, &bare))
@@ -222,6 +225,9 @@ fn e2e(ld: &str, mode: Mode) {
     let o = match mode {
         Mode::Gcc => run(ldnote_cmd()
             .args(["link", "-v", "--", "gcc"])
+            .args(f.gcc_args(ld, &out))),
+        Mode::Clang => run(ldnote_cmd()
+            .args(["link", "-v", "--", "clang"])
             .args(f.gcc_args(ld, &out))),
         Mode::GccHardened => run(ldnote_cmd()
             .args(["link", "-v", "--", "gcc"])
@@ -391,6 +397,8 @@ e2e_tests! {
     gold_hardened: "gold", GccHardened;
     lld_hardened: "lld", GccHardened;
     mold_hardened: "mold", GccHardened;
+    bfd_via_clang: "bfd", Clang;
+    lld_via_clang: "lld", Clang;
 }
 
 #[test]
