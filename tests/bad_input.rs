@@ -520,3 +520,66 @@ fn file_without_section_headers() {
     }
     run_ok(&mut Command::new(&p));
 }
+
+#[test]
+fn output_is_a_character_device() {
+    // `-o /dev/null` (configure-style probes): nothing to note, the device stays a device, even
+    // with --strict. A private device node stands in for /dev/null (mknod needs root).
+    use std::os::unix::fs::FileTypeExt;
+    if !is_root() {
+        eprintln!("SKIP: mknod needs root");
+        return;
+    }
+    let l = Layout::new();
+    let dev = l.p("null");
+    run_ok(Command::new("mknod").arg(&dev).args(["c", "1", "3"]));
+    let a = l.lib_in("d1", "liba.so");
+    let main = l.object("main", MAIN_C, &[]);
+    for strict in [false, true] {
+        let mut c = ldnote_cmd();
+        c.arg("link");
+        if strict {
+            c.arg("--strict");
+        }
+        let o = run(c
+            .args(["--", "gcc", "-Wl,--no-as-needed", "-Wl,--enable-new-dtags"])
+            .arg(cat(&[b"-Wl,-rpath,", &l.pb("d1")]))
+            .arg(&main)
+            .arg(&a)
+            .arg("-o")
+            .arg(&dev));
+        assert!(o.status.success(), "strict={strict}: {}", stderr_of(&o));
+        let ft = std::fs::symlink_metadata(&dev).expect("stat").file_type();
+        assert!(ft.is_char_device(), "the device node was replaced");
+    }
+}
+
+#[test]
+fn static_link_is_left_alone() {
+    // Nothing to note in a static executable: no reservation either, the output is the bare one.
+    let l = Layout::new();
+    let main = l.object("main", MAIN_C, &[]);
+    let bare = l.p("bare");
+    let o = run(Command::new("gcc")
+        .arg("-static")
+        .arg(&main)
+        .arg("-o")
+        .arg(&bare));
+    if !o.status.success() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "static libc missing"
+        );
+        eprintln!("SKIP: no static libc");
+        return;
+    }
+    let out = l.p("out");
+    run_ok(
+        ldnote_cmd()
+            .args(["link", "--", "gcc", "-static"])
+            .arg(&main)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert!(std::fs::read(&bare).expect("read") == std::fs::read(&out).expect("read"));
+}
