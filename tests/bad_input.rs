@@ -583,3 +583,35 @@ fn static_link_is_left_alone() {
     );
     assert!(std::fs::read(&bare).expect("read") == std::fs::read(&out).expect("read"));
 }
+
+#[test]
+fn fifo_named_like_a_library_does_not_hang() {
+    // A FIFO where a library is expected: opening it to read the ELF header blocks forever.
+    // patchelf (access(R_OK) only) records `=fifo/liba.so`; ldnote must not hang, and must not
+    // send the loader to the FIFO with an `=` entry.
+    let l = Layout::new();
+    let a = l.lib_in("d2", "liba.so");
+    l.mkdir("fifo");
+    run_ok(Command::new("mkfifo").arg(l.p("fifo/liba.so")));
+    let prog = Link::program(&l)
+        .input(&a)
+        .runpath([&l.pb("fifo")[..], b":", &l.pb("d2")].concat())
+        .build("prog");
+    let limit = std::time::Duration::from_secs(10);
+    let o = run_timeout(ldnote_cmd().arg("patch").arg(&prog), limit)
+        .expect("`ldnote patch` hung on a FIFO in a run-path directory");
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let d = note_desc(&prog).expect("note");
+    let bad = [b"=", &l.pb("fifo")[..], b"/liba.so"].concat();
+    assert!(
+        !d.windows(bad.len()).any(|w| w == bad),
+        "{}",
+        pretty_desc(Some(&d))
+    );
+    let good = [b"=", &l.pb("d2")[..], b"/liba.so"].concat();
+    assert!(
+        d.windows(good.len()).any(|w| w == good),
+        "{}",
+        pretty_desc(Some(&d))
+    );
+}

@@ -86,6 +86,30 @@ pub fn run(cmd: &mut Command) -> Output {
     }
 }
 
+/// Run a command with a time limit; `None` (after killing the child) when it did not finish.
+pub fn run_timeout(cmd: &mut Command, limit: std::time::Duration) -> Option<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return Some(child.wait_with_output().expect("collect output")),
+            Ok(None) if start.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
 /// Run a command that must succeed; on failure print everything it said.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let o = run(cmd);
