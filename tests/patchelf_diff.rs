@@ -514,6 +514,31 @@ case!(symlinked_libs, |l| {
     );
 });
 
+case!(symlink_loops_chains_and_overlong_components, |l| {
+    // d1/liba.so -> a -> liba.so (a loop); loopdir -> loopdir; d2/liba.so -> sub/liba.so.1.0
+    // through a symlinked subdirectory; and a component longer than PATH_MAX.
+    l.lib("real/liba.so.1.0", Some(b"liba.so"));
+    l.symlink("a", "d1/liba.so");
+    l.symlink("liba.so", "d1/a");
+    l.symlink("loopdir", "loopdir");
+    l.symlink("../real", "d2/sub");
+    l.symlink("sub/liba.so.1.0", "d2/liba.so");
+    let long = [&l.pb("")[..], &[b'x'; 5000][..]].concat();
+    let rp = join_rp(&[&l.pb("d1"), &l.pb("loopdir"), &l.pb("d2"), &long]);
+    let out = Link::program(&l)
+        .input(l.p("real/liba.so.1.0"))
+        .runpath(&rp)
+        .build_twins("prog");
+    differential(
+        &l,
+        &out,
+        Expect::Contains(vec![
+            &[b"liba.so\0?", &l.pb("loopdir")[..], b":="].concat(),
+            &entry("=", &l.p("d2"), "liba.so"),
+        ]),
+    );
+});
+
 case!(needed_with_slash_not_recorded, |l| {
     // A library without DT_SONAME linked by path: DT_NEEDED is the path, opened directly.
     let noso = l.lib("d1/libnoso.so", None);
@@ -1034,4 +1059,33 @@ fn patchelf_cmd(file: &Path) -> Command {
     let mut c = Command::new("patchelf");
     c.arg("--build-resolution-cache").arg(file);
     c
+}
+
+#[test]
+fn difference_unusable_candidates_get_no_exact_entry() {
+    // A directory and a text file named like the library, before the real one. patchelf
+    // (access(R_OK) only) writes `=` entries for both; the stock loader fails hard on them
+    // ("cannot read file data" / "file too short"), so ldnote must not point the loader at them
+    // with `=`; it keeps the directories as `?` hints, which reproduce the stock behaviour.
+    if common::require_tool("patchelf").is_none() {
+        return;
+    }
+    let l = Layout::new();
+    l.mkdir("isdir/liba.so");
+    l.write("text/liba.so", b"INPUT(-lfoo)\n");
+    let a = l.lib_in("good", "liba.so");
+    let rp = join_rp(&[&l.pb("isdir"), &l.pb("text"), &l.pb("good")]);
+    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let pe = copy_as(&out, "pe");
+    run_ok(&mut patchelf_cmd(&pe));
+    let ln = copy_as(&out, "ln");
+    run_ok(ldnote_cmd().arg("patch").arg(&ln));
+    let dpe = note_desc(&pe).expect("patchelf note");
+    let dln = note_desc(&ln).expect("ldnote note");
+    for dir in ["isdir", "text"] {
+        let e = entry("=", &l.p(dir), "liba.so");
+        assert!(contains(&dpe, &e), "patchelf:\n{}", pretty_desc(Some(&dpe)));
+        assert!(!contains(&dln, &e), "ldnote:\n{}", pretty_desc(Some(&dln)));
+    }
+    assert!(contains(&dln, &entry("=", &l.p("good"), "liba.so")));
 }
