@@ -615,3 +615,39 @@ fn fifo_named_like_a_library_does_not_hang() {
         pretty_desc(Some(&d))
     );
 }
+
+#[test]
+fn patch_through_symlink_keeps_links() {
+    // `ldnote patch libfoo.so` where libfoo.so -> libfoo.so.1.2.3 (the usual layout), with a
+    // second hard link to the file: like patchelf, the file itself must be noted; the symlink
+    // must stay a symlink and the hard link must keep sharing the (noted) file. Needs the
+    // append path (no reservation in a plain link).
+    use std::os::unix::fs::MetadataExt;
+    let l = Layout::new();
+    let prog = linked_program(&l);
+    let real = l.p("v/prog.1.2.3");
+    std::fs::create_dir_all(l.p("v")).expect("mkdir");
+    std::fs::rename(&prog, &real).expect("mv");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let link = l.symlink("prog.1.2.3", "v/prog");
+    let hard = l.p("v/hard");
+    std::fs::hard_link(&real, &hard).expect("ln");
+    let o = ldnote_patch(&link, &[]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let lm = std::fs::symlink_metadata(&link).expect("stat");
+    assert!(
+        lm.file_type().is_symlink(),
+        "the symlink was replaced by a regular file"
+    );
+    assert!(
+        note_desc(&real).is_some(),
+        "the symlink's target was not noted"
+    );
+    let (rm, hm) = (
+        std::fs::metadata(&real).expect("stat"),
+        std::fs::metadata(&hard).expect("stat"),
+    );
+    assert_eq!(rm.ino(), hm.ino(), "the hard link was broken");
+    assert_eq!(rm.mode() & 0o7777, 0o750, "mode not preserved");
+    run_ok(&mut Command::new(&real));
+}
