@@ -620,8 +620,8 @@ fn fifo_named_like_a_library_does_not_hang() {
 fn patch_through_symlink_keeps_links() {
     // `ldnote patch libfoo.so` where libfoo.so -> libfoo.so.1.2.3 (the usual layout), with a
     // second hard link to the file: like patchelf, the file itself must be noted; the symlink
-    // must stay a symlink and the hard link must keep sharing the (noted) file. Needs the
-    // append path (no reservation in a plain link).
+    // must stay a symlink, the hard link must keep sharing the (noted) file, and mode and owner
+    // are kept. Exercises the append path (a plain link has no reservation).
     use std::os::unix::fs::MetadataExt;
     let l = Layout::new();
     let prog = linked_program(&l);
@@ -629,6 +629,9 @@ fn patch_through_symlink_keeps_links() {
     std::fs::create_dir_all(l.p("v")).expect("mkdir");
     std::fs::rename(&prog, &real).expect("mv");
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    if is_root() {
+        std::os::unix::fs::chown(&real, Some(1234), Some(1234)).expect("chown");
+    }
     let link = l.symlink("prog.1.2.3", "v/prog");
     let hard = l.p("v/hard");
     std::fs::hard_link(&real, &hard).expect("ln");
@@ -649,5 +652,8 @@ fn patch_through_symlink_keeps_links() {
     );
     assert_eq!(rm.ino(), hm.ino(), "the hard link was broken");
     assert_eq!(rm.mode() & 0o7777, 0o750, "mode not preserved");
+    if is_root() {
+        assert_eq!((rm.uid(), rm.gid()), (1234, 1234), "owner not preserved");
+    }
     run_ok(&mut Command::new(&real));
 }
