@@ -102,7 +102,11 @@ const PKGS: &[(&str, &str, &[&str])] = &[
     ("base", "0b4xq5pm1l8k9a7d2yz3c6nv0wj8rrs1", &[]),
     ("extra", "1f9kd7w2mz4q8s6c3pxa5ly0hn2bv7tt", &[]),
     ("mid", "2h7cz3n9ka1w5q8p4mxd6sl0rj3fy2uu", &["base"]),
-    ("app", "3k2vw8q4pz7n1d5m9cxa6ls3hj0ry4vv", &["mid", "extra", "base"]),
+    (
+        "app",
+        "3k2vw8q4pz7n1d5m9cxa6ls3hj0ry4vv",
+        &["mid", "extra", "base"],
+    ),
 ];
 
 /// Programs and what they print when the right libraries were loaded.
@@ -287,9 +291,7 @@ fn fixup_stock(tgt: &Tgt, out: &Path) -> Duration {
     }
     strip_all(tgt, out);
     for f in files.iter().filter(|f| is_dynamic(f)) {
-        run(patchelf()
-            .arg("--build-resolution-cache")
-            .arg(f));
+        run(patchelf().arg("--build-resolution-cache").arg(f));
     }
     start.elapsed()
 }
@@ -329,8 +331,7 @@ fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Durati
             // patchelf prints nothing without --debug; with it, either "already up to date"
             // or (nothing to record: no note on either side) a warning without a write.
             assert!(
-                err.contains("resolution cache already up to date")
-                    || !err.contains("writing"),
+                err.contains("resolution cache already up to date") || !err.contains("writing"),
                 "{}: {err}",
                 f.display()
             );
@@ -375,7 +376,9 @@ fn facts(w: &World) -> BTreeMap<String, Facts> {
         m.insert(
             rel,
             Facts {
-                rpath: String::from_utf8_lossy(&rpath.stdout).trim_end().to_string(),
+                rpath: String::from_utf8_lossy(&rpath.stdout)
+                    .trim_end()
+                    .to_string(),
                 dynstr,
                 note,
             },
@@ -388,7 +391,12 @@ fn run_programs(w: &World, tgt: &Tgt) {
     for (rel, want) in RUNS {
         let (pkg, path) = rel.split_once('/').expect("pkg/path");
         let prog = w.out(pkg).join(path);
-        let mut c = Command::new(tgt.runner.first().copied().unwrap_or(prog.to_str().expect("utf8")));
+        let mut c = Command::new(
+            tgt.runner
+                .first()
+                .copied()
+                .unwrap_or(prog.to_str().expect("utf8")),
+        );
         if !tgt.runner.is_empty() {
             c.args(&tgt.runner[1..]).arg(&prog);
         }
@@ -483,7 +491,11 @@ fn stock_shrink_deletes_a_link_time_note() {
     let show = run(w.ldnote().arg("show").arg(&lib));
     assert!(String::from_utf8_lossy(&show.stdout).contains(&format!("?{}/lib", out.display())));
     let check = w.ldnote().arg("check").arg(&lib).output().expect("spawn");
-    assert_eq!(check.status.code(), Some(1), "the link-time note is stale after install");
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "the link-time note is stale after install"
+    );
     // The stock shrink changes nothing here ($out/lib is needed): the stale note survives, and
     // the generate-ld-cache hook refuses it.
     run(patchelf().arg("--shrink-rpath").arg(&lib));
@@ -504,11 +516,18 @@ fn stock_shrink_deletes_a_link_time_note() {
     let before = std::fs::read(&prog).expect("read");
     let o = patchelf()
         .arg("--set-rpath")
-        .arg(format!("{}/lib:{}/a-much-longer-directory-name", out.display(), w.store.display()))
+        .arg(format!(
+            "{}/lib:{}/a-much-longer-directory-name",
+            out.display(),
+            w.store.display()
+        ))
         .arg(&prog)
         .output()
         .expect("spawn");
-    assert!(!o.status.success(), "patchelf now copes; update docs/nix.md");
+    assert!(
+        !o.status.success(),
+        "patchelf now copes; update docs/nix.md"
+    );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("non-contiguous SHT_NOTE sections"),
         "{}",
@@ -570,7 +589,10 @@ fn fixup_timing() {
             for (name, _, _) in PKGS {
                 let out = w.out(name);
                 let _ = std::fs::remove_dir_all(&out);
-                run(Command::new("cp").arg("-a").arg(&pristine[&(v, *name)]).arg(&out));
+                run(Command::new("cp")
+                    .arg("-a")
+                    .arg(&pristine[&(v, *name)])
+                    .arg(&out));
                 if rep == 0 && v == Variant::Stock {
                     files += elf_files(&out).len();
                 }
@@ -579,7 +601,9 @@ fn fixup_timing() {
                     Variant::Ldnote => fixup_ldnote(&w, &NATIVE, &out, hook),
                 };
             }
-            *total.entry((format!("{v:?}"), hook)).or_insert(Duration::ZERO) += t;
+            *total
+                .entry((format!("{v:?}"), hook))
+                .or_insert(Duration::ZERO) += t;
         }
     }
     eprintln!("fixup of {files} ELF files in 4 outputs, mean of {reps} runs:");
@@ -593,7 +617,10 @@ fn fixup_timing() {
     let stock = total[&("Stock".to_string(), true)];
     let ours = total[&("Ldnote".to_string(), true)];
     // Not a benchmark gate, a sanity bound: ours does strictly less work per file.
-    assert!(ours < stock, "ldnote fixup {ours:?} not faster than stock {stock:?}");
+    assert!(
+        ours < stock,
+        "ldnote fixup {ours:?} not faster than stock {stock:?}"
+    );
 }
 
 /// tests/nix/shrink.rs against patchelf 0.19.3 itself: byte-identical files for run paths with
@@ -675,5 +702,94 @@ fn shrink_matches_patchelf() {
                 "{rpath} (force-rpath {force}): files differ"
             );
         }
+    }
+}
+
+/// Every .nix file parses (`nix-instantiate --parse`; nixpkgs itself is not available here, so
+/// nothing is evaluated), and the setup hook is valid bash.
+#[test]
+fn nix_files_parse_and_hook_is_valid_bash() {
+    if !have("nix-instantiate") || !have("bash") {
+        return;
+    }
+    let mut files = vec![repo().join("flake.nix")];
+    for e in std::fs::read_dir(repo().join("nix")).expect("nix/") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "nix") {
+            files.push(p);
+        }
+    }
+    assert!(files.len() >= 7, "{files:?}");
+    for f in &files {
+        run(Command::new("nix-instantiate").arg("--parse").arg(f));
+    }
+    // A deliberately broken expression must fail, or the loop above proves nothing.
+    let t = tempfile::tempdir().expect("tempdir");
+    let bad = t.path().join("bad.nix");
+    std::fs::write(&bad, "{ a = ; }").expect("write");
+    let o = Command::new("nix-instantiate")
+        .arg("--parse")
+        .arg(&bad)
+        .output()
+        .expect("spawn");
+    assert!(!o.status.success());
+    run(Command::new("bash")
+        .arg("-n")
+        .arg(repo().join("nix/ldnote-fixup-hook.sh")));
+}
+
+/// The setup hook, sourced in bash with its substitutions made and stdenv's helpers defined
+/// as stdenv defines them, on an output built through ldnote: with `patch --shrink-rpath` it
+/// must take over `patchELF` and leave correct notes; without it, it must disable ldnote.
+#[test]
+fn fixup_hook_in_bash() {
+    for t in ["gcc", "bash", "make", "patchelf"] {
+        if !have(t) {
+            return;
+        }
+    }
+    let w = World::new();
+    let out = w.build(&NATIVE, Variant::Ldnote, "base");
+    let hook = std::fs::read_to_string(repo().join("nix/ldnote-fixup-hook.sh"))
+        .expect("hook")
+        .replace("@ldnote@", LDNOTE)
+        .replace("@glibcVersion@", "");
+    let hook_path = w.root.join("hook.sh");
+    std::fs::write(&hook_path, hook).expect("write");
+    // isELF as stdenv's setup.sh defines it; header/stopNest print only.
+    let script = format!(
+        r#"
+isELF() {{ local fn="$1"; local fd; local magic; exec {{fd}}< "$fn"; read -r -n 4 -u "$fd" magic; exec {{fd}}<&-; [ "$magic" = $'\177ELF' ]; }}
+header() {{ echo "$*"; }}
+stopNest() {{ :; }}
+patchELF() {{ echo stock-patchELF; }}
+preFixupHooks=(); fixupOutputHooks=()
+NIX_STORE={store}
+source {hook}
+for h in "${{preFixupHooks[@]}}"; do eval "$h"; done
+prefix={out}
+patchELF "$prefix"
+for h in "${{fixupOutputHooks[@]}}"; do eval "$h"; done
+echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE"
+"#,
+        store = w.store.display(),
+        hook = hook_path.display(),
+        out = out.display()
+    );
+    let o = run(Command::new("bash").args(["-eu", "-c", &script]));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!("immutable={}", w.store.display())),
+        "{stdout}"
+    );
+    if ldnote_has_shrink() {
+        assert!(!stdout.contains("stock-patchELF"), "{stdout}");
+        assert!(stdout.contains("disable= "), "{stdout}");
+        let files: Vec<PathBuf> = elf_files(&out);
+        run(w.ldnote().arg("check").args(&files));
+    } else {
+        // The fallback: stock fixup, ldnote a pass-through for the build.
+        assert!(stdout.contains("stock-patchELF"), "{stdout}");
+        assert!(stdout.contains("disable=1 "), "{stdout}");
     }
 }

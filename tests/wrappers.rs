@@ -94,7 +94,8 @@ fn verify(prog: &Path, lib: &Path) {
     let want = format!("={}/libanswer.so", lib.display());
     let n = note(prog);
     assert!(
-        n.iter().any(|(s, p)| s == "libanswer.so" && p == &vec![want.clone()]),
+        n.iter()
+            .any(|(s, p)| s == "libanswer.so" && p == &vec![want.clone()]),
         "{} has no `{want}` entry: {n:?}",
         prog.display()
     );
@@ -105,7 +106,10 @@ fn verify(prog: &Path, lib: &Path) {
 fn script_makes_absolute_links_for_every_name_and_triple() {
     let t = tempfile::tempdir().expect("tempdir");
     let dir = t.path().join("w");
-    make_dir(&dir, &["-t", "aarch64-linux-gnu", "-t", "riscv64-linux-gnu"]);
+    make_dir(
+        &dir,
+        &["-t", "aarch64-linux-gnu", "-t", "riscv64-linux-gnu"],
+    );
     let real = std::fs::canonicalize(LDNOTE).expect("canonicalize");
     let names = [
         "ld", "ld.bfd", "ld.gold", "ld.lld", "ld.mold", "cc", "gcc", "g++", "c++", "clang",
@@ -116,7 +120,12 @@ fn script_makes_absolute_links_for_every_name_and_triple() {
         for n in names {
             let link = dir.join(format!("{prefix}{n}"));
             let target = std::fs::read_link(&link).expect("is a symlink");
-            assert!(target.is_absolute(), "{} -> {}", link.display(), target.display());
+            assert!(
+                target.is_absolute(),
+                "{} -> {}",
+                link.display(),
+                target.display()
+            );
             assert_eq!(std::fs::canonicalize(&link).expect("resolves"), real);
             count += 1;
         }
@@ -135,12 +144,22 @@ fn script_rejects_bad_input() {
         (&[], 2, "usage"),
         (&["-t", "bad/triple"], 2, "not a target triple"),
         (&["DIR", "/nonexistent/ldnote"], 1, "not an executable file"),
-        (&["DIR", "/bin/true"], 1, "does not answer --version like ldnote"),
+        (
+            &["DIR", "/bin/true"],
+            1,
+            "does not answer --version like ldnote",
+        ),
     ];
     for (args, code, msg) in cases {
         let args: Vec<&str> = args
             .iter()
-            .map(|a| if *a == "DIR" { dir.to_str().expect("utf8") } else { a })
+            .map(|a| {
+                if *a == "DIR" {
+                    dir.to_str().expect("utf8")
+                } else {
+                    a
+                }
+            })
             .collect();
         let out = Command::new(&script).args(&args).output().expect("spawn");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -188,7 +207,11 @@ fn gcc_with_b_dir_notes_library_and_program() {
         .arg(&plain)
         .output()
         .expect("spawn");
-    assert_eq!(out.status.code(), Some(1), "an unnoted program must fail check");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unnoted program must fail check"
+    );
 }
 
 #[test]
@@ -223,7 +246,13 @@ fn clang_with_ld_path_notes_program() {
 /// Every ```sh block of wrappers/README.md, in order, as one `bash -eu -o pipefail` script.
 #[test]
 fn readme_commands_work_verbatim() {
-    for tool in ["gcc", "clang", "ld.lld", "aarch64-linux-gnu-gcc", "qemu-aarch64"] {
+    for tool in [
+        "gcc",
+        "clang",
+        "ld.lld",
+        "aarch64-linux-gnu-gcc",
+        "qemu-aarch64",
+    ] {
         if !have(tool) {
             return;
         }
@@ -252,7 +281,16 @@ fn readme_commands_work_verbatim() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Five programs print 42; five `ldnote check` lines say ok.
     assert_eq!(stdout.matches("42\n").count(), 5, "{stdout}");
-    for p in ["hello", "hello-lld", "hello-path", "hello-arm", "hello-arm-path"] {
-        assert!(stdout.contains(&format!("{p}: ok\n")), "{p} not checked ok: {stdout}");
+    for p in [
+        "hello",
+        "hello-lld",
+        "hello-path",
+        "hello-arm",
+        "hello-arm-path",
+    ] {
+        assert!(
+            stdout.contains(&format!("{p}: ok\n")),
+            "{p} not checked ok: {stdout}"
+        );
     }
 }
