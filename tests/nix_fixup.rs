@@ -10,6 +10,7 @@
 //! - ldnote: shrink + note in one in-place pass (proposed `ldnote patch --shrink-rpath`; until
 //!   ldnote has it, tests/nix/shrink.rs followed by `ldnote patch`), `strip -S -p`, and the same
 //!   generate-ld-cache hook, which must find every note already up to date (file unchanged).
+//!
 //! The finished outputs must have the same run paths, `.dynstr` bytes and notes as the stock
 //! run, pass `ldnote check`, and run (natively, and for aarch64 under qemu-user).
 use std::collections::BTreeMap;
