@@ -657,3 +657,45 @@ fn patch_through_symlink_keeps_links() {
     }
     run_ok(&mut Command::new(&real));
 }
+
+#[test]
+fn immutable_prefix_is_not_escaped_by_dotdot() {
+    // `--immutable-prefix S`: `=` entries only for directories under S. `S/../mutable` is not
+    // under S (the loader resolves `..` as the kernel does), so it must stay a `?` hint: were a
+    // library to appear there later, the stock loader would take it, and an `=` entry for a
+    // later directory would load a different library. `S` + `X` is not under S either.
+    let l = Layout::new();
+    let a = l.lib_in("store/p1/lib", "liba.so");
+    l.lib_in("mutable", "liba.so");
+    l.mkdir("storeX");
+    let store = l.pb("store");
+    let escape = [&store[..], b"/../mutable"].concat();
+    let rp = join(&[&escape, &l.pb("store/p1/lib"), &l.pb("storeX")]);
+    let out = Link::program(&l).input(&a).runpath(&rp).build("prog");
+    let o = run(ldnote_cmd()
+        .args(["patch", "--immutable-prefix"])
+        .arg(l.p("store"))
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let d = note_desc(&out).expect("note");
+    let has = |e: &[u8]| d.windows(e.len()).any(|w| w == e);
+    assert!(
+        has(&[b"=", &l.pb("store/p1/lib")[..], b"/liba.so"].concat()),
+        "{}",
+        pretty_desc(Some(&d))
+    );
+    assert!(
+        has(&[b"?", &l.pb("storeX")[..]].concat()),
+        "{}",
+        pretty_desc(Some(&d))
+    );
+    assert!(
+        !has(&[b"=", &escape[..], b"/liba.so"].concat()),
+        "`..` escaped the immutable prefix:\n{}",
+        pretty_desc(Some(&d))
+    );
+}
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&b':')
+}
