@@ -570,3 +570,32 @@ fn shared_lib_lld() {
 fn shared_lib_mold() {
     shared_lib_e2e("mold");
 }
+
+#[test]
+fn lto_links() {
+    // GCC LTO objects (GIMPLE, handled by the linker plugin) next to ldnote's reservation
+    // object; lld 14 cannot load GCC's plugin, so it is left out.
+    if common::require_tool("patchelf").is_none() {
+        return;
+    }
+    let f = fixture();
+    let l = &f.l;
+    let lto_o = l.object("main-lto", MAIN, &["-flto"]);
+    for ld in ["bfd", "gold", "mold"] {
+        if common::require_tool(linker_program(ld)).is_none() {
+            return;
+        }
+        let mut args = f.gcc_args(ld, Path::new("x"));
+        args[3] = lto_o.clone().into();
+        args.insert(0, "-flto".into());
+        let bare = l.p(format!("lto-bare-{ld}"));
+        let out = l.p(format!("lto-{ld}"));
+        let mut a = args.clone();
+        a[3] = bare.clone().into();
+        run_ok(Command::new("gcc").args(&a));
+        a[3] = out.clone().into();
+        run_ok(ldnote_cmd().args(["link", "--", "gcc"]).args(&a));
+        assert_noted_like_patchelf(&out, &bare);
+        run_ok(ldnote_cmd().arg("check").arg(&out));
+    }
+}
