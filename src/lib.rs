@@ -14,4 +14,5 @@ pub mod note;
 pub mod reserve;
 pub mod resolve;
 pub mod rsp;
+pub mod shrink;
 pub mod target;
