@@ -113,7 +113,7 @@ impl Fs for RealFs {
 
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
         let f = std::fs::File::open(self.host(path))?;
-        let mut buf = Vec::with_capacity(n);
+        let mut buf = Vec::with_capacity(n.min(1 << 16));
         f.take(n as u64).read_to_end(&mut buf)?;
         Ok(buf)
     }
@@ -241,13 +241,16 @@ pub enum ResolveError {
 /// A cached directory listing: entry name -> kind from `d_type` (`None`: unknown).
 pub type Listing = Rc<HashMap<Vec<u8>, Option<Kind>>>;
 
+/// A listing or the error that listing gave (kept as kind and errno: `io::Error` is not `Clone`).
+type CachedListing = Result<Listing, (io::ErrorKind, Option<i32>)>;
+
 /// Symlink-aware path resolution inside a sysroot, with caches of resolved directories and of
 /// directory listings: each directory is read once (one `getdents` pass) and the kinds of its
 /// entries answer later `lstat` questions, so resolution costs about one call per directory.
 pub struct Sysroot<F: Fs> {
     fs: F,
     dirs: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    lists: RefCell<HashMap<Vec<u8>, Result<Listing, (io::ErrorKind, Option<i32>)>>>,
+    lists: RefCell<HashMap<Vec<u8>, CachedListing>>,
 }
 
 const MAX_LINKS: usize = 40;
