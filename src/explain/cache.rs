@@ -44,12 +44,20 @@ const HWCAP_EXTENSION: u64 = 1 << 62;
 
 fn u32_at(d: &[u8], o: usize, be: bool) -> Option<u32> {
     let b: [u8; 4] = d.get(o..o.checked_add(4)?)?.try_into().ok()?;
-    Some(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    Some(if be {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
 }
 
 fn u64_at(d: &[u8], o: usize, be: bool) -> Option<u64> {
     let b: [u8; 8] = d.get(o..o.checked_add(8)?)?.try_into().ok()?;
-    Some(if be { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) })
+    Some(if be {
+        u64::from_be_bytes(b)
+    } else {
+        u64::from_le_bytes(b)
+    })
 }
 
 fn cstr(d: &[u8], o: usize) -> Option<Vec<u8>> {
@@ -121,14 +129,22 @@ impl LdCache {
     /// usable here: `ldconfig` of glibc 2.36 no longer writes them.
     pub fn lookup(&self, name: &[u8], flags_ok: &[i32], active: &[Vec<u8>]) -> Option<&[u8]> {
         let mut best: Option<(usize, &CacheEntry)> = None;
-        for e in self.entries.iter().filter(|e| libcmp(name, &e.key) == std::cmp::Ordering::Equal) {
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| libcmp(name, &e.key) == std::cmp::Ordering::Equal)
+        {
             if !flags_ok.contains(&e.flags) {
                 continue;
             }
             if e.hwcap >> 32 == HWCAP_EXTENSION >> 32 {
                 let idx = (e.hwcap & 0xffff_ffff) as usize;
-                let Some(sub) = self.hwcaps.get(idx) else { continue };
-                let Some(prio) = active.iter().position(|a| a == sub) else { continue };
+                let Some(sub) = self.hwcaps.get(idx) else {
+                    continue;
+                };
+                let Some(prio) = active.iter().position(|a| a == sub) else {
+                    continue;
+                };
                 if best.map_or(true, |(p, _)| prio < p) {
                     best = Some((prio, e));
                 }
@@ -159,11 +175,15 @@ pub fn libcmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
             }
             let (mut v1, mut v2) = (0u128, 0u128);
             while at(a, i).is_ascii_digit() {
-                v1 = v1.saturating_mul(10).saturating_add(u128::from(at(a, i) - b'0'));
+                v1 = v1
+                    .saturating_mul(10)
+                    .saturating_add(u128::from(at(a, i) - b'0'));
                 i += 1;
             }
             while at(b, j).is_ascii_digit() {
-                v2 = v2.saturating_mul(10).saturating_add(u128::from(at(b, j) - b'0'));
+                v2 = v2
+                    .saturating_mul(10)
+                    .saturating_add(u128::from(at(b, j) - b'0'));
                 j += 1;
             }
             if v1 != v2 {
@@ -237,8 +257,18 @@ pub(crate) mod tests {
     fn picks_by_flags_and_hwcaps_priority() {
         let img = image(
             &[
-                (0x303, "libz.so.1", "/l/glibc-hwcaps/x86-64-v2/libz.so.1", HWCAP_EXTENSION | 1),
-                (0x303, "libz.so.1", "/l/glibc-hwcaps/x86-64-v3/libz.so.1", HWCAP_EXTENSION),
+                (
+                    0x303,
+                    "libz.so.1",
+                    "/l/glibc-hwcaps/x86-64-v2/libz.so.1",
+                    HWCAP_EXTENSION | 1,
+                ),
+                (
+                    0x303,
+                    "libz.so.1",
+                    "/l/glibc-hwcaps/x86-64-v3/libz.so.1",
+                    HWCAP_EXTENSION,
+                ),
                 (0x0a03, "libz.so.1", "/arm/libz.so.1", 0),
                 (0x303, "libz.so.1", "/l/libz.so.1", 0),
             ],
@@ -247,10 +277,22 @@ pub(crate) mod tests {
         let c = LdCache::parse(&img, false).expect("parses");
         let v2 = vec![b"x86-64-v2".to_vec()];
         let v3 = vec![b"x86-64-v3".to_vec(), b"x86-64-v2".to_vec()];
-        assert_eq!(c.lookup(b"libz.so.1", &[0x303], &v3), Some(&b"/l/glibc-hwcaps/x86-64-v3/libz.so.1"[..]));
-        assert_eq!(c.lookup(b"libz.so.1", &[0x303], &v2), Some(&b"/l/glibc-hwcaps/x86-64-v2/libz.so.1"[..]));
-        assert_eq!(c.lookup(b"libz.so.1", &[0x303], &[]), Some(&b"/l/libz.so.1"[..]));
-        assert_eq!(c.lookup(b"libz.so.1", &[0x0a03], &[]), Some(&b"/arm/libz.so.1"[..]));
+        assert_eq!(
+            c.lookup(b"libz.so.1", &[0x303], &v3),
+            Some(&b"/l/glibc-hwcaps/x86-64-v3/libz.so.1"[..])
+        );
+        assert_eq!(
+            c.lookup(b"libz.so.1", &[0x303], &v2),
+            Some(&b"/l/glibc-hwcaps/x86-64-v2/libz.so.1"[..])
+        );
+        assert_eq!(
+            c.lookup(b"libz.so.1", &[0x303], &[]),
+            Some(&b"/l/libz.so.1"[..])
+        );
+        assert_eq!(
+            c.lookup(b"libz.so.1", &[0x0a03], &[]),
+            Some(&b"/arm/libz.so.1"[..])
+        );
         assert_eq!(c.lookup(b"libq.so", &[0x303], &[]), None);
     }
 

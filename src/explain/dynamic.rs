@@ -34,7 +34,10 @@ fn extra_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Option<Extra> {
     let phdrs = hdr.program_headers(endian, data).ok()?;
     let mut out = Extra::default();
     let to_u64 = |v: H::Word| -> u64 { v.into() };
-    let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD).collect();
+    let loads: Vec<_> = phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .collect();
     let vaddr_to_off = |addr: u64| -> Option<usize> {
         loads.iter().find_map(|l| {
             let va = to_u64(l.p_vaddr(endian));
@@ -53,7 +56,9 @@ fn extra_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Option<Extra> {
                 }
             }
             elf::PT_DYNAMIC => {
-                let Ok(Some(dyns)) = ph.dynamic(endian, data) else { continue };
+                let Ok(Some(dyns)) = ph.dynamic(endian, data) else {
+                    continue;
+                };
                 let mut strtab = None;
                 let mut soname = None;
                 for d in dyns {

@@ -123,11 +123,14 @@ impl LoaderFacts {
             unquote(get(k).ok_or(FactsError::Missing(k))?).ok_or(FactsError::Bad(k))
         };
         let version = parse_version(
-            std::str::from_utf8(&text("version.version")?).map_err(|_| FactsError::Bad("version.version"))?,
+            std::str::from_utf8(&text("version.version")?)
+                .map_err(|_| FactsError::Bad("version.version"))?,
         );
         // `dl_platform` is printed as `0x0` when NULL.
         let platform = match get("dl_platform") {
-            Some(v) if v.starts_with('"') => Some(unquote(v).ok_or(FactsError::Bad("dl_platform"))?),
+            Some(v) if v.starts_with('"') => {
+                Some(unquote(v).ok_or(FactsError::Bad("dl_platform"))?)
+            }
             _ => None,
         };
         let subdirs = text("dl_hwcaps_subdirs")?;
@@ -149,7 +152,9 @@ impl LoaderFacts {
         for i in 0.. {
             let key = format!("path.system_dirs[0x{i:x}]");
             match kv.iter().find(|(k, _)| *k == key) {
-                Some((_, v)) => system_dirs.push(unquote(v).ok_or(FactsError::Bad("path.system_dirs"))?),
+                Some((_, v)) => {
+                    system_dirs.push(unquote(v).ok_or(FactsError::Bad("path.system_dirs"))?)
+                }
                 None => break,
             }
         }
@@ -282,10 +287,10 @@ pub fn cache_flags(machine: u16, is_64: bool, e_flags: u32) -> Option<Vec<i32>> 
         // ARM: hard-float (EF_ARM_ABI_FLOAT_HARD) vs soft-float libraries.
         (40, false) if e_flags & 0x400 != 0 => vec![0x0900 | LIBC6],
         (40, false) => vec![0x0b00 | LIBC6, 1],
-        (3, false) => vec![1, LIBC6],           // i386 (generic: libc5/libc6 both accepted)
-        (21, true) => vec![0x0500 | LIBC6],     // ppc64
-        (22, true) => vec![0x0400 | LIBC6],     // s390x
-        (243, true) => vec![0x1000 | LIBC6],    // riscv64 lp64d
+        (3, false) => vec![1, LIBC6], // i386 (generic: libc5/libc6 both accepted)
+        (21, true) => vec![0x0500 | LIBC6], // ppc64
+        (22, true) => vec![0x0400 | LIBC6], // s390x
+        (243, true) => vec![0x1000 | LIBC6], // riscv64 lp64d
         _ => return None,
     })
 }
@@ -314,13 +319,25 @@ mod tests {
 
     #[test]
     fn amd_x86_64_list_has_eleven_entries_with_duplicates() {
-        let f = facts(Some("x86_64"), &["x86_64"], &["x86-64-v4", "x86-64-v3", "x86-64-v2"]);
+        let f = facts(
+            Some("x86_64"),
+            &["x86_64"],
+            &["x86-64-v4", "x86-64-v3", "x86-64-v2"],
+        );
         assert_eq!(
             strs(f.capstrs()),
             [
-                "glibc-hwcaps/x86-64-v4/", "glibc-hwcaps/x86-64-v3/", "glibc-hwcaps/x86-64-v2/",
-                "tls/x86_64/x86_64/", "tls/x86_64/", "tls/x86_64/", "tls/",
-                "x86_64/x86_64/", "x86_64/", "x86_64/", ""
+                "glibc-hwcaps/x86-64-v4/",
+                "glibc-hwcaps/x86-64-v3/",
+                "glibc-hwcaps/x86-64-v2/",
+                "tls/x86_64/x86_64/",
+                "tls/x86_64/",
+                "tls/x86_64/",
+                "tls/",
+                "x86_64/x86_64/",
+                "x86_64/",
+                "x86_64/",
+                ""
             ]
         );
     }

@@ -11,6 +11,7 @@
 pub mod cache;
 mod dynamic;
 pub mod facts;
+pub mod json;
 pub mod model;
 pub mod probe;
 mod sim;
@@ -84,7 +85,11 @@ fn read_map(data: &[u8], name: &[u8]) -> Result<Map, ElfError> {
         kind: MapKind::Lib,
         origin: None,
         needed: info.needed,
-        rpath: if info.runpath.is_some() { None } else { info.rpath },
+        rpath: if info.runpath.is_some() {
+            None
+        } else {
+            info.rpath
+        },
         runpath: info.runpath,
         nodeflib: extra.nodeflib,
         note,
@@ -99,7 +104,12 @@ pub fn interp(exe: &[u8]) -> Option<Vec<u8>> {
 
 /// Simulate starting the executable `exe` (its bytes; `exe_origin` is its `$ORIGIN`, the
 /// directory of `/proc/self/exe`). Libraries are read through `probe`.
-pub fn simulate<P: Probe>(probe: &P, inp: &Input, exe: &[u8], exe_origin: &[u8]) -> Result<Run, ExplainError> {
+pub fn simulate<P: Probe>(
+    probe: &P,
+    inp: &Input,
+    exe: &[u8],
+    exe_origin: &[u8],
+) -> Result<Run, ExplainError> {
     let mut main = read_map(exe, b"")?;
     if !elf::read(exe)?.dynamic {
         return Err(ExplainError::Static);
@@ -112,7 +122,13 @@ pub fn simulate<P: Probe>(probe: &P, inp: &Input, exe: &[u8], exe_origin: &[u8])
         .read(&rtld_path, usize::MAX)
         .ok()
         .and_then(|d| dynamic::extra(&d).soname)
-        .unwrap_or_else(|| rtld_path.rsplit(|b| *b == b'/').next().unwrap_or_default().to_vec());
+        .unwrap_or_else(|| {
+            rtld_path
+                .rsplit(|b| *b == b'/')
+                .next()
+                .unwrap_or_default()
+                .to_vec()
+        });
     let rtld = Map {
         name: rtld_path,
         names: vec![rtld_soname.clone()],

@@ -234,6 +234,47 @@ impl Run {
 
     /// Paths of every `trying file=` line, in order.
     pub fn trying(&self) -> Vec<Vec<u8>> {
-        self.trace.iter().filter(|e| e.trying).map(|e| e.path.clone()).collect()
+        self.trace
+            .iter()
+            .filter(|e| e.trying)
+            .map(|e| e.path.clone())
+            .collect()
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Run {
+    /// A map's name for people: the executable has an empty `l_name`.
+    pub fn display_name(&self, i: usize) -> String {
+        match self.maps.get(i) {
+            Some(m) if m.kind == MapKind::Main => "the executable".into(),
+            Some(m) => lossy(&m.name),
+            None => String::new(),
+        }
+    }
+
+    /// Why a search ended where it did: "RUNPATH of X", "ld.so.cache", "already loaded", ...
+    pub fn why(&self, o: &Outcome) -> String {
+        let via = |stage: &Stage, own: &Option<usize>| match (stage, own) {
+            (Stage::Rpath | Stage::Runpath | Stage::NoteExact | Stage::NoteHint, Some(i)) => {
+                format!("{} of {}", stage.label(), self.display_name(*i))
+            }
+            (s, _) => s.label().to_string(),
+        };
+        match o {
+            Outcome::Loaded { stage, owner, .. } => via(stage, owner),
+            Outcome::AlreadyLoaded { .. } => "already loaded".into(),
+            Outcome::SameFile { stage, owner, map } => {
+                format!(
+                    "{}, same file as {}",
+                    via(stage, owner),
+                    self.display_name(*map)
+                )
+            }
+            Outcome::Failed(e) => e.clone(),
+        }
     }
 }

@@ -148,9 +148,7 @@ impl<F: Fs> Probe for FsProbe<F> {
     }
 
     fn read(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
-        let (id, _) = self
-            .walk(path)
-            .map_err(io::Error::from_raw_os_error)?;
+        let (id, _) = self.walk(path).map_err(io::Error::from_raw_os_error)?;
         self.fs.head(&id, n)
     }
 }

@@ -184,7 +184,11 @@ impl<'a, P: Probe> Sim<'a, P> {
             }
             let rest = &s[i + 1..];
             let f = &self.inp.facts;
-            let (len, repl) = match (is_dst(rest, b"ORIGIN"), is_dst(rest, b"PLATFORM"), is_dst(rest, b"LIB")) {
+            let (len, repl) = match (
+                is_dst(rest, b"ORIGIN"),
+                is_dst(rest, b"PLATFORM"),
+                is_dst(rest, b"LIB"),
+            ) {
                 (n, _, _) if n > 0 => (n, self.run.maps[l].origin.clone()),
                 (_, n, _) if n > 0 => (n, f.platform.clone()),
                 (_, _, n) if n > 0 => (n, Some(f.lib.clone())),
@@ -208,7 +212,9 @@ impl<'a, P: Probe> Sim<'a, P> {
         for cp in s.split(|b| seps.contains(b)) {
             let mut dir = Vec::new();
             if !cp.is_empty() {
-                let Some(mut e) = self.expand(cp, l) else { continue };
+                let Some(mut e) = self.expand(cp, l) else {
+                    continue;
+                };
                 if e.is_empty() {
                     continue;
                 }
@@ -230,19 +236,31 @@ impl<'a, P: Probe> Sim<'a, P> {
 
     /// `cache_rpath` / `decompose_rpath`: the (lazily built) RUNPATH or RPATH list of `l`.
     fn cache_list(&mut self, l: usize, runpath: bool) -> Option<Vec<usize>> {
-        let slot = if runpath { &self.runpath_dirs[l] } else { &self.rpath_dirs[l] };
+        let slot = if runpath {
+            &self.runpath_dirs[l]
+        } else {
+            &self.rpath_dirs[l]
+        };
         match slot {
             List::Gone => return None,
             List::Dirs(d) => return Some(d.clone()),
             List::Unset => {}
         }
         let m = &self.run.maps[l];
-        let text = if runpath { m.runpath.clone() } else { m.rpath.clone() };
+        let text = if runpath {
+            m.runpath.clone()
+        } else {
+            m.rpath.clone()
+        };
         let dirs = match text {
             Some(t) if !t.is_empty() => self.fillin(&t, b":", l),
             _ => Vec::new(),
         };
-        let new = if dirs.is_empty() { List::Gone } else { List::Dirs(dirs.clone()) };
+        let new = if dirs.is_empty() {
+            List::Gone
+        } else {
+            List::Dirs(dirs.clone())
+        };
         if runpath {
             self.runpath_dirs[l] = new;
         } else {
@@ -251,7 +269,14 @@ impl<'a, P: Probe> Sim<'a, P> {
         (!dirs.is_empty()).then_some(dirs)
     }
 
-    fn push(&mut self, call: Option<Call>, path: &[u8], errno: Option<i32>, trying: bool, stage: Stage) {
+    fn push(
+        &mut self,
+        call: Option<Call>,
+        path: &[u8],
+        errno: Option<i32>,
+        trying: bool,
+        stage: Stage,
+    ) {
         self.run.trace.push(Event {
             call,
             path: path.to_vec(),
@@ -277,7 +302,10 @@ impl<'a, P: Probe> Sim<'a, P> {
         };
         self.push(Some(Call::Openat), path, None, trying, stage);
         if opened.is_dir {
-            return Err(format!("{}: cannot read file data: Is a directory", lossy(path)));
+            return Err(format!(
+                "{}: cannot read file data: Is a directory",
+                lossy(path)
+            ));
         }
         let head = self
             .probe
@@ -296,7 +324,12 @@ impl<'a, P: Probe> Sim<'a, P> {
     }
 
     /// `open_path` over `dirs`; also returns `any` (some directory exists).
-    fn open_path(&mut self, name: &[u8], dirs: &[usize], stage: Stage) -> Result<(Found, bool), Fatal> {
+    fn open_path(
+        &mut self,
+        name: &[u8],
+        dirs: &[usize],
+        stage: Stage,
+    ) -> Result<(Found, bool), Fatal> {
         let mut any = false;
         let mut errno = ENOENT;
         let keep_slash = self.inp.facts.stat_keeps_slash();
@@ -321,7 +354,11 @@ impl<'a, P: Probe> Sim<'a, P> {
                 }
                 if self.elems[d].status[c] == Status::Unknown {
                     // Does the directory exist at all? (without its trailing slash <= 2.37)
-                    let cut = if keep_slash { dirlen } else { dirlen.saturating_sub(1) };
+                    let cut = if keep_slash {
+                        dirlen
+                    } else {
+                        dirlen.saturating_sub(1)
+                    };
                     let dir = path[..cut].to_vec();
                     let st = self.probe.stat(&dir);
                     self.push(Some(Call::Stat), &dir, st.err(), false, stage);
@@ -354,7 +391,11 @@ impl<'a, P: Probe> Sim<'a, P> {
         let Some(dirs) = self.cache_list(l, runpath) else {
             return Ok(Found::No);
         };
-        let stage = if runpath { Stage::Runpath } else { Stage::Rpath };
+        let stage = if runpath {
+            Stage::Runpath
+        } else {
+            Stage::Rpath
+        };
         let (found, any) = self.open_path(name, &dirs, stage)?;
         if !any {
             if runpath {
@@ -392,7 +433,11 @@ impl<'a, P: Probe> Sim<'a, P> {
     }
 
     /// `_dl_map_object` for a slash-less `name` requested by `loader`.
-    fn search(&mut self, name: &[u8], loader: usize) -> Result<Option<(Vec<u8>, super::probe::Opened, Stage, Option<usize>)>, Fatal> {
+    fn search(
+        &mut self,
+        name: &[u8],
+        loader: usize,
+    ) -> Result<Option<(Vec<u8>, super::probe::Opened, Stage, Option<usize>)>, Fatal> {
         macro_rules! hit {
             ($f:expr, $stage:expr, $owner:expr) => {
                 if let Found::Yes(p, o) = $f {
@@ -491,7 +536,11 @@ impl<'a, P: Probe> Sim<'a, P> {
         };
         let Some((realname, opened, stage, owner)) = found else {
             let why = if self.other_class {
-                let c = if self.inp.ident.is_64 { "ELFCLASS32" } else { "ELFCLASS64" };
+                let c = if self.inp.ident.is_64 {
+                    "ELFCLASS32"
+                } else {
+                    "ELFCLASS64"
+                };
                 format!("wrong ELF class: {c}")
             } else if self.run.maps[loader].nodeflib {
                 "cannot open shared object file".to_string()
@@ -501,24 +550,38 @@ impl<'a, P: Probe> Sim<'a, P> {
             return Err(format!("{}: {why}", lossy(name)));
         };
         self.push(Some(Call::Fstat), b"", None, false, Stage::Map);
-        if let Some(i) = self.run.maps.iter().position(|m| !m.id.is_empty() && m.id == opened.id) {
+        if let Some(i) = self
+            .run
+            .maps
+            .iter()
+            .position(|m| !m.id.is_empty() && m.id == opened.id)
+        {
             let m = &mut self.run.maps[i];
             if !m.names.iter().any(|n| n == name) {
                 m.names.push(name.to_vec());
             }
-            return Ok(Outcome::SameFile { map: i, stage, owner });
+            return Ok(Outcome::SameFile {
+                map: i,
+                stage,
+                owner,
+            });
         }
         let data = self
             .probe
             .read(&realname, usize::MAX)
             .map_err(|e| format!("{}: {e}", lossy(&realname)))?;
-        let mut map = super::read_map(&data, &realname).map_err(|e| format!("{}: {e}", lossy(&realname)))?;
+        let mut map =
+            super::read_map(&data, &realname).map_err(|e| format!("{}: {e}", lossy(&realname)))?;
         map.loader = Some(loader);
         map.names = vec![name.to_vec()];
         map.origin = Some(origin_of(&realname, &self.inp.cwd));
         map.id = opened.id;
         let i = self.add_map(map);
-        Ok(Outcome::Loaded { map: i, stage, owner })
+        Ok(Outcome::Loaded {
+            map: i,
+            stage,
+            owner,
+        })
     }
 
     /// `_dl_map_object_deps`: breadth-first over DT_NEEDED.
@@ -529,14 +592,23 @@ impl<'a, P: Probe> Sim<'a, P> {
             for raw in self.run.maps[l].needed.clone() {
                 let start = self.run.trace.len();
                 // DSTs in DT_NEEDED are expanded first (expand_dst); empty is fatal.
-                let name = if raw.contains(&b'$') { self.expand(&raw, l) } else { Some(raw.clone()) };
+                let name = if raw.contains(&b'$') {
+                    self.expand(&raw, l)
+                } else {
+                    Some(raw.clone())
+                };
                 let outcome = match name.as_deref() {
-                    None | Some(b"") => Err(format!("{}: empty dynamic string token substitution", lossy(&raw))),
+                    None | Some(b"") => Err(format!(
+                        "{}: empty dynamic string token substitution",
+                        lossy(&raw)
+                    )),
                     Some(n) => self.map_object(n, l),
                 };
                 let outcome = outcome.unwrap_or_else(Outcome::Failed);
                 let dep = match &outcome {
-                    Outcome::Loaded { map, .. } | Outcome::AlreadyLoaded { map } | Outcome::SameFile { map, .. } => Some(*map),
+                    Outcome::Loaded { map, .. }
+                    | Outcome::AlreadyLoaded { map }
+                    | Outcome::SameFile { map, .. } => Some(*map),
                     Outcome::Failed(e) => {
                         self.run.error = Some(e.clone());
                         None

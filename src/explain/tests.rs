@@ -14,7 +14,13 @@ const X86_64: Ident = Ident {
 
 /// A minimal x86-64 ET_DYN image: one PT_LOAD over the file, PT_DYNAMIC, optional PT_NOTE
 /// holding a resolution note.
-fn so(needed: &[&str], runpath: Option<&str>, rpath: Option<&str>, soname: Option<&str>, note: Option<&Entries>) -> Vec<u8> {
+fn so(
+    needed: &[&str],
+    runpath: Option<&str>,
+    rpath: Option<&str>,
+    soname: Option<&str>,
+    note: Option<&Entries>,
+) -> Vec<u8> {
     let mut strtab = vec![0u8];
     let mut add = |s: &str| {
         let o = strtab.len() as u64;
@@ -97,7 +103,12 @@ fn amd() -> LoaderFacts {
         lib: b("lib/x86_64-linux-gnu"),
         hwcaps_active: vec![b("x86-64-v4"), b("x86-64-v3"), b("x86-64-v2")],
         legacy_hwcaps: vec![b("x86_64")],
-        system_dirs: vec![b("/lib/x86_64-linux-gnu/"), b("/usr/lib/x86_64-linux-gnu/"), b("/lib/"), b("/usr/lib/")],
+        system_dirs: vec![
+            b("/lib/x86_64-linux-gnu/"),
+            b("/usr/lib/x86_64-linux-gnu/"),
+            b("/lib/"),
+            b("/usr/lib/"),
+        ],
         sysconfdir: b("/etc"),
         rtld: b("/lib64/ld-linux-x86-64.so.2"),
     }
@@ -120,22 +131,45 @@ fn sim(fs: FakeFs, exe: &[u8], llp: Option<&str>, notes: bool) -> Run {
 
 fn base_fs() -> FakeFs {
     let mut f = FakeFs::new();
-    f.file("/lib/x86_64-linux-gnu/libc.so.6", &so(&["ld-linux-x86-64.so.2"], None, None, Some("libc.so.6"), None))
-        .file("/lib64/ld-linux-x86-64.so.2", &so(&[], None, None, Some("ld-linux-x86-64.so.2"), None))
-        .dir("/usr/lib/x86_64-linux-gnu")
-        .dir("/usr/lib")
-        .dir("/work");
+    f.file(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        &so(
+            &["ld-linux-x86-64.so.2"],
+            None,
+            None,
+            Some("libc.so.6"),
+            None,
+        ),
+    )
+    .file(
+        "/lib64/ld-linux-x86-64.so.2",
+        &so(&[], None, None, Some("ld-linux-x86-64.so.2"), None),
+    )
+    .dir("/usr/lib/x86_64-linux-gnu")
+    .dir("/usr/lib")
+    .dir("/work");
     f
 }
 
 fn c(openat_ok: u64, openat_fail: u64, stat_ok: u64, stat_fail: u64) -> Counts {
-    Counts { openat_ok, openat_fail, stat_ok, stat_fail }
+    Counts {
+        openat_ok,
+        openat_fail,
+        stat_ok,
+        stat_fail,
+    }
 }
 
 fn loaded(r: &Run, name: &str) -> String {
-    let s = r.searches.iter().find(|s| s.name == name.as_bytes()).expect("searched");
+    let s = r
+        .searches
+        .iter()
+        .find(|s| s.name == name.as_bytes())
+        .expect("searched");
     match &s.outcome {
-        Outcome::Loaded { map, .. } | Outcome::SameFile { map, .. } | Outcome::AlreadyLoaded { map } => {
+        Outcome::Loaded { map, .. }
+        | Outcome::SameFile { map, .. }
+        | Outcome::AlreadyLoaded { map } => {
             String::from_utf8_lossy(&r.maps[*map].name).into_owned()
         }
         Outcome::Failed(e) => format!("FAILED {e}"),
@@ -143,15 +177,27 @@ fn loaded(r: &Run, name: &str) -> String {
 }
 
 fn counts_of(r: &Run, name: &str) -> Counts {
-    let s = r.searches.iter().find(|s| s.name == name.as_bytes()).expect("searched");
+    let s = r
+        .searches
+        .iter()
+        .find(|s| s.name == name.as_bytes())
+        .expect("searched");
     r.search_counts(s)
 }
 
 #[test]
 fn existence_cache_counts_match_strace_of_glibc_2_36() {
     let mut f = base_fs();
-    f.dir("/t/empty").file("/t/libs/libfoo.so", &lib()).file("/t/libs/libbar.so", &lib());
-    let exe = so(&["libfoo.so", "libbar.so", "libc.so.6"], Some("/t/empty:/t/nonexist:/t/libs"), None, None, None);
+    f.dir("/t/empty")
+        .file("/t/libs/libfoo.so", &lib())
+        .file("/t/libs/libbar.so", &lib());
+    let exe = so(
+        &["libfoo.so", "libbar.so", "libc.so.6"],
+        Some("/t/empty:/t/nonexist:/t/libs"),
+        None,
+        None,
+        None,
+    );
     let r = sim(f, &exe, None, false);
     assert_eq!(r.error, None);
     // libfoo: empty/ 11+11 (10 stat fail, 1 ok), nonexist/ 11+11 fail, libs/ 10+10 fail then
@@ -163,15 +209,25 @@ fn existence_cache_counts_match_strace_of_glibc_2_36() {
     let lc = counts_of(&r, "libc.so.6");
     assert_eq!((lc.openat_fail, lc.openat_ok), (2 + 1 + 10, 1));
     assert_eq!(loaded(&r, "libc.so.6"), "/lib/x86_64-linux-gnu/libc.so.6");
-    assert_eq!(loaded(&r, "ld-linux-x86-64.so.2"), "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(
+        loaded(&r, "ld-linux-x86-64.so.2"),
+        "/lib64/ld-linux-x86-64.so.2"
+    );
     assert_eq!(r.trying()[0], b"/t/empty/glibc-hwcaps/x86-64-v4/libfoo.so");
 }
 
 #[test]
 fn relative_dirs_are_never_cached_and_never_stated() {
     let mut f = base_fs();
-    f.file("/work/here/libfoo.so", &lib()).file("/work/here/libbar.so", &lib());
-    let exe = so(&["libfoo.so", "libbar.so", "libx.so"], Some("reldir:here"), None, None, None);
+    f.file("/work/here/libfoo.so", &lib())
+        .file("/work/here/libbar.so", &lib());
+    let exe = so(
+        &["libfoo.so", "libbar.so", "libx.so"],
+        Some("reldir:here"),
+        None,
+        None,
+        None,
+    );
     let mut f2 = f.clone();
     f2.file("/lib/x86_64-linux-gnu/libx.so", &lib());
     let r = sim(f2, &exe, None, false);
@@ -186,12 +242,26 @@ fn relative_dirs_are_never_cached_and_never_stated() {
 fn runpath_with_no_existing_dir_is_dropped_after_first_search() {
     let f = base_fs();
     let mut f2 = f.clone();
-    f2.file("/lib/x86_64-linux-gnu/liba.so", &lib()).file("/lib/x86_64-linux-gnu/libb.so", &lib());
-    let exe = so(&["liba.so", "libb.so"], Some("/no/1:/no/2"), None, None, None);
+    f2.file("/lib/x86_64-linux-gnu/liba.so", &lib())
+        .file("/lib/x86_64-linux-gnu/libb.so", &lib());
+    let exe = so(
+        &["liba.so", "libb.so"],
+        Some("/no/1:/no/2"),
+        None,
+        None,
+        None,
+    );
     let r = sim(f2, &exe, None, false);
     let rp = |n: &str| {
-        let s = r.searches.iter().find(|s| s.name == n.as_bytes()).expect("s");
-        r.trace[s.events.clone()].iter().filter(|e| e.stage == Stage::Runpath).count()
+        let s = r
+            .searches
+            .iter()
+            .find(|s| s.name == n.as_bytes())
+            .expect("s");
+        r.trace[s.events.clone()]
+            .iter()
+            .filter(|e| e.stage == Stage::Runpath)
+            .count()
     };
     assert_eq!(rp("liba.so"), 44);
     assert_eq!(rp("libb.so"), 0);
@@ -204,31 +274,51 @@ fn rpath_chain_rules() {
     // D: exe RPATH, libA RUNPATH, libC no paths: libC's dep found via the exe's RPATH.
     let mk = |a_runpath: bool| {
         let mut f = base_fs();
-        let (rp, run) = if a_runpath { (None, Some("/a")) } else { (Some("/a"), None) };
-        f.file("/e/libA.so", &so(&["libC.so", "libdep.so"], run, rp, None, None))
-            .file("/a/libC.so", &so(&["libdep2.so"], None, None, None, None))
-            .file("/e/libdep.so", &lib())
-            .file("/e/libdep2.so", &lib());
+        let (rp, run) = if a_runpath {
+            (None, Some("/a"))
+        } else {
+            (Some("/a"), None)
+        };
+        f.file(
+            "/e/libA.so",
+            &so(&["libC.so", "libdep.so"], run, rp, None, None),
+        )
+        .file("/a/libC.so", &so(&["libdep2.so"], None, None, None, None))
+        .file("/e/libdep.so", &lib())
+        .file("/e/libdep2.so", &lib());
         let exe = so(&["libA.so"], None, Some("/e"), None, None);
         sim(f, &exe, None, false)
     };
     let a = mk(false);
     assert_eq!(loaded(&a, "libdep.so"), "/e/libdep.so");
     let b = mk(true);
-    assert!(loaded(&b, "libdep.so").starts_with("FAILED"), "{}", loaded(&b, "libdep.so"));
+    assert!(
+        loaded(&b, "libdep.so").starts_with("FAILED"),
+        "{}",
+        loaded(&b, "libdep.so")
+    );
     // D needs libA's own dep to resolve; give libA's RUNPATH dir that dep.
     let mut f = base_fs();
-    f.file("/e/libA.so", &so(&["libC.so"], Some("/a"), None, None, None))
-        .file("/a/libC.so", &so(&["libdep2.so"], None, None, None, None))
-        .file("/e/libdep2.so", &lib());
-    let d = sim(f, &so(&["libA.so"], None, Some("/e"), None, None), None, false);
+    f.file(
+        "/e/libA.so",
+        &so(&["libC.so"], Some("/a"), None, None, None),
+    )
+    .file("/a/libC.so", &so(&["libdep2.so"], None, None, None, None))
+    .file("/e/libdep2.so", &lib());
+    let d = sim(
+        f,
+        &so(&["libA.so"], None, Some("/e"), None, None),
+        None,
+        false,
+    );
     assert_eq!(loaded(&d, "libdep2.so"), "/e/libdep2.so");
 }
 
 #[test]
 fn enotdir_under_a_relative_component_aborts_the_runpath() {
     let mut f = base_fs();
-    f.file("/work/main", b"not a dir").file("/t/libs/libfoo.so", &lib());
+    f.file("/work/main", b"not a dir")
+        .file("/t/libs/libfoo.so", &lib());
     let exe = so(&["libfoo.so"], Some("main:/t/libs"), None, None, None);
     let r = sim(f, &exe, None, false);
     assert!(loaded(&r, "libfoo.so").starts_with("FAILED"));
@@ -237,11 +327,21 @@ fn enotdir_under_a_relative_component_aborts_the_runpath() {
 #[test]
 fn note_exact_entry_costs_one_open_and_hints_search_normally() {
     let mut e = Entries::new();
-    e.insert(b"libfoo.so".to_vec(), vec![Entry::Exact(b"/t/libs/libfoo.so".to_vec())]);
+    e.insert(
+        b"libfoo.so".to_vec(),
+        vec![Entry::Exact(b"/t/libs/libfoo.so".to_vec())],
+    );
     e.insert(b"libbar.so".to_vec(), vec![Entry::Hint(b"/t/h".to_vec())]);
     let mut f = base_fs();
-    f.file("/t/libs/libfoo.so", &lib()).file("/t/h/libbar.so", &lib());
-    let exe = so(&["libfoo.so", "libbar.so"], Some("/t/libs:/t/h"), None, None, Some(&e));
+    f.file("/t/libs/libfoo.so", &lib())
+        .file("/t/h/libbar.so", &lib());
+    let exe = so(
+        &["libfoo.so", "libbar.so"],
+        Some("/t/libs:/t/h"),
+        None,
+        None,
+        Some(&e),
+    );
     let stock = sim(f.clone(), &exe, None, false);
     let noted = sim(f, &exe, None, true);
     assert_eq!(counts_of(&noted, "libfoo.so"), c(1, 0, 1, 0));
@@ -253,14 +353,29 @@ fn note_exact_entry_costs_one_open_and_hints_search_normally() {
 
 #[test]
 fn cache_hit_costs_one_open_and_nodeflib_rejects_it() {
-    let img = super::cache::tests::image(&[(0x303, "libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", 0)], &[]);
+    let img = super::cache::tests::image(
+        &[(0x303, "libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", 0)],
+        &[],
+    );
     let mut f = base_fs();
-    f.file("/etc/ld.so.cache", &img).file("/usr/lib/x86_64-linux-gnu/libz.so.1", &lib());
-    let r = sim(f.clone(), &so(&["libz.so.1"], None, None, None, None), None, false);
-    assert_eq!(loaded(&r, "libz.so.1"), "/usr/lib/x86_64-linux-gnu/libz.so.1");
+    f.file("/etc/ld.so.cache", &img)
+        .file("/usr/lib/x86_64-linux-gnu/libz.so.1", &lib());
+    let r = sim(
+        f.clone(),
+        &so(&["libz.so.1"], None, None, None, None),
+        None,
+        false,
+    );
+    assert_eq!(
+        loaded(&r, "libz.so.1"),
+        "/usr/lib/x86_64-linux-gnu/libz.so.1"
+    );
     // cache file open + fstat, the candidate open + fstat.
     assert_eq!(counts_of(&r, "libz.so.1"), c(2, 0, 2, 0));
-    assert_eq!(r.trying(), vec![b"/usr/lib/x86_64-linux-gnu/libz.so.1".to_vec()]);
+    assert_eq!(
+        r.trying(),
+        vec![b"/usr/lib/x86_64-linux-gnu/libz.so.1".to_vec()]
+    );
 }
 
 #[test]
@@ -268,8 +383,14 @@ fn wrong_class_is_opened_then_skipped() {
     let mut f = base_fs();
     let mut c32 = lib();
     c32[4] = 1;
-    f.file("/t/a/libfoo.so", &c32).file("/t/b/libfoo.so", &lib());
-    let r = sim(f, &so(&["libfoo.so"], Some("/t/a:/t/b"), None, None, None), None, false);
+    f.file("/t/a/libfoo.so", &c32)
+        .file("/t/b/libfoo.so", &lib());
+    let r = sim(
+        f,
+        &so(&["libfoo.so"], Some("/t/a:/t/b"), None, None, None),
+        None,
+        false,
+    );
     assert_eq!(loaded(&r, "libfoo.so"), "/t/b/libfoo.so");
     let s = counts_of(&r, "libfoo.so");
     // /t/a: 10 failed + 1 opened-but-skipped (then its dir stat succeeds).
@@ -279,8 +400,15 @@ fn wrong_class_is_opened_then_skipped() {
 #[test]
 fn ld_library_path_and_origin() {
     let mut f = base_fs();
-    f.file("/bin/sub/libo.so", &lib()).file("/x/libl.so", &lib());
-    let exe = so(&["libo.so", "libl.so"], Some("$ORIGIN/sub"), None, None, None);
+    f.file("/bin/sub/libo.so", &lib())
+        .file("/x/libl.so", &lib());
+    let exe = so(
+        &["libo.so", "libl.so"],
+        Some("$ORIGIN/sub"),
+        None,
+        None,
+        None,
+    );
     let r = sim(f, &exe, Some("/x;/nonexist"), false);
     assert_eq!(loaded(&r, "libo.so"), "/bin/sub/libo.so");
     assert_eq!(loaded(&r, "libl.so"), "/x/libl.so");

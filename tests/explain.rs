@@ -1,0 +1,512 @@
+//! `ldnote explain` against the real loaders: Debian 12's glibc 2.36 natively (strace of every
+//! `openat`/`newfstatat`, LD_DEBUG=libs `trying file=` and `calling init:`), and aarch64 /
+//! armhf under qemu-user (LD_DEBUG=libs `trying file=`, `qemu -strace` counts). Layouts are built
+//! with real compilers in temp dirs. Each case prints its prediction error (goal: 0).
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn have(tool: &str) -> bool {
+    let ok = which::which(tool).is_ok();
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{tool} is required in CI");
+        }
+        eprintln!("SKIP: {tool} not found");
+    }
+    ok
+}
+
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A layout under construction: compiler, temp dir.
+struct Lay {
+    cc: &'static str,
+    dir: tempfile::TempDir,
+}
+
+impl Lay {
+    fn new(cc: &'static str) -> Self {
+        Lay {
+            cc,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).display().to_string()
+    }
+    fn mkdir(&self, rel: &str) {
+        fs::create_dir_all(self.p(rel)).expect("mkdir");
+    }
+    /// Build `rel` (a shared library) with DT_NEEDED on `needs` (found via -L`link_dirs`) and
+    /// extra linker flags.
+    fn lib(&self, rel: &str, needs: &[&str], flags: &[&str]) {
+        let path = self.p(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let src = self.p(&format!("{}.c", rel.replace('/', "_")));
+        fs::write(
+            &src,
+            format!(
+                "int f_{}(void){{return 0;}}\n",
+                rel.replace(['/', '.', '-', '$'], "_")
+            ),
+        )
+        .expect("src");
+        let mut c = Command::new(self.cc);
+        c.args(["-shared", "-fPIC", "-o"])
+            .arg(&path)
+            .arg(&src)
+            .arg("-Wl,--no-as-needed");
+        for n in needs {
+            c.arg(format!("-l:{n}"));
+        }
+        c.args(flags);
+        run_ok(&mut c);
+    }
+    /// Build the executable `rel` (prints nothing, returns at once).
+    fn exe(&self, rel: &str, needs: &[&str], flags: &[&str]) -> PathBuf {
+        let path = self.p(rel);
+        let src = self.p("main.c");
+        fs::write(&src, "int main(void){return 0;}\n").expect("src");
+        let mut c = Command::new(self.cc);
+        c.arg("-o").arg(&path).arg(&src).arg("-Wl,--no-as-needed");
+        for n in needs {
+            c.arg(format!("-l:{n}"));
+        }
+        c.args(flags);
+        run_ok(&mut c);
+        path
+    }
+}
+
+/// What the real loader did.
+#[derive(Debug, Default)]
+struct Actual {
+    trace: Vec<(String, String, bool)>,
+    trying: Vec<String>,
+    inits: Vec<String>,
+    failed: bool,
+}
+
+fn parse_ld_debug(stderr: &str, a: &mut Actual) {
+    for line in stderr.lines() {
+        let Some((_, text)) = line.split_once(":\t") else {
+            continue;
+        };
+        if let Some(p) = text.strip_prefix("  trying file=") {
+            a.trying.push(p.to_string());
+        } else if let Some(p) = text.strip_prefix("calling init: ") {
+            a.inits.push(p.to_string());
+        }
+    }
+}
+
+/// `strace -e trace=execve,openat,newfstatat` lines after the program's execve.
+fn parse_strace(text: &str) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    let mut started = false;
+    for line in text.lines() {
+        let body = line.split_once(' ').map_or(line, |(_, b)| b.trim_start());
+        if body.starts_with("execve(") {
+            started = body.contains("= 0");
+            out.clear();
+            continue;
+        }
+        if !started || body.starts_with("+++") || body.starts_with("---") {
+            continue;
+        }
+        let ok = !body.contains(" = -1 ");
+        let quoted = body.split('"').nth(1).unwrap_or("").to_string();
+        if body.starts_with("openat(") {
+            out.push(("openat".into(), quoted, ok));
+        } else if body.starts_with("newfstatat(AT_FDCWD") {
+            out.push(("stat".into(), quoted, ok));
+        } else if body.starts_with("newfstatat(") {
+            out.push(("fstat".into(), String::new(), ok));
+        }
+    }
+    out
+}
+
+fn explain(args: &[&str], file: &Path, cwd: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ldnote"))
+        .arg("explain")
+        .arg("--json")
+        .args(args)
+        .arg(file)
+        .current_dir(cwd)
+        .output()
+        .expect("run ldnote");
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "explain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn predicted_trace(run: &Value) -> Vec<(String, String, bool)> {
+    run["trace"]
+        .as_array()
+        .expect("trace")
+        .iter()
+        .filter(|e| !e["call"].is_null())
+        .map(|e| {
+            (
+                e["call"].as_str().unwrap_or("").to_string(),
+                e["path"].as_str().unwrap_or("").to_string(),
+                e["errno"].is_null(),
+            )
+        })
+        .collect()
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn count(t: &[(String, String, bool)]) -> [usize; 4] {
+    let n = |call: &[&str], ok: bool| {
+        t.iter()
+            .filter(|(c, _, o)| call.contains(&c.as_str()) && *o == ok)
+            .count()
+    };
+    [
+        n(&["openat"], true),
+        n(&["openat"], false),
+        n(&["stat", "fstat"], true),
+        n(&["stat", "fstat"], false),
+    ]
+}
+
+/// Run `exe` natively under strace and with LD_DEBUG=libs, predict it, compare, print the
+/// prediction error. Returns the total absolute error over the four counts.
+fn native_case(name: &str, exe: &Path, cwd: &Path, env: &[(&str, &str)]) -> usize {
+    let dir = tempfile::tempdir().expect("tmp");
+    let st = dir.path().join("strace.out");
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-e", "trace=execve,openat,newfstatat", "-o"])
+        .arg(&st)
+        .arg(exe)
+        .current_dir(cwd)
+        .env_remove("LD_LIBRARY_PATH");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let status = c.output().expect("strace").status;
+    let mut actual = Actual {
+        trace: parse_strace(&fs::read_to_string(&st).expect("strace out")),
+        failed: !status.success(),
+        ..Default::default()
+    };
+    let mut d = Command::new(exe);
+    d.current_dir(cwd)
+        .env_remove("LD_LIBRARY_PATH")
+        .env("LD_DEBUG", "libs");
+    for (k, v) in env {
+        d.env(k, v);
+    }
+    parse_ld_debug(
+        &String::from_utf8_lossy(&d.output().expect("run").stderr),
+        &mut actual,
+    );
+
+    let mut args: Vec<String> = vec!["--cwd".into(), cwd.display().to_string()];
+    for (k, v) in env {
+        args.push("--env".into());
+        args.push(format!("{k}={v}"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let j = explain(&argv, exe, cwd);
+    let stock = &j["stock"];
+    let pred = predicted_trace(stock);
+    let (pc, ac) = (count(&pred), count(&actual.trace));
+    let err: usize = pc.iter().zip(ac.iter()).map(|(p, a)| p.abs_diff(*a)).sum();
+    let pred_inits: Vec<String> = stock["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["kind"] != "main")
+        .map(|o| o["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    let mut ai = actual.inits.clone();
+    ai.sort();
+    let mut pi = pred_inits.clone();
+    pi.sort();
+    let trying = strs(&stock["trying"]);
+    println!(
+        "case {name}: predicted [openat ok, openat fail, stat ok, stat fail] = {pc:?}, strace = {ac:?}, \
+         prediction error = {err}; trace equal: {}; trying equal: {} ({} lines); inits equal: {}",
+        pred == actual.trace,
+        trying == actual.trying,
+        actual.trying.len(),
+        actual.failed || pi == ai
+    );
+    assert_eq!(
+        pred, actual.trace,
+        "{name}: predicted syscall sequence differs"
+    );
+    assert_eq!(
+        trying, actual.trying,
+        "{name}: trying file= sequence differs"
+    );
+    assert_eq!(
+        stock["error"].is_null(),
+        !actual.failed,
+        "{name}: failure predicted wrongly: {}",
+        stock["error"]
+    );
+    if !actual.failed {
+        assert_eq!(pi, ai, "{name}: loaded objects differ");
+    }
+    err
+}
+
+fn native() -> bool {
+    cfg!(target_arch = "x86_64")
+        && have("gcc")
+        && have("strace")
+        && Path::new("/lib64/ld-linux-x86-64.so.2").exists()
+}
+
+#[test]
+fn native_runpath_empty_missing_and_found_dirs() {
+    if !native() {
+        return;
+    }
+    let l = Lay::new("gcc");
+    l.mkdir("empty");
+    l.lib("libs/libfoo.so", &[], &[]);
+    l.lib("libs/libbar.so", &[], &[]);
+    let rp = format!(
+        "-Wl,--enable-new-dtags,-rpath,{}:{}:{}",
+        l.s("empty"),
+        l.s("nonexist"),
+        l.s("libs")
+    );
+    let exe = l.exe(
+        "prog",
+        &["libfoo.so", "libbar.so"],
+        &[&format!("-L{}", l.s("libs")), &rp],
+    );
+    assert_eq!(
+        native_case("runpath-empty-missing-found", &exe, l.dir.path(), &[]),
+        0
+    );
+}
+
+#[test]
+fn native_many_dirs_hwcaps_subdirs_and_ld_library_path() {
+    if !native() {
+        return;
+    }
+    let l = Lay::new("gcc");
+    let mut dirs = Vec::new();
+    for i in 0..8 {
+        if i % 3 != 0 {
+            l.mkdir(&format!("d{i}"));
+        }
+        dirs.push(l.s(&format!("d{i}")));
+    }
+    l.lib("d7/liba.so", &[], &[]);
+    l.lib("d5/libb.so", &[], &[]);
+    // A glibc-hwcaps subdir that is active on every x86-64 host glibc 2.36 runs on? v2 is
+    // not guaranteed, so put a copy in both v2 and the base dir: whichever the loader picks,
+    // the prediction must pick the same.
+    l.lib("hw/glibc-hwcaps/x86-64-v2/libh.so", &[], &[]);
+    l.lib("hw/libh.so", &[], &[]);
+    l.lib("llp/libl.so", &[], &[]);
+    dirs.push(l.s("hw"));
+    let rp = format!("-Wl,--enable-new-dtags,-rpath,{}", dirs.join(":"));
+    let link = [
+        format!("-L{}", l.s("d7")),
+        format!("-L{}", l.s("d5")),
+        format!("-L{}", l.s("hw")),
+        format!("-L{}", l.s("llp")),
+        rp,
+    ];
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    let exe = l.exe("prog", &["liba.so", "libb.so", "libh.so", "libl.so"], &link);
+    let llp = format!("{};{}::{}", l.s("nope"), l.s("d1"), l.s("llp"));
+    assert_eq!(
+        native_case(
+            "many-dirs+hwcaps+LD_LIBRARY_PATH",
+            &exe,
+            l.dir.path(),
+            &[("LD_LIBRARY_PATH", &llp)]
+        ),
+        0
+    );
+}
+
+#[test]
+fn native_relative_and_empty_components_with_known_cwd() {
+    if !native() {
+        return;
+    }
+    let l = Lay::new("gcc");
+    l.lib("work/rel/librel.so", &[], &[]);
+    l.lib("work/libcwd.so", &[], &[]);
+    l.lib("abs/libabs.so", &[], &[]);
+    // Leading empty, relative, absolute, trailing empty (libc then tried in the CWD).
+    let rp = format!("-Wl,--enable-new-dtags,-rpath,:rel:nonrel:{}:", l.s("abs"));
+    let link = [
+        format!("-L{}", l.s("work/rel")),
+        format!("-L{}", l.s("work")),
+        format!("-L{}", l.s("abs")),
+        rp,
+    ];
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    let exe = l.exe("prog", &["librel.so", "libcwd.so", "libabs.so"], &link);
+    assert_eq!(
+        native_case("relative+empty components", &exe, &l.p("work"), &[]),
+        0
+    );
+}
+
+#[test]
+fn native_relative_component_naming_a_file_aborts_runpath() {
+    if !native() {
+        return;
+    }
+    // BZ 31035 (<= 2.38): ENOTDIR under a relative component abandons the whole RUNPATH.
+    let l = Lay::new("gcc");
+    l.lib("libs/libfoo.so", &[], &[]);
+    fs::write(l.p("work/afile").as_path(), b"x").unwrap_or_else(|_| {
+        l.mkdir("work");
+        fs::write(l.p("work/afile"), b"x").expect("write");
+    });
+    let rp = format!("-Wl,--enable-new-dtags,-rpath,afile:{}", l.s("libs"));
+    let exe = l.exe(
+        "prog",
+        &["libfoo.so"],
+        &[&format!("-L{}", l.s("libs")), &rp],
+    );
+    assert_eq!(
+        native_case("relative ENOTDIR aborts", &exe, &l.p("work"), &[]),
+        0
+    );
+}
+
+#[test]
+fn native_rpath_chains() {
+    if !native() {
+        return;
+    }
+    // A: exe RPATH + libA RPATH: libA's dependency found via the exe's RPATH.
+    // B: libA RUNPATH blocks the exe's RPATH for libA's dependencies (load fails).
+    // D: exe RPATH, libA RUNPATH, libC without paths: libC's dependency via the exe's RPATH.
+    for (case, a_flags) in [
+        ("A", "-Wl,--disable-new-dtags,-rpath,"),
+        ("B", "-Wl,--enable-new-dtags,-rpath,"),
+    ] {
+        let l = Lay::new("gcc");
+        l.lib("e/libdep.so", &[], &[]);
+        let a = [format!("-L{}", l.s("e")), format!("{a_flags}{}", l.s("a"))];
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        l.lib("e/libA.so", &["libdep.so"], &a);
+        let exe = l.exe(
+            "prog",
+            &["libA.so"],
+            &[
+                &format!("-L{}", l.s("e")),
+                &format!("-Wl,--disable-new-dtags,-rpath,{}", l.s("e")),
+            ],
+        );
+        assert_eq!(
+            native_case(&format!("RPATH chain {case}"), &exe, l.dir.path(), &[]),
+            0
+        );
+    }
+    let l = Lay::new("gcc");
+    l.lib("e/libdep2.so", &[], &[]);
+    l.lib("a/libC.so", &["libdep2.so"], &[&format!("-L{}", l.s("e"))]);
+    l.lib(
+        "e/libA.so",
+        &["libC.so"],
+        &[
+            &format!("-L{}", l.s("a")),
+            &format!("-Wl,--enable-new-dtags,-rpath,{}", l.s("a")),
+        ],
+    );
+    let exe = l.exe(
+        "prog",
+        &["libA.so"],
+        &[
+            &format!("-L{}", l.s("e")),
+            &format!("-Wl,--disable-new-dtags,-rpath,{}", l.s("e")),
+            &format!("-Wl,-rpath-link,{}", l.s("a")),
+        ],
+    );
+    assert_eq!(native_case("RPATH chain D", &exe, l.dir.path(), &[]), 0);
+}
+
+#[test]
+fn native_origin_wrong_class_and_nodeflib() {
+    if !native() {
+        return;
+    }
+    let l = Lay::new("gcc");
+    l.lib("app/lib/sub/libp.so", &[], &[]);
+    l.lib(
+        "app/lib/libo.so",
+        &["libp.so"],
+        &[
+            &format!("-L{}", l.s("app/lib/sub")),
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/sub",
+        ],
+    );
+    // A 32-bit libw.so first in the path: opened, skipped, then the 64-bit one.
+    let i686 = which::which("i686-linux-gnu-gcc").is_ok();
+    if i686 {
+        let w = Lay {
+            cc: "i686-linux-gnu-gcc",
+            dir: tempfile::tempdir().expect("tmp"),
+        };
+        w.lib("libw.so", &[], &[]);
+        l.mkdir("w32");
+        fs::copy(w.p("libw.so"), l.p("w32/libw.so")).expect("copy");
+    }
+    l.lib("w64/libw.so", &[], &[]);
+    let rp = format!(
+        "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib:{}:{}",
+        l.s("w32"),
+        l.s("w64")
+    );
+    let link = [
+        format!("-L{}", l.s("app/lib")),
+        format!("-L{}", l.s("w64")),
+        format!("-Wl,-rpath-link,{}", l.s("app/lib/sub")),
+        rp,
+    ];
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    l.mkdir("app/bin");
+    let exe = l.exe("app/bin/prog", &["libo.so", "libw.so"], &link);
+    assert_eq!(
+        native_case("$ORIGIN + wrong class", &exe, l.dir.path(), &[]),
+        0
+    );
+    // DF_1_NODEFLIB: the cache's libc is rejected and the default dirs are skipped.
+    let mut link2 = link.clone();
+    link2.push("-Wl,-z,nodefaultlib");
+    let exe2 = l.exe("app/bin/prog2", &["libo.so", "libw.so"], &link2);
+    assert_eq!(native_case("DF_1_NODEFLIB", &exe2, l.dir.path(), &[]), 0);
+}
