@@ -80,6 +80,7 @@ impl Lay {
     /// Build the executable `rel` (prints nothing, returns at once).
     fn exe(&self, rel: &str, needs: &[&str], flags: &[&str]) -> PathBuf {
         let path = self.p(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         let src = self.p("main.c");
         fs::write(&src, "int main(void){return 0;}\n").expect("src");
         let mut c = Command::new(self.cc);
@@ -509,4 +510,210 @@ fn native_origin_wrong_class_and_nodeflib() {
     link2.push("-Wl,-z,nodefaultlib");
     let exe2 = l.exe("app/bin/prog2", &["libo.so", "libw.so"], &link2);
     assert_eq!(native_case("DF_1_NODEFLIB", &exe2, l.dir.path(), &[]), 0);
+}
+
+/// qemu-user's `-strace` lines (guest syscalls, guest paths): openat, and newfstatat or statx
+/// (armhf/i386 use statx) by path or by fd.
+fn parse_qemu_strace(text: &str) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let body = line.split_once(' ').map_or("", |(_, b)| b);
+        let ok = !body.contains("= -1 ");
+        let quoted = body.split('"').nth(1).unwrap_or("").to_string();
+        if body.starts_with("openat(") {
+            out.push(("openat".into(), quoted, ok));
+        } else if body.starts_with("newfstatat(AT_FDCWD") || body.starts_with("statx(AT_FDCWD") {
+            out.push(("stat".into(), quoted, ok));
+        } else if body.starts_with("newfstatat(") || body.starts_with("statx(") {
+            out.push(("fstat".into(), String::new(), ok));
+        }
+    }
+    out
+}
+
+/// Run `exe` under `qemu -L sysroot` with LD_DEBUG=libs and with -strace; compare with
+/// `ldnote explain --sysroot sysroot --qemu`.
+fn qemu_case(
+    name: &str,
+    qemu: &str,
+    sysroot: &str,
+    exe: &Path,
+    cwd: &Path,
+    env: &[(&str, &str)],
+) -> usize {
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(qemu);
+        c.args(["-L", sysroot]).args(extra);
+        for (k, v) in env {
+            c.arg("-E").arg(format!("{k}={v}"));
+        }
+        c.arg(exe)
+            .current_dir(cwd)
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("LD_DEBUG");
+        c.output().expect("qemu")
+    };
+    let dbg = run(&["-E", "LD_DEBUG=libs"]);
+    let mut actual = Actual {
+        failed: !dbg.status.success(),
+        ..Default::default()
+    };
+    parse_ld_debug(&String::from_utf8_lossy(&dbg.stderr), &mut actual);
+    let st = run(&["-strace"]);
+    actual.trace = parse_qemu_strace(&String::from_utf8_lossy(&st.stderr));
+
+    let mut args: Vec<String> = vec![
+        "--sysroot".into(),
+        sysroot.into(),
+        "--qemu".into(),
+        "--cwd".into(),
+        cwd.display().to_string(),
+    ];
+    for (k, v) in env {
+        args.push("--env".into());
+        args.push(format!("{k}={v}"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let j = explain(&argv, exe, cwd);
+    let stock = &j["stock"];
+    let pred = predicted_trace(stock);
+    let trying = strs(&stock["trying"]);
+    let (pc, ac) = (count(&pred), count(&actual.trace));
+    let err: usize = pc.iter().zip(ac.iter()).map(|(p, a)| p.abs_diff(*a)).sum();
+    let mismatched = trying
+        .iter()
+        .zip(actual.trying.iter())
+        .filter(|(a, b)| a != b)
+        .count()
+        + trying.len().abs_diff(actual.trying.len());
+    println!(
+        "case {name} ({qemu}): trying file= lines predicted {} / loader {}, mismatched {mismatched}; \
+         [openat ok, openat fail, stat ok, stat fail] predicted {pc:?} / qemu -strace {ac:?}, prediction error = {err}; trace equal: {}",
+        trying.len(),
+        actual.trying.len(),
+        pred == actual.trace
+    );
+    assert_eq!(
+        trying, actual.trying,
+        "{name}: trying file= sequence differs"
+    );
+    assert_eq!(pred, actual.trace, "{name}: syscall sequence differs");
+    assert_eq!(
+        stock["error"].is_null(),
+        !actual.failed,
+        "{name}: failure predicted wrongly"
+    );
+    err + mismatched
+}
+
+/// The same layouts for any compiler: (case name, layout, executable, cwd, env).
+fn cross_layouts(cc: &'static str) -> Vec<(String, Lay, PathBuf, PathBuf, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    // RUNPATH with an empty dir, a missing dir, the libs dir; libc then from the system dirs.
+    let l = Lay::new(cc);
+    l.mkdir("empty");
+    l.lib("libs/libfoo.so", &[], &[]);
+    l.lib("libs/libbar.so", &[], &[]);
+    let rp = format!(
+        "-Wl,--enable-new-dtags,-rpath,{}:{}:{}",
+        l.s("empty"),
+        l.s("nonexist"),
+        l.s("libs")
+    );
+    let exe = l.exe(
+        "prog",
+        &["libfoo.so", "libbar.so"],
+        &[&format!("-L{}", l.s("libs")), &rp],
+    );
+    let cwd = l.dir.path().to_path_buf();
+    out.push((
+        "runpath-empty-missing-found".to_string(),
+        l,
+        exe,
+        cwd,
+        Vec::new(),
+    ));
+    // Relative and empty components, run in a known CWD; LD_LIBRARY_PATH with `;` and a gap.
+    let l = Lay::new(cc);
+    l.lib("work/rel/librel.so", &[], &[]);
+    l.lib("work/libcwd.so", &[], &[]);
+    l.lib("abs/libabs.so", &[], &[]);
+    l.lib("llp/libl.so", &[], &[]);
+    let rp = format!("-Wl,--enable-new-dtags,-rpath,:rel:nonrel:{}:", l.s("abs"));
+    let link = [
+        format!("-L{}", l.s("work/rel")),
+        format!("-L{}", l.s("work")),
+        format!("-L{}", l.s("abs")),
+        format!("-L{}", l.s("llp")),
+        rp,
+    ];
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    let exe = l.exe(
+        "prog",
+        &["librel.so", "libcwd.so", "libabs.so", "libl.so"],
+        &link,
+    );
+    let llp = format!("{};{}::{}", l.s("nope"), l.s("abs"), l.s("llp"));
+    let cwd = l.p("work");
+    out.push((
+        "relative+empty+LD_LIBRARY_PATH".to_string(),
+        l,
+        exe,
+        cwd,
+        vec![("LD_LIBRARY_PATH".to_string(), llp)],
+    ));
+    // RPATH chain (exe RPATH reaches through a RUNPATH lib) and $ORIGIN.
+    let l = Lay::new(cc);
+    l.lib("e/libdep2.so", &[], &[]);
+    l.lib("a/libC.so", &["libdep2.so"], &[&format!("-L{}", l.s("e"))]);
+    l.lib(
+        "e/libA.so",
+        &["libC.so"],
+        &[
+            &format!("-L{}", l.s("a")),
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../a",
+        ],
+    );
+    let exe = l.exe(
+        "bin/prog",
+        &["libA.so"],
+        &[
+            &format!("-L{}", l.s("e")),
+            "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../e",
+            &format!("-Wl,-rpath-link,{}", l.s("a")),
+        ],
+    );
+    let cwd = l.dir.path().to_path_buf();
+    out.push(("RPATH chain + $ORIGIN".to_string(), l, exe, cwd, Vec::new()));
+    out
+}
+
+fn cross(qemu: &'static str, cc: &'static str, sysroot: &'static str) {
+    if !have(qemu) || !have(cc) || !Path::new(sysroot).is_dir() {
+        return;
+    }
+    let mut total = 0;
+    for (name, _lay, exe, cwd, env) in cross_layouts(cc) {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        total += qemu_case(&name, qemu, sysroot, &exe, &cwd, &env);
+    }
+    assert_eq!(total, 0);
+}
+
+#[test]
+fn aarch64_under_qemu() {
+    cross(
+        "qemu-aarch64",
+        "aarch64-linux-gnu-gcc",
+        "/usr/aarch64-linux-gnu",
+    );
+}
+
+#[test]
+fn armhf_under_qemu() {
+    cross(
+        "qemu-arm",
+        "arm-linux-gnueabihf-gcc",
+        "/usr/arm-linux-gnueabihf",
+    );
 }

@@ -3,7 +3,7 @@
 //! stock loader and for the note-aware one. The library does the simulation; this file finds
 //! the loader's facts (by running the target loader, natively or under qemu-user), prints
 //! the tree or the JSON (docs/explain-json.md).
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -132,10 +132,9 @@ fn run_loader(
         }
     };
     let out = cmd.arg(arg).output().ok()?;
-    // `--help` exits 0; `--list-diagnostics` too. Anything else: not a usable loader.
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    // Success is judged by the parse: some loaders die part-way through the diagnostics.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 fn get_facts(
@@ -158,17 +157,13 @@ fn get_facts(
     if !a.no_run_loader {
         if let Some(interp) = interp.or(tdata.map(|t| t.dynamic_loader.as_bytes())) {
             let qemu = qemu_for(id);
-            // Natively the sysroot's loader is run by host path; under qemu by guest path.
-            let host_path = if qemu.is_some() {
-                PathBuf::from(OsStr::from_bytes(interp))
-            } else {
-                let mut p = root.as_os_str().as_bytes().to_vec();
-                while p.ends_with(b"/") {
-                    p.pop();
-                }
-                p.extend_from_slice(interp);
-                PathBuf::from(OsString::from_vec(p))
-            };
+            // The sysroot's loader is run by its host path, natively or under qemu-user.
+            let mut p = root.as_os_str().as_bytes().to_vec();
+            while p.ends_with(b"/") {
+                p.pop();
+            }
+            p.extend_from_slice(interp);
+            let host_path = PathBuf::from(OsString::from_vec(p));
             let pass: Vec<_> = env
                 .iter()
                 .filter(|(k, _)| k == "LD_HWCAP_MASK" || k == "GLIBC_TUNABLES")
@@ -176,6 +171,8 @@ fn get_facts(
                 .collect();
             let diag = run_loader(&host_path, &root, qemu, &pass, "--list-diagnostics");
             let help = run_loader(&host_path, &root, qemu, &pass, "--help");
+            let version =
+                run_loader(&host_path, &root, qemu, &pass, "--version").unwrap_or_default();
             if let (Some(d), Some(h)) = (diag, help) {
                 let how = match qemu {
                     Some(q) => format!(
@@ -185,7 +182,7 @@ fn get_facts(
                     ),
                     None => format!("{} --list-diagnostics", host_path.display()),
                 };
-                return LoaderFacts::from_diagnostics(&d, &h, &how)
+                return LoaderFacts::from_diagnostics(&d, &h, &version, interp, &how)
                     .map_err(|e| Failure(e.to_string()));
             }
         }

@@ -111,7 +111,17 @@ impl LoaderFacts {
     /// Parse `ld.so --list-diagnostics` (2.33+) and, for the legacy hwcap names (the
     /// diagnostics print only the bit mask), the "Legacy HWCAP subdirectories" section of
     /// `ld.so --help` (elf/dl-usage.c prints them highest bit first, marking the searched ones).
-    pub fn from_diagnostics(diag: &str, help: &str, source: &str) -> Result<Self, FactsError> {
+    ///
+    /// Some loaders stop part-way (Debian's armhf 2.36 asserts in `_dl_debug_vdprintf` right
+    /// after `dl_profile_output`); what is missing is then taken from `--help` (system dirs),
+    /// `--version` text `version` (the version), PT_INTERP `interp` and `/etc`.
+    pub fn from_diagnostics(
+        diag: &str,
+        help: &str,
+        version: &str,
+        interp: &[u8],
+        source: &str,
+    ) -> Result<Self, FactsError> {
         let mut kv: Vec<(&str, &str)> = Vec::new();
         for line in diag.lines() {
             if let Some((k, v)) = line.split_once('=') {
@@ -122,10 +132,24 @@ impl LoaderFacts {
         let text = |k: &'static str| -> Result<Vec<u8>, FactsError> {
             unquote(get(k).ok_or(FactsError::Missing(k))?).ok_or(FactsError::Bad(k))
         };
-        let version = parse_version(
-            std::str::from_utf8(&text("version.version")?)
-                .map_err(|_| FactsError::Bad("version.version"))?,
-        );
+        let mut source = source.to_string();
+        let mut partial = Vec::new();
+        let version = match text("version.version") {
+            Ok(v) => parse_version(&String::from_utf8_lossy(&v)),
+            Err(_) => {
+                partial.push("version from --version");
+                // "ld.so (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36."
+                let v = version
+                    .lines()
+                    .next()
+                    .and_then(|l| l.rsplit("version ").next())
+                    .ok_or(FactsError::Missing("version.version"))?;
+                parse_version(v.trim_end_matches('.'))
+            }
+        };
+        if version == (0, 0) {
+            return Err(FactsError::Missing("version.version"));
+        }
         // `dl_platform` is printed as `0x0` when NULL.
         let platform = match get("dl_platform") {
             Some(v) if v.starts_with('"') => {
@@ -159,18 +183,30 @@ impl LoaderFacts {
             }
         }
         if system_dirs.is_empty() {
+            partial.push("system dirs from --help");
+            system_dirs = system_dirs_from_help(help);
+        }
+        if system_dirs.is_empty() {
             return Err(FactsError::Missing("path.system_dirs"));
         }
+        let sysconfdir = text("path.sysconfdir").unwrap_or_else(|_| {
+            partial.push("sysconfdir /etc assumed");
+            b"/etc".to_vec()
+        });
+        let rtld = text("path.rtld").unwrap_or_else(|_| interp.to_vec());
+        if !partial.is_empty() {
+            source = format!("{source} (partial output; {})", partial.join(", "));
+        }
         Ok(LoaderFacts {
-            source: source.to_string(),
+            source,
             version,
             platform,
             lib: text("dl_dst_lib")?,
             hwcaps_active,
             legacy_hwcaps: legacy_from_help(help),
             system_dirs,
-            sysconfdir: text("path.sysconfdir")?,
-            rtld: text("path.rtld")?,
+            sysconfdir,
+            rtld,
         })
     }
 
@@ -248,6 +284,18 @@ impl LoaderFacts {
     }
 }
 
+/// `  /lib/x (system search path)` lines of `ld.so --help`, each given one trailing `/`.
+fn system_dirs_from_help(help: &str) -> Vec<Vec<u8>> {
+    help.lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(" (system search path)"))
+        .map(|d| {
+            let mut v = d.trim_end_matches('/').as_bytes().to_vec();
+            v.push(b'/');
+            v
+        })
+        .collect()
+}
+
 /// Searched legacy hwcap names from `ld.so --help`, highest bit first (platform and `tls`
 /// lines excluded; they are added by [`LoaderFacts::capstrs`]).
 fn legacy_from_help(help: &str) -> Vec<Vec<u8>> {
@@ -285,8 +333,10 @@ pub fn cache_flags(machine: u16, is_64: bool, e_flags: u32) -> Option<Vec<i32>> 
         (62, false) => vec![0x0800 | LIBC6], // x32
         (183, true) => vec![0x0a00 | LIBC6], // aarch64
         // ARM: hard-float (EF_ARM_ABI_FLOAT_HARD) vs soft-float libraries.
-        (40, false) if e_flags & 0x400 != 0 => vec![0x0900 | LIBC6],
-        (40, false) => vec![0x0b00 | LIBC6, 1],
+        // Unmarked (plain libc6) entries are accepted too (arm/dl-cache.h), so the host's
+        // i386 /lib32 libraries in a foreign cache are opened and then skipped.
+        (40, false) if e_flags & 0x400 != 0 => vec![0x0900 | LIBC6, LIBC6],
+        (40, false) => vec![0x0b00 | LIBC6, LIBC6],
         (3, false) => vec![1, LIBC6], // i386 (generic: libc5/libc6 both accepted)
         (21, true) => vec![0x0500 | LIBC6], // ppc64
         (22, true) => vec![0x0400 | LIBC6], // s390x
@@ -367,7 +417,7 @@ mod tests {
         let help = "Legacy HWCAP subdirectories under library search path directories:\n  \
             haswell (AT_PLATFORM; supported, searched)\n  tls (supported, searched)\n  avx512_1\n  \
             x86_64 (supported, searched)\n";
-        let f = LoaderFacts::from_diagnostics(diag, help, "test").expect("parses");
+        let f = LoaderFacts::from_diagnostics(diag, help, "", b"/x", "test").expect("parses");
         assert_eq!(strs(f.hwcaps_active.clone()), ["x86-64-v3", "x86-64-v2"]);
         assert_eq!(strs(f.legacy_hwcaps.clone()), ["x86_64"]);
         assert_eq!(f.platform.as_deref(), Some(&b"haswell"[..]));
