@@ -2,7 +2,6 @@
 //! `openat`/`newfstatat`, LD_DEBUG=libs `trying file=` and `calling init:`), and aarch64 /
 //! armhf under qemu-user (LD_DEBUG=libs `trying file=`, `qemu -strace` counts). Layouts are built
 //! with real compilers in temp dirs. Each case prints its prediction error (goal: 0).
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -606,8 +605,11 @@ fn qemu_case(
     err + mismatched
 }
 
-/// The same layouts for any compiler: (case name, layout, executable, cwd, env).
-fn cross_layouts(cc: &'static str) -> Vec<(String, Lay, PathBuf, PathBuf, Vec<(String, String)>)> {
+/// One built layout: case name, the layout (kept alive), executable, CWD, environment.
+type Built = (String, Lay, PathBuf, PathBuf, Vec<(String, String)>);
+
+/// The same layouts for any compiler.
+fn cross_layouts(cc: &'static str) -> Vec<Built> {
     let mut out = Vec::new();
     // RUNPATH with an empty dir, a missing dir, the libs dir; libc then from the system dirs.
     let l = Lay::new(cc);

@@ -42,6 +42,9 @@ enum Found {
 /// An error that stops loading (`_dl_signal_error`).
 type Fatal = String;
 
+/// A found object: its name, the open file, the step that found it, the list's owner.
+type Hit = (Vec<u8>, super::probe::Opened, Stage, Option<usize>);
+
 pub(super) struct Sim<'a, P: Probe> {
     probe: &'a P,
     inp: &'a Input<'a>,
@@ -433,11 +436,7 @@ impl<'a, P: Probe> Sim<'a, P> {
     }
 
     /// `_dl_map_object` for a slash-less `name` requested by `loader`.
-    fn search(
-        &mut self,
-        name: &[u8],
-        loader: usize,
-    ) -> Result<Option<(Vec<u8>, super::probe::Opened, Stage, Option<usize>)>, Fatal> {
+    fn search(&mut self, name: &[u8], loader: usize) -> Result<Option<Hit>, Fatal> {
         macro_rules! hit {
             ($f:expr, $stage:expr, $owner:expr) => {
                 if let Found::Yes(p, o) = $f {
