@@ -719,3 +719,161 @@ fn armhf_under_qemu() {
         "/usr/arm-linux-gnueabihf",
     );
 }
+
+/// A note-aware loader built by loader/build.sh, if any: env LDNOTE_NOTE_LDSO, else a
+/// finished build in the cache directory.
+fn note_ldso() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LDNOTE_NOTE_LDSO") {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var_os("LDNOTE_GLIBC_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/ldnote")))?;
+    let mut found = None;
+    for e in fs::read_dir(home).ok()?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("glibc-2.36-note-")
+            && !n.contains("-linux-gnu")
+            && e.path().join(".ldnote-build-complete").exists()
+        {
+            found = Some(e.path().join("lib/ld-linux-x86-64.so.2"));
+        }
+    }
+    found
+}
+
+/// Programs noted at link time by `ldnote link`: the stock prediction still equals strace
+/// (stock glibc ignores the note), the note-aware prediction resolves every name to the same
+/// file with no more failed calls; and, when a note-aware loader is built, its real run
+/// (strace and LD_DEBUG) equals the note-aware prediction.
+#[test]
+fn native_noted_program_stock_and_note_aware() {
+    if !native() {
+        return;
+    }
+    let l = Lay::new("gcc");
+    l.mkdir("empty");
+    let mut dirs = vec![l.s("empty")];
+    for i in 0..6 {
+        l.lib(&format!("d{i}/lib{i}.so"), &[], &[]);
+        dirs.push(l.s(&format!("d{i}")));
+    }
+    l.lib("h/glibc-hwcaps/x86-64-v2/libh.so", &[], &[]);
+    l.lib("h/libh.so", &[], &[]);
+    dirs.push(l.s("h"));
+    let names: Vec<String> = (0..6)
+        .map(|i| format!("lib{i}.so"))
+        .chain(["libh.so".to_string()])
+        .collect();
+    let mut args: Vec<String> = vec![
+        "link".into(),
+        "--".into(),
+        "gcc".into(),
+        "-o".into(),
+        l.s("prog"),
+        l.s("main.c"),
+        "-Wl,--no-as-needed".into(),
+    ];
+    fs::write(l.p("main.c"), "int main(void){return 0;}\n").expect("src");
+    for d in &dirs {
+        args.push(format!("-L{d}"));
+    }
+    for n in &names {
+        args.push(format!("-l:{n}"));
+    }
+    args.push(format!("-Wl,--enable-new-dtags,-rpath,{}", dirs.join(":")));
+    let mut with_loader = args.clone();
+    run_ok(Command::new(env!("CARGO_BIN_EXE_ldnote")).args(&args));
+    let exe = l.p("prog");
+    assert_eq!(
+        native_case("noted program, stock loader", &exe, l.dir.path(), &[]),
+        0
+    );
+    let j = explain(&[], &exe, l.dir.path());
+    let resolved = |run: &Value| -> Vec<(String, String)> {
+        run["searches"]
+            .as_array()
+            .expect("s")
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or("").into(),
+                    s["path"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        resolved(&j["stock"]),
+        resolved(&j["note"]),
+        "the note changes what is loaded"
+    );
+    let (s, n) = (&j["stock"]["totals"], &j["note"]["totals"]);
+    let fails =
+        |t: &Value| t["openat_fail"].as_u64().unwrap_or(0) + t["stat_fail"].as_u64().unwrap_or(0);
+    println!(
+        "noted program: failed openat+stat stock {} -> note-aware {}",
+        fails(s),
+        fails(n)
+    );
+    assert!(fails(n) < fails(s));
+
+    let Some(ldso) = note_ldso() else {
+        println!("SKIP note-aware loader comparison: no LDNOTE_NOTE_LDSO and no finished loader/build.sh output");
+        return;
+    };
+    // The same program with the note-aware loader as PT_INTERP.
+    with_loader[4] = l.s("prog-note");
+    with_loader.push(format!("-Wl,--dynamic-linker={}", ldso.display()));
+    run_ok(Command::new(env!("CARGO_BIN_EXE_ldnote")).args(&with_loader));
+    let exe = l.p("prog-note");
+    let st = l.p("strace-note.out");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve,openat,newfstatat", "-o"])
+        .arg(&st)
+        .arg(&exe)
+        .current_dir(l.dir.path())
+        .env_remove("LD_LIBRARY_PATH")
+        .status()
+        .expect("strace");
+    let actual = parse_strace(&fs::read_to_string(&st).expect("strace out"));
+    let dbg = Command::new(&exe)
+        .env("LD_DEBUG", "libs")
+        .env_remove("LD_LIBRARY_PATH")
+        .current_dir(l.dir.path())
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&dbg.stderr);
+    let cached: Vec<String> = text
+        .lines()
+        .filter_map(|x| {
+            x.split_once("\t  trying cached file=")
+                .map(|(_, p)| p.to_string())
+        })
+        .collect();
+    let mut a = Actual::default();
+    parse_ld_debug(&text, &mut a);
+    let j = explain(&["--loader", "note"], &exe, l.dir.path());
+    let note = &j["note"];
+    let pred = predicted_trace(note);
+    let pred_cached: Vec<String> = note["trace"]
+        .as_array()
+        .expect("t")
+        .iter()
+        .filter(|e| e["stage"] == "note_exact" && e["call"] == "openat")
+        .map(|e| e["path"].as_str().unwrap_or("").into())
+        .collect();
+    let (pc, ac) = (count(&pred), count(&actual));
+    let err: usize = pc.iter().zip(ac.iter()).map(|(p, a)| p.abs_diff(*a)).sum();
+    println!(
+        "case noted program, note-aware loader {}: predicted {pc:?} / strace {ac:?}, prediction error = {err}; trace equal: {}; trying equal: {}; trying cached equal: {}",
+        ldso.display(),
+        pred == actual,
+        strs(&note["trying"]) == a.trying,
+        pred_cached == cached
+    );
+    assert!(status.success());
+    assert_eq!(pred, actual);
+    assert_eq!(strs(&note["trying"]), a.trying);
+    assert_eq!(pred_cached, cached);
+}

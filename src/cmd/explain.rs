@@ -28,6 +28,15 @@ pub enum LoaderKind {
     Note,
 }
 
+/// `--dialect`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NoteDialectArg {
+    /// This project's loader patch.
+    Ldnote,
+    /// nixpkgs' ldcache.patch.
+    Nixpkgs,
+}
+
 /// Options of `explain`.
 #[derive(Args, Clone, Debug)]
 pub struct ExplainArgs {
@@ -47,6 +56,9 @@ pub struct ExplainArgs {
     /// The loader whose tree is shown (both are counted).
     #[arg(long, value_enum, default_value = "stock")]
     pub loader: LoaderKind,
+    /// Which note-aware loader: this project's patch (ldnote) or nixpkgs' ldcache.patch.
+    #[arg(long, value_enum, default_value = "ldnote")]
+    pub dialect: NoteDialectArg,
     /// The process's current directory (default: ldnote's own).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -262,6 +274,10 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
         ld_library_path: llp.clone(),
         cwd: cwd.as_os_str().as_bytes().to_vec(),
         use_notes,
+        dialect: match a.dialect {
+            NoteDialectArg::Ldnote => explain::NoteDialect::Ldnote,
+            NoteDialectArg::Nixpkgs => explain::NoteDialect::Nixpkgs,
+        },
     };
     let simulate = |inp: &Input| -> Result<Run, Failure> {
         let r = if native || a.qemu {

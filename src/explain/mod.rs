@@ -23,7 +23,9 @@ use crate::note;
 use crate::target::{Ident, Target};
 
 pub use facts::LoaderFacts;
-pub use model::{Call, Counts, Event, Map, MapKind, NoteState, Outcome, Run, Search, Stage};
+pub use model::{
+    Call, Counts, Event, Map, MapKind, NoteDialect, NoteState, Outcome, Run, Search, Stage,
+};
 pub use probe::{FsProbe, HostProbe, Probe};
 
 /// Everything about the process being simulated except the files.
@@ -43,6 +45,8 @@ pub struct Input<'a> {
     pub cwd: Vec<u8>,
     /// Simulate the note-aware loader.
     pub use_notes: bool,
+    /// Which one.
+    pub dialect: NoteDialect,
 }
 
 /// Why the executable cannot be simulated.
@@ -72,9 +76,9 @@ fn read_map(data: &[u8], name: &[u8]) -> Result<Map, ElfError> {
         {
             NoteState::Bad("PT_NOTE segment not mapped".into())
         }
-        Some(n) => match note::decode_descriptor(elf::note_desc(data, n)) {
+        Some(n) => match loader_view(elf::note_desc(data, n)) {
             Ok(e) => NoteState::Ok(e),
-            Err(e) => NoteState::Bad(e.to_string()),
+            Err(e) => NoteState::Bad(e),
         },
     };
     Ok(Map {
@@ -95,6 +99,40 @@ fn read_map(data: &[u8], name: &[u8]) -> Result<Map, ElfError> {
         note,
         id: Vec::new(),
     })
+}
+
+/// The descriptor as the note-aware loader reads it: more than 2 bytes ending in two NULs,
+/// `soname\0pathlist\0` pairs up to an empty soname; a pair with an empty path list poisons
+/// the whole note. Elements other than `=X` and `?X` are ignored (unlike
+/// [`note::decode_descriptor`], which reports them).
+fn loader_view(desc: &[u8]) -> Result<Vec<(Vec<u8>, Vec<note::Entry>)>, String> {
+    if desc.len() <= 2 || !desc.ends_with(&[0, 0]) {
+        return Err("descriptor too short or not ending in two NULs".into());
+    }
+    let mut out = Vec::new();
+    let mut parts = desc[..desc.len() - 1].split(|b| *b == 0);
+    while let Some(soname) = parts.next() {
+        if soname.is_empty() {
+            break;
+        }
+        let list = parts.next().unwrap_or_default();
+        if list.is_empty() {
+            return Err(format!(
+                "empty path list for `{}`",
+                String::from_utf8_lossy(soname)
+            ));
+        }
+        let entries = list
+            .split(|b| *b == b':')
+            .filter_map(|el| match el.split_first() {
+                Some((b'=', p)) => Some(note::Entry::Exact(p.to_vec())),
+                Some((b'?', d)) => Some(note::Entry::Hint(d.to_vec())),
+                _ => None,
+            })
+            .collect();
+        out.push((soname.to_vec(), entries));
+    }
+    Ok(out)
 }
 
 /// The loader's path as the executable names it (PT_INTERP), if any.

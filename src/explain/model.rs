@@ -1,6 +1,6 @@
 //! Types of a simulated run: the objects loaded, each DT_NEEDED search, and the system calls.
 
-use crate::note::Entries;
+use crate::note::Entry;
 
 /// Where a search step looked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -118,10 +118,24 @@ pub enum NoteState {
     /// No live note.
     #[default]
     None,
-    /// A usable note.
-    Ok(Entries),
+    /// A usable note: (soname, elements) pairs in descriptor order; the loader uses the first
+    /// pair whose soname matches. Elements the loader ignores are already left out.
+    Ok(Vec<(Vec<u8>, Vec<Entry>)>),
     /// A note the loader distrusts (and so ignores), with why.
     Bad(String),
+}
+
+/// Which note-aware loader is simulated; they differ in small points.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteDialect {
+    /// This project's glibc 2.36 patch (loader/): an empty `?` element is the CWD, a relative
+    /// `=` element is ignored.
+    #[default]
+    Ldnote,
+    /// nixpkgs' ldcache.patch: `decompose_rpath("")` drops an empty `?` element, and `=`
+    /// paths are opened as given.
+    Nixpkgs,
 }
 
 /// Kind of a loaded object.

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::cache::LdCache;
-use super::model::{Call, Event, Map, NoteState, Outcome, Run, Search, Stage};
+use super::model::{Call, Event, Map, NoteDialect, NoteState, Outcome, Run, Search, Stage};
 use super::probe::{Probe, EACCES, ENOENT, ENOTDIR};
 use super::Input;
 use crate::note::Entry;
@@ -470,19 +470,29 @@ impl<'a, P: Probe> Sim<'a, P> {
         // 2b. The note-aware loader: the requesting object's note.
         if self.inp.use_notes {
             let entries = match &self.run.maps[loader].note {
-                NoteState::Ok(e) => e.get(name).cloned().unwrap_or_default(),
+                NoteState::Ok(pairs) => pairs
+                    .iter()
+                    .find(|(s, _)| s == name)
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_default(),
                 _ => Vec::new(),
             };
             for e in entries {
                 match e {
                     Entry::Exact(p) => {
+                        // The ldnote loader ignores relative `=` paths; it prints
+                        // `trying cached file=P` (stage NoteExact) before opening.
+                        if self.inp.dialect == NoteDialect::Ldnote && !p.starts_with(b"/") {
+                            continue;
+                        }
                         if let Ok(o) = self.open_verify(&p, false, Stage::NoteExact)? {
                             return Ok(Some((p, o, Stage::NoteExact, Some(loader))));
                         }
                     }
                     Entry::Hint(d) => {
-                        if d.is_empty() {
-                            continue; // decompose_rpath("") gives nothing
+                        // nixpkgs: decompose_rpath("") gives nothing; ldnote: the CWD.
+                        if d.is_empty() && self.inp.dialect == NoteDialect::Nixpkgs {
+                            continue;
                         }
                         let dirs = self.fillin(&d, b":", loader);
                         let (f, _) = self.open_path(name, &dirs, Stage::NoteHint)?;

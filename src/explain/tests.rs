@@ -124,6 +124,7 @@ fn sim(fs: FakeFs, exe: &[u8], llp: Option<&str>, notes: bool) -> Run {
         ld_library_path: llp.map(|s| s.as_bytes().to_vec()),
         cwd: b"/work".to_vec(),
         use_notes: notes,
+        dialect: NoteDialect::Ldnote,
     };
     let probe = FsProbe::new(fs, b"/work");
     simulate(&probe, &inp, exe, b"/bin").expect("simulates")
