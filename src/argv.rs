@@ -5,7 +5,8 @@
 //! original argv to the real tool byte for byte. Response files are expanded (see [`crate::rsp`])
 //! the way gcc and GNU ld expand them themselves. In driver mode, `-Wl,a,b` is split on every comma
 //! and `-Xlinker a` is taken whole, and the resulting linker arguments are read with the same GNU ld
-//! rules as a direct linker invocation ([`ld`]); the driver's own options are read by [`driver`].
+//! rules as a direct linker invocation (`argv/ld.rs`); the driver's own options are read by
+//! `argv/driver.rs`.
 //!
 //! Arguments are bytes throughout; nothing is assumed to be UTF-8.
 

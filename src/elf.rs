@@ -93,6 +93,9 @@ pub struct ElfInfo {
     pub note_section: Option<SectionPlace>,
     /// Its `sh_name` (offset in `.shstrtab`).
     pub note_section_name: Option<u32>,
+    /// An unused ldnote reservation whose section was renamed `.ldcache` (see `embed`), with
+    /// its `sh_name`: filling it later renames it back.
+    pub renamed_section: Option<(SectionPlace, u32)>,
 }
 
 impl ElfInfo {
@@ -164,6 +167,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         notes: Vec::new(),
         note_section: None,
         note_section_name: None,
+        renamed_section: None,
     };
 
     for (index, ph) in phdrs.iter().enumerate() {
@@ -193,18 +197,37 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     // The section is only needed for patchelf compatibility and in-place filling; outputs
     // without section headers are still fine.
     if let Ok(sections) = hdr.sections(endian, data) {
+        let shstrtab = hdr.shstrndx(endian, data).ok().and_then(|i| {
+            sections
+                .strings(endian, data, object::SectionIndex(i as usize))
+                .ok()
+        });
+        let shoff: u64 = to_u64(hdr.e_shoff(endian));
+        let entsize = u64::from(hdr.e_shentsize(endian));
         for (index, sh) in sections.iter().enumerate() {
-            if sections.section_name(endian, sh).ok() == Some(SECTION_NAME) {
-                let shoff: u64 = to_u64(hdr.e_shoff(endian));
-                let entsize = u64::from(hdr.e_shentsize(endian));
-                info.note_section = Some(SectionPlace {
-                    index,
-                    offset: to_u64(sh.sh_offset(endian)),
-                    size: to_u64(sh.sh_size(endian)),
-                    header_offset: shoff + entsize * index as u64,
-                });
-                info.note_section_name = Some(sh.sh_name(endian));
-                break;
+            let place = SectionPlace {
+                index,
+                offset: to_u64(sh.sh_offset(endian)),
+                size: to_u64(sh.sh_size(endian)),
+                header_offset: shoff + entsize * index as u64,
+            };
+            match sections.section_name(endian, sh).ok() {
+                Some(n) if n == SECTION_NAME && info.note_section.is_none() => {
+                    info.note_section = Some(place);
+                    info.note_section_name = Some(sh.sh_name(endian));
+                }
+                // Only ldnote's own rename: the name is the tail of `.note.nixos.ldcache`.
+                Some(b".ldcache")
+                    if sh.sh_type(endian) == elf::SHT_NOTE
+                        && sh
+                            .sh_name(endian)
+                            .checked_sub(11)
+                            .and_then(|o| shstrtab.as_ref().and_then(|t| t.get(o).ok()))
+                            == Some(SECTION_NAME) =>
+                {
+                    info.renamed_section = Some((place, sh.sh_name(endian)));
+                }
+                _ => {}
             }
         }
     }

@@ -101,8 +101,7 @@ pub fn decode_descriptor(desc: &[u8]) -> Result<Entries, DecodeError> {
     let mut parts = body.split(|b| *b == 0);
     let mut entries = Entries::new();
     let mut index = 0;
-    loop {
-        let Some(soname) = parts.next() else { break };
+    while let Some(soname) = parts.next() {
         if soname.is_empty() {
             // The trailing split piece after the last NUL.
             break;

@@ -92,17 +92,20 @@ pub fn object(id: &Ident, size: usize) -> Result<Vec<u8>, ReserveError> {
 }
 
 /// Bytes to reserve for a link with about `libs` needed names and these run-path components:
-/// each name, each hint component once per name, and one exact path per name (the common
-/// case). Too small is safe (the post-link fallback takes over); too big wastes file bytes.
+/// each name, each hint component once per name, and one exact path per name in the longest
+/// directory (the common case), plus 10%. Too small is safe (the post-link fallback takes
+/// over); too big wastes file bytes.
 pub fn estimate(libs: usize, rpath_components: &[&[u8]]) -> usize {
-    let names = libs + 6; // libc.so.6, ld.so, libgcc_s, libm... added by drivers and scripts
+    // libc.so.6 and the like come from the driver or linker scripts, not from `-l`.
+    let names = libs + 3;
     let longest = rpath_components.iter().map(|c| c.len()).max().unwrap_or(0);
     let hints: usize = rpath_components
         .iter()
         .filter(|c| c.is_empty() || c[0] != b'/' || c.contains(&b'$'))
         .map(|c| c.len() + 2)
         .sum();
-    let per_name = 28 + hints + longest + 30;
-    let total = 20 + names * per_name + names * per_name / 4;
+    // soname + NUL, `=dir/soname` + separator, hints; sonames average well under 24 bytes.
+    let per_name = 24 + 1 + 1 + longest + 1 + 24 + 1 + hints;
+    let total = 20 + names * per_name + names * per_name / 10;
     total.clamp(256, 1 << 20).div_ceil(8) * 8
 }

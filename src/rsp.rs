@@ -5,7 +5,8 @@
 //! Semantics mirror libiberty's `expandargv`/`buildargv` (used by gcc, collect2 and GNU ld; LLVM's
 //! GNU tokenizer agrees on everything handled here):
 //! - an argument `@name` whose file cannot be opened (missing, unreadable, a directory) stays a
-//!   literal argument, exactly as gcc passes it on;
+//!   literal argument, exactly as gcc passes it on; one naming a pipe or device is an error
+//!   ([`RspError::NotRegularFile`]), since reading it would steal it from the real tool;
 //! - whitespace (space, `\t`, `\n`, `\v`, `\f`, `\r`) separates arguments; single and double quotes
 //!   group; a backslash escapes the next byte *everywhere*, even inside quotes (a libiberty quirk);
 //!   an unterminated quote runs to the end of the file; `""` is an empty argument;
@@ -47,6 +48,14 @@ pub enum RspError {
     /// More than [`MAX_FILES`] response files were read for one command line.
     #[error("too many @-files encountered (more than {MAX_FILES})")]
     TooMany,
+    /// The response file is a pipe, FIFO, socket or device. Reading it for analysis would consume
+    /// what the real tool must read (nixpkgs' cc-wrapper passes `@<(printf ...)`, i.e.
+    /// `@/dev/fd/63`), so it is left unread and the command line cannot be analysed.
+    #[error("response file `{}` is not a regular file; reading it would consume it", .path.display())]
+    NotRegularFile {
+        /// The response file as named on the command line, relative to cwd.
+        path: PathBuf,
+    },
 }
 
 /// Expand every `@file` argument of `args` (recursively), resolving relative names against `cwd`.
@@ -75,7 +84,7 @@ fn expand_one(
         return Ok(());
     };
     let path = cwd.join(OsStr::from_bytes(name));
-    let Some((id, contents)) = read_response_file(&path) else {
+    let Some((id, contents)) = read_response_file(&path)? else {
         // libiberty: "If we cannot open the file, then it is not a response file."
         out.push(arg.to_owned());
         return Ok(());
@@ -105,15 +114,24 @@ fn expand_one(
 type FileId = (u64, u64);
 
 /// Read a response file; `None` when it cannot be used as one (libiberty then keeps `@name`).
-fn read_response_file(path: &Path) -> Option<(FileId, Vec<u8>)> {
+/// Only `stat` is used before deciding, so a FIFO is never opened (opening one blocks).
+fn read_response_file(path: &Path) -> Result<Option<(FileId, Vec<u8>)>, RspError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
     // Newer libiberty skips directories explicitly; reading one fails anyway.
     if meta.is_dir() {
-        return None;
+        return Ok(None);
     }
-    let contents = std::fs::read(path).ok()?;
-    Some(((meta.dev(), meta.ino()), contents))
+    if !meta.is_file() {
+        return Err(RspError::NotRegularFile {
+            path: path.to_owned(),
+        });
+    }
+    Ok(std::fs::read(path)
+        .ok()
+        .map(|contents| ((meta.dev(), meta.ino()), contents)))
 }
 
 /// Split response-file contents into arguments with libiberty `buildargv` rules.

@@ -1,11 +1,14 @@
 //! Compiler-driver syntax (gcc, g++, clang, clang++ as far as linking is concerned).
 //!
-//! Linker options reach the linker three ways, all fed, in command-line order, into one
-//! [`LdParser`] so that a value may follow its option in a later argument (as with gcc, which
-//! passes them through in order): `-Wl,a,b,c` (split on every comma, no escaping), `-Xlinker a` /
-//! `--for-linker a` (taken whole), and driver options that gcc/clang translate (`-shared`, `-pie`,
-//! `-r`, `-L`, `-l`, `-o`, clang's `-rpath`). An `@file` inside `-Wl,`/`-Xlinker` is expanded the
-//! way the linker expands it.
+//! gcc (`%o` in its link spec) and clang (`AddLinkerInputs`) put input files, `-l` libraries,
+//! `-Wl,` pieces and `-Xlinker` values on the linker line in their command-line order, so all of
+//! these are fed, in order, into one [`LdParser`]: a linker option's value may come from a later
+//! `-Wl,`, `-Xlinker` or even an input operand, exactly as on the real linker line. `-Wl,a,b,c` is
+//! split on every comma (no escaping), `-Xlinker a`/`--for-linker a` is taken whole. An `@file`
+//! inside `-Wl,` is expanded the way the linker expands it; a bare `@file` argument, even after
+//! `-Xlinker`, was already expanded by the driver (libiberty `expandargv` expands every `@` word).
+//! The driver's own `-o`, `-L`, `-shared`, `-pie`, `-r`, `-static*`, clang's `-rpath` are read
+//! here directly.
 //!
 //! Options whose value is a separate argument (`-o X`, `-x c`, `-I dir`, `-include f`, `--param
 //! k=v`, `-Xclang X`, ...) are consumed so their value is neither an input nor an option. gcc's
@@ -25,7 +28,7 @@ enum Val {
     Output,
     Lib,
     LibDir,
-    /// clang `-rpath X`, forwarded to the linker as `-rpath X`.
+    /// clang `-rpath X`, forwarded to the linker as `-rpath X` among the linker inputs.
     Rpath,
     Sysroot,
     Target,
@@ -53,79 +56,19 @@ const SEPARATE: &[(&str, Val)] = {
 };
 
 /// Options with an ignored separate value.
+#[rustfmt::skip]
 const SEPARATE_IGNORED: &[&str] = &[
-    "-x",
-    "-I",
-    "-D",
-    "-U",
-    "-A",
-    "-B",
-    "-T",
-    "-e",
-    "-u",
-    "-z",
-    "-R",
-    "-F",
-    "-MF",
-    "-MT",
-    "-MQ",
-    "-MJ",
-    "-include",
-    "-imacros",
-    "-isystem",
-    "-idirafter",
-    "-iprefix",
-    "-iwithprefix",
-    "-iwithprefixbefore",
-    "-isysroot",
-    "-iquote",
-    "-imultilib",
-    "-imultiarch",
-    "-cxx-isystem",
-    "-iframework",
-    "-iframeworkwithsysroot",
-    "-ivfsoverlay",
-    "-isystem-after",
-    "-dumpbase",
-    "-dumpdir",
-    "-dumpbase-ext",
-    "-wrapper",
-    "--specs",
-    "-Xassembler",
-    "-Xpreprocessor",
-    "-Xclang",
-    "-Xanalyzer",
-    "-Xopenmp-target",
-    "-Xcuda-fatbinary",
-    "-Xcuda-ptxas",
-    "-Xarch_device",
-    "-Xarch_host",
-    "-Xoffload-linker",
-    "-mllvm",
-    "--param",
-    "-aux-info",
-    "-arch",
-    "-gcc-toolchain",
-    "-resource-dir",
-    "-working-directory",
-    "-serialize-diagnostics",
-    "-framework",
-    "-install_name",
-    "-filelist",
-    "-ccc-gcc-name",
-    "-ccc-install-dir",
-    "--include-directory",
-    "--define-macro",
-    "--undefine-macro",
-    "--language",
-    "--entry",
-    "--include",
-    "--assert",
-    "--prefix",
-    "--force-link",
-    "-exported_symbols_list",
-    "-current_version",
-    "-compatibility_version",
+    "-x", "-I", "-D", "-U", "-A", "-B", "-T", "-e", "-u", "-z", "-R", "-F", "-MF", "-MT", "-MQ",
+    "-MJ", "-include", "-imacros", "-isystem", "-idirafter", "-iprefix", "-iwithprefix",
+    "-iwithprefixbefore", "-isysroot", "-iquote", "-imultilib", "-imultiarch", "-cxx-isystem",
+    "-iframework", "-iframeworkwithsysroot", "-ivfsoverlay", "-isystem-after", "-dumpbase",
+    "-dumpdir", "-dumpbase-ext", "-wrapper", "--specs", "-Xassembler", "-Xpreprocessor", "-Xclang",
+    "-Xanalyzer", "-Xopenmp-target", "-Xcuda-fatbinary", "-Xcuda-ptxas", "-Xarch_device",
+    "-Xarch_host", "-Xoffload-linker", "-mllvm", "--param", "-aux-info", "-arch", "-gcc-toolchain",
+    "-resource-dir", "-working-directory", "-serialize-diagnostics", "-framework", "-install_name",
+    "-filelist", "-ccc-gcc-name", "-ccc-install-dir", "--include-directory", "--define-macro",
+    "--undefine-macro", "--language", "--entry", "--include", "--assert", "--prefix",
+    "--force-link", "-exported_symbols_list", "-current_version", "-compatibility_version",
 ];
 
 /// Options that also take their value joined to the option (`-ofoo`, `-lm`, `-L/x`, `-MFdep`).
@@ -161,45 +104,23 @@ const JOINED: &[(&str, Val)] = {
 };
 
 /// Flags that stop the driver before linking.
+#[rustfmt::skip]
 const COMPILE_ONLY: &[&str] = &[
-    "-c",
-    "-S",
-    "-E",
-    "-M",
-    "-MM",
-    "-fsyntax-only",
-    "--precompile",
-    "--analyze",
+    "-c", "-S", "-E", "-M", "-MM", "-fsyntax-only", "--precompile", "--analyze",
 ];
 
 /// Flags that only print information.
+#[rustfmt::skip]
 const QUERY: &[&str] = &[
-    "--version",
-    "--help",
-    "-help",
-    "--target-help",
-    "-###",
-    "-dumpmachine",
-    "-dumpversion",
-    "-dumpfullversion",
-    "-dumpspecs",
+    "--version", "--help", "-help", "--target-help", "-###", "-dumpmachine", "-dumpversion",
+    "-dumpfullversion", "-dumpspecs",
 ];
 
 /// Machine flags that select or refine the target (kept for target detection).
+#[rustfmt::skip]
 const MACHINE_EXACT: &[&str] = &[
-    "-m16",
-    "-m31",
-    "-m32",
-    "-m64",
-    "-mx32",
-    "-mhard-float",
-    "-msoft-float",
-    "-mbig-endian",
-    "-mlittle-endian",
-    "-mbig",
-    "-mlittle",
-    "-EB",
-    "-EL",
+    "-m16", "-m31", "-m32", "-m64", "-mx32", "-mhard-float", "-msoft-float", "-mbig-endian",
+    "-mlittle-endian", "-mbig", "-mlittle", "-EB", "-EL",
 ];
 const MACHINE_PREFIX: &[&str] = &["-mabi=", "-march=", "-mfloat-abi=", "-mcpu="];
 
@@ -216,7 +137,7 @@ pub(super) fn scan(args: &[OsString], facts: &mut Facts, cwd: &Path) -> Result<(
         let bytes = arg.as_bytes();
         if after_dashdash || !bytes.starts_with(b"-") || bytes == b"-" {
             // Sources, objects, archives, shared objects, or `-` (stdin source).
-            facts.inputs.push(arg.clone());
+            linker.feed_operand(arg, facts, cwd);
             continue;
         }
         if bytes == b"--" {
@@ -309,14 +230,23 @@ fn apply(
     linker: &mut LdParser,
     cwd: &Path,
 ) -> Result<(), ArgvError> {
-    let owned = value.to_owned();
+    let owned = || value.to_owned();
     match val {
-        Val::Output => facts.driver_output = Some(owned),
-        Val::Lib => facts.libs.push(owned),
-        Val::LibDir => facts.lib_dirs.push(owned),
-        Val::Rpath => facts.rpaths.push(owned),
-        Val::Sysroot => facts.sysroot = Some(owned),
-        Val::Target => facts.target = Some(owned),
+        Val::Output => facts.driver_output = Some(owned()),
+        Val::Lib => {
+            // Both `-lm` and `-l m` reach the linker as `-lm`, in place among the inputs.
+            let mut joined = OsString::from("-l");
+            joined.push(value);
+            linker.feed(&joined, facts, cwd);
+        }
+        Val::LibDir => facts.lib_dirs.push(owned()),
+        Val::Rpath => {
+            // clang renders `-rpath X` among the linker inputs, in command-line order.
+            linker.feed(OsStr::new("-rpath"), facts, cwd);
+            linker.feed_operand(value, facts, cwd);
+        }
+        Val::Sysroot => facts.sysroot = Some(owned()),
+        Val::Target => facts.target = Some(owned()),
         Val::Linker => feed_linker(linker, value, facts, cwd)?,
         Val::Ignore => {}
     }

@@ -5,7 +5,7 @@
 //! - long options take one or two dashes (`-rpath X`, `--rpath=X`, `-soname=X`); a long option with
 //!   a required value takes it joined with `=` or as the next argument;
 //! - a single-dash argument starting with `o` or `l` is always the short option (`-omagic` writes
-//!   the file `magic`, `-oformat binary` writes `ormat` and reads input `binary`, `-lib` links
+//!   the file `magic`, `-oformat binary` writes `format` and reads input `binary`, `-lib` links
 //!   `libib`); other short options with values take them joined or separate (`-melf_i386`,
 //!   `-m elf_i386`, `-znow`, `-Tscript.ld`), unless the whole word is a long option (`-Map`,
 //!   `-Ttext`);
@@ -103,117 +103,33 @@ const LONG: &[(&str, Opt)] = {
 };
 
 /// Long options whose required value is irrelevant here but must not be read as an input.
+#[rustfmt::skip]
 const LONG_IGNORED_VALUE: &[&str] = &[
     // GNU ld
-    "architecture",
-    "format",
-    "mri-script",
-    "entry",
-    "auxiliary",
-    "filter",
-    "gpsize",
-    "soname",
-    "dynamic-linker",
-    "script",
-    "undefined",
-    "trace-symbol",
-    "rpath-link",
-    "Map",
-    "plugin",
-    "plugin-opt",
-    "defsym",
-    "wrap",
-    "exclude-libs",
-    "version-script",
-    "dynamic-list",
-    "section-start",
-    "sort-section",
-    "retain-symbols-file",
-    "require-defined",
-    "dependency-file",
-    "out-implib",
-    "image-base",
-    "Tbss",
-    "Tdata",
-    "Ttext",
-    "Ttext-segment",
-    "Trodata-segment",
-    "Tldata-segment",
-    "export-dynamic-symbol",
-    "export-dynamic-symbol-list",
-    "package-metadata",
-    "error-handling-script",
-    "section-ordering-file",
-    "default-script",
-    "dT",
-    "hash-style",
-    "task-link",
-    "assert",
-    "audit",
-    "depaudit",
-    "orphan-handling",
-    "unresolved-symbols",
-    "init",
-    "fini",
-    "just-symbols",
-    "compress-debug-sections",
-    "hash-size",
-    "spare-dynamic-tags",
-    "wrap",
-    "heap",
-    "stack",
-    "subsystem",
-    "file-alignment",
-    "section-alignment",
-    "major-image-version",
-    "minor-image-version",
-    "major-os-version",
-    "minor-os-version",
-    "major-subsystem-version",
-    "minor-subsystem-version",
-    "ctf-share-types",
-    "error-limit",
+    "architecture", "format", "mri-script", "entry", "auxiliary", "filter", "gpsize", "soname",
+    "dynamic-linker", "script", "undefined", "trace-symbol", "rpath-link", "Map", "plugin",
+    "plugin-opt", "defsym", "wrap", "exclude-libs", "version-script", "dynamic-list",
+    "section-start", "sort-section", "retain-symbols-file", "require-defined", "dependency-file",
+    "out-implib", "image-base", "Tbss", "Tdata", "Ttext", "Ttext-segment", "Trodata-segment",
+    "Tldata-segment", "export-dynamic-symbol", "export-dynamic-symbol-list", "package-metadata",
+    "error-handling-script", "section-ordering-file", "default-script", "dT", "hash-style",
+    "task-link", "assert", "audit", "depaudit", "orphan-handling", "unresolved-symbols", "init",
+    "fini", "just-symbols", "compress-debug-sections", "hash-size", "spare-dynamic-tags", "wrap",
+    "heap", "stack", "subsystem", "file-alignment", "section-alignment", "major-image-version",
+    "minor-image-version", "major-os-version", "minor-os-version", "major-subsystem-version",
+    "minor-subsystem-version", "ctf-share-types", "error-limit",
     // gold
-    "thread-count",
-    "thread-count-initial",
-    "thread-count-middle",
-    "thread-count-final",
-    "incremental-base",
-    "icf",
-    "icf-iterations",
-    "print-symbol-counts",
-    "section-ordering-file",
-    "plugin-opt",
-    "keep-unique",
-    "sort-section",
-    "version-exports-section",
-    "rosegment-gap",
+    "thread-count", "thread-count-initial", "thread-count-middle", "thread-count-final",
+    "incremental-base", "icf", "icf-iterations", "print-symbol-counts", "section-ordering-file",
+    "plugin-opt", "keep-unique", "sort-section", "version-exports-section", "rosegment-gap",
     // lld
-    "mllvm",
-    "reproduce",
-    "chroot",
-    "symbol-ordering-file",
-    "call-graph-ordering-file",
-    "pack-dyn-relocs",
-    "undefined-glob",
-    "lto-partitions",
-    "thinlto-cache-dir",
-    "thinlto-cache-policy",
-    "thinlto-jobs",
-    "lto-obj-path",
-    "opt-remarks-filename",
-    "opt-remarks-passes",
-    "opt-remarks-format",
-    "target2",
-    "remap-inputs",
-    "remap-inputs-file",
-    "print-archive-stats",
-    "why-extract",
-    "time-trace-file",
-    "time-trace-granularity",
+    "mllvm", "reproduce", "chroot", "symbol-ordering-file", "call-graph-ordering-file",
+    "pack-dyn-relocs", "undefined-glob", "lto-partitions", "thinlto-cache-dir",
+    "thinlto-cache-policy", "thinlto-jobs", "lto-obj-path", "opt-remarks-filename",
+    "opt-remarks-passes", "opt-remarks-format", "target2", "remap-inputs", "remap-inputs-file",
+    "print-archive-stats", "why-extract", "time-trace-file", "time-trace-granularity",
     // mold
-    "spare-program-headers",
-    "package-metadata",
+    "spare-program-headers", "package-metadata",
 ];
 
 /// Short options (single letter) that take a value, joined or separate.
@@ -293,6 +209,16 @@ impl LdParser {
             if let Some(flag) = short_flag(first) {
                 apply_flag(flag, facts);
             }
+        }
+    }
+
+    /// Read an argument that is an input file whatever it looks like (a driver operand such as
+    /// `-` or one after `--`); it still fills a pending option's value, as it would on the real
+    /// linker line.
+    pub(super) fn feed_operand(&mut self, arg: &OsStr, facts: &mut Facts, cwd: &Path) {
+        match self.pending.take() {
+            Some((val, _)) => apply_value(val, arg, facts, cwd),
+            None => facts.inputs.push(arg.to_owned()),
         }
     }
 

@@ -41,7 +41,8 @@ const TOOLS: &[(&[u8], ToolKind)] = &[
 
 /// Classify an invoked program name (the basename of `argv[0]` is taken if a path is given).
 ///
-/// Accepts the tools in [`TOOLS`] with an optional `<triple>-` prefix and an optional numeric
+/// Accepts `ld`, `ld.bfd`, `ld.gold`, `ld.lld`, `ld.mold`, `cc`, `gcc`, `g++`, `c++`, `clang` and
+/// `clang++`, each with an optional `<triple>-` prefix and an optional numeric
 /// version suffix (`gcc-12`, `clang++-14`, `x86_64-linux-gnu-gcc-12.2`). Anything else, including
 /// look-alikes such as `gcc-ar`, `clang-cl` or `collect2`, is `None`.
 pub fn classify_tool(argv0: &OsStr) -> Option<ToolName> {

@@ -33,8 +33,11 @@ fn entries_json(e: &Entries) -> Vec<JsonEntry> {
         .collect()
 }
 
+/// A note as read: its segment's `p_align`, and its entries or why they cannot be decoded.
+type ReadNote = (u64, Result<Entries, String>);
+
 /// Read the note of `path` as the loader would: Ok(None) when there is none.
-fn read_note(path: &Path) -> Result<Option<(u64, Result<Entries, String>)>, Failure> {
+fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
     let data = std::fs::read(path).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
     let info = elf::read(&data[..]).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
     let Some(n) = info.live_note() else {

@@ -56,6 +56,9 @@ fn region(info: &ElfInfo) -> Option<(u64, u64)> {
     if let Some(s) = info.note_section {
         return Some((s.offset, s.size));
     }
+    if let Some((s, _)) = info.renamed_section {
+        return Some((s.offset, s.size));
+    }
     info.notes.first().map(|n: &FoundNote| {
         let end = n.desc.0 + n.desc.1.div_ceil(4) * 4;
         (n.offset, end - n.offset)
@@ -144,7 +147,9 @@ pub fn plan_in_place(
     walk_segment(&bytes, seg, be, &mut found);
     // Other live notes are made inert below, so ours only has to be found in its segment.
     let ours = found.iter().find(|n| n.n_type == NOTE_TYPE);
-    if ours.is_none_or(|n| n.offset != offset || !n.in_bounds) {
+    // The walk must land on our header *and* read the descriptor where we wrote it: with an
+    // 8-aligned segment the name is padded to 8 and the descriptor is read 4 bytes late.
+    if ours.is_none_or(|n| n.offset != offset || n.desc.0 != offset + 20 || !n.in_bounds) {
         return Edit::Append(format!(
             "a loader walking the PT_NOTE with p_align {} would not find the note in place",
             seg.align
@@ -168,6 +173,16 @@ pub fn plan_in_place(
             bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
         });
     }
+    // A reservation hidden as `.ldcache` earlier (nothing to record at link time) gets its name
+    // back so that patchelf finds the note.
+    if let Some((s, name)) = info.renamed_section {
+        if s.offset == offset && info.note_section.is_none() {
+            writes.push(Write {
+                offset: s.header_offset,
+                bytes: u32_bytes(name.saturating_sub(RENAME_SKIP), be).to_vec(),
+            });
+        }
+    }
     writes.push(Write {
         offset: offset + 8,
         bytes: u32_bytes(NOTE_TYPE, be).to_vec(),
@@ -189,5 +204,197 @@ fn rename_write(info: &ElfInfo, header_offset: u64) -> Write {
     Write {
         offset: header_offset,
         bytes: u32_bytes(name, info.ident.big_endian).to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::SectionPlace;
+    use crate::note::{encode_note, Layout};
+    use crate::reserve::placeholder;
+    use crate::target::Ident;
+
+    const LE: Layout = Layout {
+        big_endian: false,
+        is_64: true,
+    };
+
+    /// An output whose only PT_NOTE (at file offset 0x300, p_align 4) holds a reservation of
+    /// `size` bytes at 0x320, after a 32-byte ABI-tag-like note.
+    fn output(size: u64) -> (ElfInfo, Vec<u8>) {
+        let mut seg = note_bytes(b"GNU", 1, &[0; 16], LE);
+        seg.extend(placeholder(size as usize, LE));
+        let segment = NoteSegment {
+            index: 3,
+            offset: 0x300,
+            filesz: seg.len() as u64,
+            align: 4,
+            loaded: true,
+        };
+        let mut notes = Vec::new();
+        walk_segment(&seg, &segment, false, &mut notes);
+        let info = ElfInfo {
+            ident: Ident {
+                is_64: true,
+                big_endian: false,
+                machine: 62,
+                e_flags: 0,
+                osabi: 0,
+            },
+            e_type: object::elf::ET_DYN,
+            dynamic: true,
+            needed: Vec::new(),
+            runpath: None,
+            rpath: None,
+            note_segments: vec![segment],
+            notes,
+            note_section: Some(SectionPlace {
+                index: 5,
+                offset: 0x320,
+                size,
+                header_offset: 0x2000,
+            }),
+            note_section_name: Some(0x40),
+            renamed_section: None,
+        };
+        (info, seg)
+    }
+
+    fn plan(info: &ElfInfo, seg: &[u8], note: Option<&[u8]>, cur: Option<&[u8]>) -> Edit {
+        let seg = seg.to_vec();
+        plan_in_place(info, note, cur, &move |_| Some(seg.clone()))
+    }
+
+    #[test]
+    fn fill_writes_inert_first_and_commits_with_the_type() {
+        let (info, seg) = output(256);
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let Edit::InPlace(w) = plan(&info, &seg, Some(&note), None) else {
+            panic!("in place expected")
+        };
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].offset, 0x320);
+        assert_eq!(
+            w[0].bytes.len(),
+            256,
+            "note plus filler fill the whole reservation"
+        );
+        assert_eq!(
+            &w[0].bytes[8..12],
+            &PLACEHOLDER_TYPE.to_le_bytes(),
+            "inert until the commit"
+        );
+        assert_eq!(
+            &w[0].bytes[12..note.len()],
+            &note[12..],
+            "everything but the type is final"
+        );
+        assert_eq!(
+            w[1],
+            Write {
+                offset: 0x328,
+                bytes: NOTE_TYPE.to_le_bytes().to_vec()
+            }
+        );
+        // The result, as the loader's walk sees it: our note, then the filler.
+        let mut bytes = seg.clone();
+        bytes[0x20..0x20 + 256].copy_from_slice(&w[0].bytes);
+        bytes[0x28..0x2c].copy_from_slice(&w[1].bytes);
+        let mut found = Vec::new();
+        walk_segment(&bytes, &info.note_segments[0], false, &mut found);
+        assert_eq!(found.iter().filter(|n| n.n_type == NOTE_TYPE).count(), 1);
+    }
+
+    #[test]
+    fn too_small_or_awkward_remainders_fall_back() {
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE); // 20 + 24 = 44 bytes
+        let (info, seg) = output(40);
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), None),
+            Edit::Append(_)
+        ));
+        let (info, seg) = output(48);
+        assert!(
+            matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("filler"))
+        );
+        let (info, seg) = output(44);
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), None),
+            Edit::InPlace(_)
+        ));
+    }
+
+    #[test]
+    fn eight_aligned_segments_fall_back() {
+        let (mut info, seg) = output(256);
+        info.note_segments[0].align = 8;
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        assert!(
+            matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("p_align 8"))
+        );
+    }
+
+    #[test]
+    fn nothing_to_record_hides_the_section_and_stale_notes_go_inert() {
+        let (info, seg) = output(256);
+        let Edit::InPlace(w) = plan(&info, &seg, None, None) else {
+            panic!("rename expected")
+        };
+        assert_eq!(
+            w,
+            vec![Write {
+                offset: 0x2000,
+                bytes: (0x40 + RENAME_SKIP).to_le_bytes().to_vec()
+            }]
+        );
+        let (mut info, seg) = output(256);
+        info.notes[0].n_type = NOTE_TYPE;
+        let Edit::InPlace(w) = plan(&info, &seg, None, Some(b"x\0=y\0\0")) else {
+            panic!("edit expected")
+        };
+        assert_eq!(
+            w[0],
+            Write {
+                offset: 0x328,
+                bytes: PLACEHOLDER_TYPE.to_le_bytes().to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn identical_note_is_up_to_date() {
+        let (mut info, seg) = output(256);
+        info.notes[0].n_type = NOTE_TYPE;
+        let desc = b"libz.so\0=/s/libz.so\0\0";
+        let note = encode_note(desc, LE);
+        assert_eq!(plan(&info, &seg, Some(&note), Some(desc)), Edit::UpToDate);
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), Some(b"libz.so\0=/t/libz.so\0\0")),
+            Edit::InPlace(_)
+        ));
+    }
+
+    #[test]
+    fn a_hidden_reservation_is_renamed_back_when_filled() {
+        let (mut info, seg) = output(256);
+        let place = info.note_section.take().expect("section");
+        info.renamed_section = Some((place, 0x40 + RENAME_SKIP));
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let Edit::InPlace(w) = plan(&info, &seg, Some(&note), None) else {
+            panic!("fill expected")
+        };
+        assert_eq!(
+            w[1],
+            Write {
+                offset: 0x2000,
+                bytes: 0x40u32.to_le_bytes().to_vec()
+            }
+        );
+        assert_eq!(
+            w.last().map(|w| w.offset),
+            Some(0x328),
+            "the type write still commits last"
+        );
     }
 }
