@@ -877,3 +877,82 @@ fn native_noted_program_stock_and_note_aware() {
     assert_eq!(strs(&note["trying"]), a.trying);
     assert_eq!(pred_cached, cached);
 }
+
+/// $LIB and $PLATFORM run-path elements, a DT_NEEDED with a `/` (opened as is), a symlinked
+/// second name for an already loaded file (st_dev/st_ino reuse), LD_LIBRARY_PATH sharing a
+/// directory with RUNPATH; then a directory named like the library (fatal read error).
+#[test]
+fn native_dst_direct_same_file_and_fatal() {
+    if !native() {
+        return;
+    }
+    let l = Lay::new("gcc");
+    let out = Command::new("/lib64/ld-linux-x86-64.so.2")
+        .arg("--list-diagnostics")
+        .output()
+        .expect("ld.so");
+    let diag = String::from_utf8_lossy(&out.stdout).into_owned();
+    let val = |k: &str| {
+        diag.lines()
+            .find_map(|x| x.strip_prefix(&format!("{k}=\"")))
+            .map(|v| v.trim_end_matches('"').to_string())
+    };
+    let (lib, plat) = (
+        val("dl_dst_lib").expect("dl_dst_lib"),
+        val("dl_platform").expect("dl_platform"),
+    );
+    l.lib(&format!("t/{lib}/liblib.so"), &[], &[]);
+    l.lib(&format!("p/{plat}/libplat.so"), &[], &[]);
+    l.lib("direct/libdirect.so", &[], &[]);
+    l.lib("s/libreal.so", &[], &[]);
+    std::os::unix::fs::symlink(l.p("s/libreal.so"), l.p("s/libalias.so")).expect("symlink");
+    let rp = format!(
+        "-Wl,--enable-new-dtags,-rpath,{}/$LIB:{}/${{PLATFORM}}:{}",
+        l.s("t"),
+        l.s("p"),
+        l.s("s")
+    );
+    let link = [
+        format!("-L{}/{lib}", l.s("t")),
+        format!("-L{}/{plat}", l.s("p")),
+        format!("-L{}", l.s("s")),
+        l.s("direct/libdirect.so"),
+        "-l:libalias.so".to_string(),
+        rp,
+    ];
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    let exe = l.exe("prog", &["liblib.so", "libplat.so", "libreal.so"], &link);
+    let llp = l.s("s");
+    assert_eq!(
+        native_case(
+            "$LIB/$PLATFORM + direct + same file + shared LD_LIBRARY_PATH",
+            &exe,
+            l.dir.path(),
+            &[("LD_LIBRARY_PATH", &llp)]
+        ),
+        0
+    );
+    let j = explain(&[], &exe, l.dir.path());
+    let results: Vec<&str> = j["stock"]["searches"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .map(|s| s["result"].as_str().unwrap_or(""))
+        .collect();
+    assert!(results.contains(&"same_file"), "{results:?}");
+    // A directory named libfat.so ahead of the real one: the loader stops.
+    let f = Lay::new("gcc");
+    f.lib("b/libfat.so", &[], &[]);
+    f.mkdir("a/libfat.so");
+    let rp = format!("-Wl,--enable-new-dtags,-rpath,{}:{}", f.s("a"), f.s("b"));
+    let exe = f.exe("prog", &["libfat.so"], &[&format!("-L{}", f.s("b")), &rp]);
+    assert_eq!(
+        native_case(
+            "directory named like the library (fatal)",
+            &exe,
+            f.dir.path(),
+            &[]
+        ),
+        0
+    );
+}

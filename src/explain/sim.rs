@@ -59,6 +59,21 @@ pub(super) struct Sim<'a, P: Probe> {
     cache: Option<Option<LdCache>>,
     run: Run,
     other_class: bool,
+    /// `errno` as the loader leaves it: the last failed call (or a skip's ENOENT).
+    errno: i32,
+}
+
+/// ld.so's own `__strerror_r` (elf/dl-minimal.c): a few messages, else `Error N`.
+fn rtld_strerror(e: i32) -> String {
+    match e {
+        12 => "Cannot allocate memory".into(),
+        22 => "Invalid argument".into(),
+        2 => "No such file or directory".into(),
+        1 => "Operation not permitted".into(),
+        5 => "Input/output error".into(),
+        13 => "Permission denied".into(),
+        n => format!("Error {n}"),
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -123,6 +138,7 @@ impl<'a, P: Probe> Sim<'a, P> {
             cache: None,
             run: Run::default(),
             other_class: false,
+            errno: ENOENT,
         };
         s.add_map(main);
         s.add_map(rtld);
@@ -320,6 +336,7 @@ impl<'a, P: Probe> Sim<'a, P> {
                 if why.contains("class") {
                     self.other_class = true;
                 }
+                self.errno = ENOENT;
                 Ok(Err(ENOENT))
             }
             Verdict::Fatal(why) => Err(format!("{}: {why}", lossy(path))),
@@ -554,7 +571,10 @@ impl<'a, P: Probe> Sim<'a, P> {
             } else if self.run.maps[loader].nodeflib {
                 "cannot open shared object file".to_string()
             } else {
-                "cannot open shared object file: No such file or directory".to_string()
+                format!(
+                    "cannot open shared object file: {}",
+                    rtld_strerror(self.errno)
+                )
             };
             return Err(format!("{}: {why}", lossy(name)));
         };
