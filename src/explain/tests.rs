@@ -21,6 +21,18 @@ fn so(
     soname: Option<&str>,
     note: Option<&Entries>,
 ) -> Vec<u8> {
+    so_with(needed, runpath, rpath, soname, note, 0)
+}
+
+/// [`so`] with a DT_FLAGS_1 value (0: none).
+fn so_with(
+    needed: &[&str],
+    runpath: Option<&str>,
+    rpath: Option<&str>,
+    soname: Option<&str>,
+    note: Option<&Entries>,
+    flags_1: u64,
+) -> Vec<u8> {
     let mut strtab = vec![0u8];
     let mut add = |s: &str| {
         let o = strtab.len() as u64;
@@ -37,6 +49,9 @@ fn so(
     }
     if let Some(s) = soname {
         dyns.push((14, add(s)));
+    }
+    if flags_1 != 0 {
+        dyns.push((0x6fff_fffb, flags_1));
     }
     let nph = 3u64;
     let str_off = 64 + 56 * nph;
@@ -377,6 +392,45 @@ fn cache_hit_costs_one_open_and_nodeflib_rejects_it() {
         r.trying(),
         vec![b"/usr/lib/x86_64-linux-gnu/libz.so.1".to_vec()]
     );
+    // DF_1_NODEFLIB: the entry is printed (trying) but not opened, default dirs are skipped,
+    // and the error has no errno text.
+    let exe = so_with(&["libz.so.1"], None, None, None, None, 0x800);
+    let r = sim(f, &exe, None, false);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("libz.so.1: cannot open shared object file")
+    );
+    assert_eq!(r.search_counts(&r.searches[0]), c(1, 0, 1, 0)); // the cache file only
+    assert_eq!(r.trying().len(), 1);
+}
+
+fn note_of(desc: &[u8]) -> NoteState {
+    let mut e = Entries::new();
+    e.insert(b"x".to_vec(), vec![Entry::Hint(b"/x/long/enough".to_vec())]);
+    let mut img = so(&[], None, None, None, Some(&e));
+    // Overwrite the descriptor in place (zero padded to its length).
+    let enc = encode_descriptor(&e).expect("enc");
+    let pos = img
+        .windows(enc.len())
+        .position(|w| w == enc.as_slice())
+        .expect("desc");
+    let mut d = desc.to_vec();
+    d.resize(enc.len(), 0);
+    img[pos..pos + enc.len()].copy_from_slice(&d);
+    read_map(&img, b"t").expect("reads").note
+}
+
+#[test]
+fn loader_view_of_the_descriptor() {
+    // Unknown and empty elements are skipped, the rest is used.
+    match note_of(b"x\0!bad::?/y\0\0") {
+        NoteState::Ok(p) => {
+            assert_eq!(p, vec![(b"x".to_vec(), vec![Entry::Hint(b"/y".to_vec())])])
+        }
+        o => panic!("{o:?}"),
+    }
+    // An empty path list poisons the whole note.
+    assert!(matches!(note_of(b"x\0\0y\0?/z\0\0"), NoteState::Bad(_)));
 }
 
 #[test]
