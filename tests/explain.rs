@@ -825,6 +825,11 @@ fn native_noted_program_stock_and_note_aware() {
     // The same program with the note-aware loader as PT_INTERP.
     with_loader[4] = l.s("prog-note");
     with_loader.push(format!("-Wl,--dynamic-linker={}", ldso.display()));
+    // Its libc: in its own lib dir (an installed build), or next to a bare ld.so copy.
+    with_loader.push(format!(
+        "-Wl,-rpath,{}",
+        ldso.parent().expect("dir").display()
+    ));
     run_ok(Command::new(env!("CARGO_BIN_EXE_ldnote")).args(&with_loader));
     let exe = l.p("prog-note");
     let st = l.p("strace-note.out");
