@@ -145,7 +145,7 @@ impl LdCache {
                 let Some(prio) = active.iter().position(|a| a == sub) else {
                     continue;
                 };
-                if best.map_or(true, |(p, _)| prio < p) {
+                if !matches!(best, Some((p, _)) if p <= prio) {
                     best = Some((prio, e));
                 }
                 continue;
