@@ -426,6 +426,17 @@ fn native_noted_program_stock_and_note_aware() {
         fails(n)
     );
     assert!(fails(n) < fails(s));
+    // `--plan` on the same program linked without ldnote predicts what the note would do.
+    let mut plain: Vec<String> = args[2..].to_vec();
+    plain[2] = l.s("prog-plain");
+    run_ok(Command::new(&plain[0]).args(&plain[1..]));
+    let planned = explain(&["--plan"], &l.p("prog-plain"), l.dir.path());
+    assert_eq!(planned["note"]["objects"][0]["note"], "planned");
+    assert_eq!(
+        predicted_trace(&planned["note"]),
+        predicted_trace(&j["note"]),
+        "--plan differs from the linked note"
+    );
 
     let Some(ldso) = note_ldso() else {
         println!("SKIP note-aware loader comparison: no LDNOTE_NOTE_LDSO and no finished loader/build.sh output");

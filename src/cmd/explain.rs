@@ -62,6 +62,10 @@ pub struct ExplainArgs {
     /// The process's current directory (default: ldnote's own).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
+    /// In the note-aware run, give each object without a note the note `ldnote patch` would
+    /// write now (same resolution rules and options), to preview its effect.
+    #[arg(long)]
+    pub plan: bool,
     /// Do not run the target loader; take the facts from targets/ data.
     #[arg(long)]
     pub no_run_loader: bool,
@@ -266,7 +270,22 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
         .rev()
         .find(|(k, _)| k == "LD_LIBRARY_PATH")
         .map(|(_, v)| v.as_bytes().to_vec());
+    // The planner resolves like `ldnote patch --sysroot ROOT --target T` would.
+    let noter = std::cell::RefCell::new(super::note::Noter::new(
+        super::options::NoteOpts {
+            sysroot: Some(root.clone().into_os_string()),
+            target: a.target.clone(),
+            ..Default::default()
+        }
+        .with_env(),
+        root.as_os_str(),
+    )?);
+    let planner = |data: &[u8], name: &[u8]| -> Option<Vec<u8>> {
+        let path = PathBuf::from(OsString::from_vec(name.to_vec()));
+        noter.borrow_mut().compute(data, &path).ok()?.desired
+    };
     let mk = |use_notes| Input {
+        plan: a.plan.then_some(&planner as explain::Planner),
         facts: &facts,
         ident: info.ident,
         target: tdata,
@@ -361,6 +380,7 @@ fn render_text(
             NoteState::None => "",
             NoteState::Ok(_) => " [noted]",
             NoteState::Bad(_) => " [note ignored]",
+            NoteState::Planned(_) => " [planned note]",
         };
         s.push_str(&format!("  {n}{noted}: {}\n", fmt_counts(&c)));
     }

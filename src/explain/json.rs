@@ -89,6 +89,7 @@ fn run_json(run: &Run) -> RunJ {
             let (note, note_error) = match &m.note {
                 NoteState::None => ("none", None),
                 NoteState::Ok(_) => ("noted", None),
+                NoteState::Planned(_) => ("planned", None),
                 NoteState::Bad(e) => ("ignored", Some(e.clone())),
             };
             ObjJ {

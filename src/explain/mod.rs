@@ -28,8 +28,12 @@ pub use model::{
 };
 pub use probe::{FsProbe, HostProbe, Probe};
 
+/// For objects without a note: the descriptor ldnote would write, from the object's bytes and
+/// its path (`explain --plan`).
+pub type Planner<'a> = &'a dyn Fn(&[u8], &[u8]) -> Option<Vec<u8>>;
+
 /// Everything about the process being simulated except the files.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Input<'a> {
     /// The loader's facts.
     pub facts: &'a LoaderFacts,
@@ -47,6 +51,8 @@ pub struct Input<'a> {
     pub use_notes: bool,
     /// Which one.
     pub dialect: NoteDialect,
+    /// In the note-aware run, give objects without a note the one ldnote would write.
+    pub plan: Option<Planner<'a>>,
 }
 
 /// Why the executable cannot be simulated.
@@ -62,7 +68,7 @@ pub enum ExplainError {
 
 /// Read a loaded object as the loader sees it (DT_RPATH dropped when DT_RUNPATH is present,
 /// elf/get-dynamic-info.h; the note only when the note walk finds a live, mapped one).
-fn read_map(data: &[u8], name: &[u8]) -> Result<Map, ElfError> {
+fn read_map(data: &[u8], name: &[u8], inp: &Input) -> Result<Map, ElfError> {
     let info = elf::read(data)?;
     let extra = dynamic::extra(data);
     let note = match info.live_note() {
@@ -80,6 +86,15 @@ fn read_map(data: &[u8], name: &[u8]) -> Result<Map, ElfError> {
             Ok(e) => NoteState::Ok(e),
             Err(e) => NoteState::Bad(e),
         },
+    };
+    let note = match (note, inp.plan) {
+        (NoteState::None, Some(plan)) if inp.use_notes => {
+            match plan(data, name).map(|d| loader_view(&d)) {
+                Some(Ok(p)) => NoteState::Planned(p),
+                _ => NoteState::None,
+            }
+        }
+        (n, _) => n,
     };
     Ok(Map {
         name: name.to_vec(),
@@ -148,7 +163,7 @@ pub fn simulate<P: Probe>(
     exe: &[u8],
     exe_origin: &[u8],
 ) -> Result<Run, ExplainError> {
-    let mut main = read_map(exe, b"")?;
+    let mut main = read_map(exe, b"", inp)?;
     if !elf::read(exe)?.dynamic {
         return Err(ExplainError::Static);
     }

@@ -123,6 +123,8 @@ pub enum NoteState {
     Ok(Vec<(Vec<u8>, Vec<Entry>)>),
     /// A note the loader distrusts (and so ignores), with why.
     Bad(String),
+    /// No note in the file; this is the note ldnote would write (`explain --plan`).
+    Planned(Vec<(Vec<u8>, Vec<Entry>)>),
 }
 
 /// Which note-aware loader is simulated; they differ in small points.

@@ -294,7 +294,7 @@ impl<'a, P: Probe> Sim<'a, P> {
         // 2b. The note-aware loader: the requesting object's note.
         if self.inp.use_notes {
             let entries = match &self.run.maps[loader].note {
-                NoteState::Ok(pairs) => pairs
+                NoteState::Ok(pairs) | NoteState::Planned(pairs) => pairs
                     .iter()
                     .find(|(s, _)| s == name)
                     .map(|(_, e)| e.clone())
@@ -406,8 +406,8 @@ impl<'a, P: Probe> Sim<'a, P> {
             .probe
             .read(&realname, usize::MAX)
             .map_err(|e| format!("{}: {e}", lossy(&realname)))?;
-        let mut map =
-            super::read_map(&data, &realname).map_err(|e| format!("{}: {e}", lossy(&realname)))?;
+        let mut map = super::read_map(&data, &realname, self.inp)
+            .map_err(|e| format!("{}: {e}", lossy(&realname)))?;
         map.loader = Some(loader);
         map.names = vec![name.to_vec()];
         map.origin = Some(origin_of(&realname, &self.inp.cwd));

@@ -140,6 +140,7 @@ fn sim(fs: FakeFs, exe: &[u8], llp: Option<&str>, notes: bool) -> Run {
         cwd: b"/work".to_vec(),
         use_notes: notes,
         dialect: NoteDialect::Ldnote,
+        plan: None,
     };
     let probe = FsProbe::new(fs, b"/work");
     simulate(&probe, &inp, exe, b"/bin").expect("simulates")
@@ -417,7 +418,19 @@ fn note_of(desc: &[u8]) -> NoteState {
     let mut d = desc.to_vec();
     d.resize(enc.len(), 0);
     img[pos..pos + enc.len()].copy_from_slice(&d);
-    read_map(&img, b"t").expect("reads").note
+    let facts = amd();
+    let inp = Input {
+        facts: &facts,
+        ident: X86_64,
+        target: None,
+        cache_flags: vec![0x303],
+        ld_library_path: None,
+        cwd: b"/".to_vec(),
+        use_notes: true,
+        dialect: NoteDialect::Ldnote,
+        plan: None,
+    };
+    read_map(&img, b"t", &inp).expect("reads").note
 }
 
 #[test]
