@@ -581,3 +581,81 @@ fn native_dst_direct_same_file_and_fatal() {
         0
     );
 }
+
+/// `--sysroot IMAGE` (no qemu): a program run with `chroot IMAGE`, where libc and a run-path
+/// directory are reached through absolute symlinks that only make sense inside the image.
+#[test]
+fn native_sysroot_image_under_chroot() {
+    if !native() || !have("chroot") {
+        return;
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !is_root {
+        println!("SKIP sysroot image: chroot needs root");
+        return;
+    }
+    let l = Lay::new("gcc");
+    let img = l.p("img");
+    for d in [
+        "lib64",
+        "opt/glibc",
+        "lib/x86_64-linux-gnu",
+        "usr/lib",
+        "bin",
+        "opt/real",
+        "etc",
+    ] {
+        fs::create_dir_all(img.join(d)).expect("mkdir");
+    }
+    fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        img.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .expect("ld.so");
+    fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        img.join("opt/glibc/libc.so.6"),
+    )
+    .expect("libc");
+    std::os::unix::fs::symlink(
+        "/opt/glibc/libc.so.6",
+        img.join("lib/x86_64-linux-gnu/libc.so.6"),
+    )
+    .expect("link");
+    std::os::unix::fs::symlink("/opt/real", img.join("opt/l")).expect("link");
+    l.lib("img/opt/real/libi.so", &[], &[]);
+    let exe = l.exe(
+        "img/bin/prog",
+        &["libi.so"],
+        &[
+            &format!("-L{}", l.s("img/opt/real")),
+            "-Wl,--enable-new-dtags,-rpath,/opt/missing:/opt/l",
+        ],
+    );
+    let st = l.p("strace.out");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve,openat,newfstatat", "-o"])
+        .arg(&st)
+        .arg("chroot")
+        .arg(&img)
+        .arg("/bin/prog")
+        .env_remove("LD_LIBRARY_PATH")
+        .status()
+        .expect("strace chroot");
+    let actual = parse_strace(&fs::read_to_string(&st).expect("out"));
+    let j = explain(
+        &["--sysroot", &img.display().to_string(), "--cwd", "/"],
+        &exe,
+        l.dir.path(),
+    );
+    let pred = predicted_trace(&j["stock"]);
+    let (pc, ac) = (count(&pred), count(&actual));
+    let err: usize = pc.iter().zip(ac.iter()).map(|(p, a)| p.abs_diff(*a)).sum();
+    println!("case sysroot image (chroot): predicted {pc:?} / strace {ac:?}, prediction error = {err}; trace equal: {}", pred == actual);
+    assert!(status.success());
+    assert_eq!(pred, actual);
+    assert_eq!(j["stock"]["objects"][0]["runpath"], "/opt/missing:/opt/l");
+}

@@ -149,7 +149,16 @@ impl<F: Fs> Probe for FsProbe<F> {
 
     fn read(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
         let (id, _) = self.walk(path).map_err(io::Error::from_raw_os_error)?;
-        self.fs.head(&id, n)
+        // `Fs::head` may reserve `n` bytes up front: grow the request instead of asking for
+        // "everything" at once.
+        let mut want = n.min(1 << 16);
+        loop {
+            let got = self.fs.head(&id, want)?;
+            if got.len() < want || want == n {
+                return Ok(got);
+            }
+            want = want.saturating_mul(16).min(n);
+        }
     }
 }
 
