@@ -24,7 +24,7 @@ use super::Failure;
 pub enum LoaderKind {
     /// Stock glibc 2.36.
     Stock,
-    /// The note-aware (nixpkgs ldcache.patch) loader.
+    /// The note-aware loader (see --dialect).
     Note,
 }
 
@@ -366,11 +366,15 @@ fn render_text(
         s.push_str(&format!("\nerror while loading shared libraries: {e}\n"));
     }
     s.push_str("\nper object (the searches of its DT_NEEDED; ✗ = failed calls):\n");
-    for (i, m) in shown.maps.iter().enumerate() {
+    let per = |run: &Run, path: &[u8]| -> Option<Counts> {
+        let i = run.maps.iter().position(|m| m.name == path)?;
         let mut c = Counts::default();
-        for srch in shown.searches.iter().filter(|x| x.requester == i) {
-            c.add(&shown.search_counts(srch));
+        for srch in run.searches.iter().filter(|x| x.requester == i) {
+            c.add(&run.search_counts(srch));
         }
+        Some(c)
+    };
+    for m in shown.maps.iter().filter(|m| !m.needed.is_empty()) {
         let n = if m.kind == MapKind::Main {
             name.to_string()
         } else {
@@ -382,7 +386,13 @@ fn render_text(
             NoteState::Bad(_) => " [note ignored]",
             NoteState::Planned(_) => " [planned note]",
         };
-        s.push_str(&format!("  {n}{noted}: {}\n", fmt_counts(&c)));
+        let show =
+            |c: Option<Counts>| c.map_or_else(|| "not loaded".to_string(), |c| fmt_counts(&c));
+        s.push_str(&format!(
+            "  {n}{noted}\n      stock: {}\n      note:  {}\n",
+            show(per(stock, &m.name)),
+            show(per(note, &m.name))
+        ));
     }
     s.push_str("\ntotals:\n");
     s.push_str(&format!(
