@@ -171,3 +171,17 @@ fn unlistable_directories_are_probed() {
         "libp.so|=/locked/libp.so||"
     );
 }
+
+#[test]
+fn debian_skips_other_byte_order_for_another_machine() {
+    let mut f = FakeFs::new();
+    f.file("/be/libm.so", &ehdr(true, true, 22, 3))
+        .file("/good/libm.so", &lib());
+    let mut acc = Acceptance::new(X86_64, None);
+    acc.machine_check_before_ident = true;
+    let mut r = Resolver::new(f, Policy::default());
+    let res = r.resolve(&[b"libm.so".to_vec()], b"/be:/good", &acc);
+    let d = encode_descriptor(&res.entries).expect("note");
+    assert_eq!(d, b"libm.so\0=/good/libm.so\0\0");
+    assert!(matches!(&res.events[0], Event::Skipped { why, .. } if why.contains("machine")));
+}

@@ -88,6 +88,11 @@ pub struct Target {
     /// Largest page size.
     #[serde(default = "default_page")]
     pub page_size: u64,
+    /// Debian's `unsubmitted-ldso-machine-mismatch` patch: when `e_ident` is wrong but the class
+    /// is right, a file for another machine is skipped *before* the byte-order/OS-ABI checks
+    /// would make it fatal (verified under qemu for every shipped target).
+    #[serde(default)]
+    pub machine_check_before_ident: bool,
     /// `e_flags` an input object must carry for the target's linker to accept it (ARM EABI
     /// version and float ABI, RISC-V float ABI); used for ldnote's reservation object.
     #[serde(default)]
@@ -186,6 +191,8 @@ pub struct Acceptance {
     pub abi_version_max: u8,
     /// e_flags rules.
     pub eflags: Vec<FlagRule>,
+    /// See [`Target::machine_check_before_ident`].
+    pub machine_check_before_ident: bool,
 }
 
 impl Acceptance {
@@ -197,12 +204,14 @@ impl Acceptance {
                 osabi: t.osabi.clone(),
                 abi_version_max: t.abi_version_max,
                 eflags: t.eflags.clone(),
+                machine_check_before_ident: t.machine_check_before_ident,
             },
             None => Acceptance {
                 id,
                 osabi: vec![0, 3],
                 abi_version_max: 4,
                 eflags: Vec::new(),
+                machine_check_before_ident: false,
             },
         }
     }
@@ -254,22 +263,6 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     if id.class != want_class {
         return Verdict::Skip("wrong ELF class".into());
     }
-    if id.data != want_data {
-        let which = if acc.id.big_endian { "big" } else { "little" };
-        return Verdict::Fatal(format!("ELF file data encoding not {which}-endian"));
-    }
-    if id.version != elf::EV_CURRENT {
-        return Verdict::Fatal("ELF file version ident does not match current one".into());
-    }
-    if !acc.osabi.contains(&osabi) {
-        return Verdict::Fatal("ELF file OS ABI invalid".into());
-    }
-    if !abiv_ok {
-        return Verdict::Fatal("ELF file ABI version invalid".into());
-    }
-    if id.padding.iter().any(|b| *b != 0) {
-        return Verdict::Fatal("nonzero padding in e_ident".into());
-    }
     let be = acc.id.big_endian;
     let u16_at = |o: usize| {
         let b = [head[o], head[o + 1]];
@@ -295,6 +288,39 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     } else {
         (u32_at(36), u16_at(42))
     };
+    let ident_ok = id.data == want_data
+        && id.version == elf::EV_CURRENT
+        && acc.osabi.contains(&osabi)
+        && abiv_ok
+        && id.padding.iter().all(|b| *b == 0);
+    if !ident_ok && acc.machine_check_before_ident {
+        if e_machine != acc.id.machine {
+            return Verdict::Skip(format!("wrong machine ({e_machine})"));
+        }
+        if let Some(r) = acc
+            .eflags
+            .iter()
+            .find(|r| r.action == Action::Skip && r.fires(e_flags))
+        {
+            return Verdict::Skip(r.why.clone());
+        }
+    }
+    if id.data != want_data {
+        let which = if acc.id.big_endian { "big" } else { "little" };
+        return Verdict::Fatal(format!("ELF file data encoding not {which}-endian"));
+    }
+    if id.version != elf::EV_CURRENT {
+        return Verdict::Fatal("ELF file version ident does not match current one".into());
+    }
+    if !acc.osabi.contains(&osabi) {
+        return Verdict::Fatal("ELF file OS ABI invalid".into());
+    }
+    if !abiv_ok {
+        return Verdict::Fatal("ELF file ABI version invalid".into());
+    }
+    if id.padding.iter().any(|b| *b != 0) {
+        return Verdict::Fatal("nonzero padding in e_ident".into());
+    }
     if e_version != u32::from(elf::EV_CURRENT) {
         return Verdict::Fatal("ELF file version does not match current one".into());
     }
