@@ -627,11 +627,25 @@ fn native_sysroot_image_under_chroot() {
     .expect("link");
     std::os::unix::fs::symlink("/opt/real", img.join("opt/l")).expect("link");
     l.lib("img/opt/real/libi.so", &[], &[]);
+    // A cache written by the real ldconfig for the image, with a glibc-hwcaps entry.
+    l.lib(
+        "img/opt/cached/libcached.so.1",
+        &[],
+        &["-Wl,-soname,libcached.so.1"],
+    );
+    l.lib(
+        "img/opt/cached/glibc-hwcaps/x86-64-v2/libcached.so.1",
+        &[],
+        &["-Wl,-soname,libcached.so.1"],
+    );
+    fs::write(img.join("etc/ld.so.conf"), "/opt/cached\n").expect("conf");
+    run_ok(Command::new("ldconfig").arg("-r").arg(&img));
     let exe = l.exe(
         "img/bin/prog",
-        &["libi.so"],
+        &["libi.so", "libcached.so.1"],
         &[
             &format!("-L{}", l.s("img/opt/real")),
+            &format!("-L{}", l.s("img/opt/cached")),
             "-Wl,--enable-new-dtags,-rpath,/opt/missing:/opt/l",
         ],
     );
@@ -658,4 +672,30 @@ fn native_sysroot_image_under_chroot() {
     assert!(status.success());
     assert_eq!(pred, actual);
     assert_eq!(j["stock"]["objects"][0]["runpath"], "/opt/missing:/opt/l");
+    let via: Vec<&str> = j["stock"]["searches"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .map(|s| s["via"].as_str().unwrap_or(""))
+        .collect();
+    assert!(via.contains(&"cache"), "{via:?}");
+    // ldconfig recorded a glibc-hwcaps entry; with x86-64-v2 active the cache must pick it.
+    let v2 = j["facts"]["hwcaps_active"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .any(|h| h == "x86-64-v2");
+    let cached = j["stock"]["searches"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .find(|s| s["name"] == "libcached.so.1")
+        .expect("searched");
+    assert_eq!(
+        cached["path"]
+            .as_str()
+            .is_some_and(|p| p.contains("glibc-hwcaps/x86-64-v2/")),
+        v2,
+        "{cached}"
+    );
 }
