@@ -699,3 +699,23 @@ fn native_sysroot_image_under_chroot() {
         "{cached}"
     );
 }
+
+#[test]
+fn i686_under_qemu() {
+    cross("qemu-i386", "i686-linux-gnu-gcc", "/usr/i686-linux-gnu");
+}
+
+#[test]
+fn riscv64_ppc64le_s390x_under_qemu() {
+    cross(
+        "qemu-riscv64",
+        "riscv64-linux-gnu-gcc",
+        "/usr/riscv64-linux-gnu",
+    );
+    cross(
+        "qemu-ppc64le",
+        "powerpc64le-linux-gnu-gcc",
+        "/usr/powerpc64le-linux-gnu",
+    );
+    cross("qemu-s390x", "s390x-linux-gnu-gcc", "/usr/s390x-linux-gnu");
+}

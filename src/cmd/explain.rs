@@ -95,13 +95,15 @@ pub fn explain(a: ExplainArgs) -> i32 {
 }
 
 /// qemu-user program for a machine, when it is not the host's.
-fn qemu_for(id: &target::Ident) -> Option<&'static str> {
+/// With `--qemu` the loader always runs under qemu-user (its emulated CPU sets the hwcaps and
+/// platform the program will see); otherwise natively when the host can run it.
+fn qemu_for(id: &target::Ident, force: bool) -> Option<&'static str> {
     let host = match std::env::consts::ARCH {
         "x86_64" => (62, true),
         "aarch64" => (183, true),
         _ => (0, false),
     };
-    if (id.machine, id.is_64) == host || (id.machine == 3 && host == (62, true)) {
+    if !force && ((id.machine, id.is_64) == host || (id.machine == 3 && host == (62, true))) {
         return None;
     }
     Some(match (id.machine, id.is_64, id.big_endian) {
@@ -172,7 +174,7 @@ fn get_facts(
     };
     if !a.no_run_loader {
         if let Some(interp) = interp.or(tdata.map(|t| t.dynamic_loader.as_bytes())) {
-            let qemu = qemu_for(id);
+            let qemu = qemu_for(id, a.qemu);
             // The sysroot's loader is run by its host path, natively or under qemu-user.
             let mut p = root.as_os_str().as_bytes().to_vec();
             while p.ends_with(b"/") {
