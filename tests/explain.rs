@@ -318,6 +318,39 @@ fn cross_layouts(cc: &'static str) -> Vec<Built> {
     );
     let cwd = l.dir.path().to_path_buf();
     out.push(("RPATH chain + $ORIGIN".to_string(), l, exe, cwd, Vec::new()));
+    // Decoys ahead of the real library: a host (x86-64) build and, for armhf, a soft-float
+    // build (Debian's loader skips it silently); the loader opens each, skips it, goes on.
+    let l = Lay::new(cc);
+    l.lib("real/libd.so", &[], &[]);
+    let mut decoys = vec![("gcc", "host")];
+    if cc == "arm-linux-gnueabihf-gcc" && which::which("arm-linux-gnueabi-gcc").is_ok() {
+        decoys.push(("arm-linux-gnueabi-gcc", "softfloat"));
+    }
+    let mut rp = Vec::new();
+    for (dcc, dir) in decoys {
+        let d = Lay::new(dcc);
+        d.lib("libd.so", &[], &[]);
+        l.mkdir(dir);
+        fs::copy(d.p("libd.so"), l.p(&format!("{dir}/libd.so"))).expect("copy decoy");
+        rp.push(l.s(dir));
+    }
+    rp.push(l.s("real"));
+    let exe = l.exe(
+        "prog",
+        &["libd.so"],
+        &[
+            &format!("-L{}", l.s("real")),
+            &format!("-Wl,--enable-new-dtags,-rpath,{}", rp.join(":")),
+        ],
+    );
+    let cwd = l.dir.path().to_path_buf();
+    out.push((
+        "decoys (other machine / float ABI)".to_string(),
+        l,
+        exe,
+        cwd,
+        Vec::new(),
+    ));
     out
 }
 
@@ -718,4 +751,13 @@ fn riscv64_ppc64le_s390x_under_qemu() {
         "/usr/powerpc64le-linux-gnu",
     );
     cross("qemu-s390x", "s390x-linux-gnu-gcc", "/usr/s390x-linux-gnu");
+}
+
+#[test]
+fn armel_under_qemu() {
+    cross(
+        "qemu-arm",
+        "arm-linux-gnueabi-gcc",
+        "/usr/arm-linux-gnueabi",
+    );
 }

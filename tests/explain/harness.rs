@@ -362,7 +362,7 @@ pub fn qemu_case(
         .count()
         + trying.len().abs_diff(actual.trying.len());
     println!(
-        "case {name} ({qemu}): trying file= lines predicted {} / loader {}, mismatched {mismatched}; \
+        "case {name} ({qemu} -L {sysroot}): trying file= lines predicted {} / loader {}, mismatched {mismatched}; \
          [openat ok, openat fail, stat ok, stat fail] predicted {pc:?} / qemu -strace {ac:?}, prediction error = {err}; trace equal: {}",
         trying.len(),
         actual.trying.len(),
