@@ -24,7 +24,8 @@ use crate::target::{Ident, Target};
 
 pub use facts::LoaderFacts;
 pub use model::{
-    Call, Counts, Event, Map, MapKind, NoteDialect, NoteState, Outcome, Run, Search, Stage,
+    Call, Counts, Event, Map, MapKind, NoteDialect, NotePairs, NoteState, Outcome, Run, Search,
+    Stage,
 };
 pub use probe::{FsProbe, HostProbe, Probe};
 
@@ -120,7 +121,7 @@ fn read_map(data: &[u8], name: &[u8], inp: &Input) -> Result<Map, ElfError> {
 /// `soname\0pathlist\0` pairs up to an empty soname; a pair with an empty path list poisons
 /// the whole note. Elements other than `=X` and `?X` are ignored (unlike
 /// [`note::decode_descriptor`], which reports them).
-fn loader_view(desc: &[u8]) -> Result<Vec<(Vec<u8>, Vec<note::Entry>)>, String> {
+fn loader_view(desc: &[u8]) -> Result<NotePairs, String> {
     if desc.len() <= 2 || !desc.ends_with(&[0, 0]) {
         return Err("descriptor too short or not ending in two NULs".into());
     }

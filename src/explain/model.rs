@@ -112,6 +112,9 @@ impl Counts {
     }
 }
 
+/// A note as the loader reads it: (soname, elements) pairs in descriptor order.
+pub type NotePairs = Vec<(Vec<u8>, Vec<Entry>)>;
+
 /// The requesting object's note as the note-aware loader sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum NoteState {
@@ -120,11 +123,11 @@ pub enum NoteState {
     None,
     /// A usable note: (soname, elements) pairs in descriptor order; the loader uses the first
     /// pair whose soname matches. Elements the loader ignores are already left out.
-    Ok(Vec<(Vec<u8>, Vec<Entry>)>),
+    Ok(NotePairs),
     /// A note the loader distrusts (and so ignores), with why.
     Bad(String),
     /// No note in the file; this is the note ldnote would write (`explain --plan`).
-    Planned(Vec<(Vec<u8>, Vec<Entry>)>),
+    Planned(NotePairs),
 }
 
 /// Which note-aware loader is simulated; they differ in small points.
