@@ -483,3 +483,93 @@ fn ld_library_path_and_origin() {
     // LD_LIBRARY_PATH is searched first (before RUNPATH) for libo too.
     assert_eq!(r.trying()[0], b"/x/glibc-hwcaps/x86-64-v4/libo.so");
 }
+
+#[test]
+fn json_fields_are_the_documented_ones() {
+    let mut f = base_fs();
+    f.file("/t/libs/libfoo.so", &lib());
+    let exe = so(
+        &["libfoo.so", "libc.so.6"],
+        Some("/t/libs"),
+        None,
+        None,
+        None,
+    );
+    let stock = sim(f.clone(), &exe, None, false);
+    let note = sim(f, &exe, None, true);
+    let text = super::json::render("prog", &amd(), false, &stock, &note);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&v),
+        ["facts", "file", "loader", "note", "stock", "version"]
+    );
+    assert_eq!(
+        keys(&v["facts"]),
+        [
+            "capstrs",
+            "hwcaps_active",
+            "legacy_hwcaps",
+            "lib",
+            "platform",
+            "rtld",
+            "source",
+            "sysconfdir",
+            "system_dirs",
+            "version"
+        ]
+    );
+    assert_eq!(
+        keys(&v["stock"]),
+        ["error", "objects", "searches", "totals", "trace", "trying"]
+    );
+    assert_eq!(
+        keys(&v["stock"]["objects"][0]),
+        [
+            "counts",
+            "index",
+            "kind",
+            "loader",
+            "needed",
+            "nodeflib",
+            "note",
+            "note_error",
+            "path",
+            "rpath",
+            "runpath",
+            "soname"
+        ]
+    );
+    assert_eq!(
+        keys(&v["stock"]["searches"][0]),
+        [
+            "counts",
+            "error",
+            "name",
+            "object",
+            "owner",
+            "path",
+            "requester",
+            "result",
+            "via",
+            "why"
+        ]
+    );
+    assert_eq!(
+        keys(&v["stock"]["trace"][0]),
+        ["call", "errno", "path", "stage", "trying"]
+    );
+    assert_eq!(
+        keys(&v["stock"]["totals"]),
+        ["openat_fail", "openat_ok", "stat_fail", "stat_ok"]
+    );
+    assert_eq!(v["stock"]["searches"][0]["via"], "runpath");
+    assert_eq!(
+        v["stock"]["searches"][0]["why"],
+        "RUNPATH of the executable"
+    );
+}
