@@ -181,7 +181,11 @@ fn get_facts(
                 p.pop();
             }
             p.extend_from_slice(interp);
-            let host_path = PathBuf::from(OsString::from_vec(p));
+            let mut host_path = PathBuf::from(OsString::from_vec(p));
+            // qemu-user's view: a path missing under the sysroot is the host's.
+            if a.qemu && !host_path.exists() {
+                host_path = PathBuf::from(OsString::from_vec(interp.to_vec()));
+            }
             let pass: Vec<_> = env
                 .iter()
                 .filter(|(k, _)| k == "LD_HWCAP_MASK" || k == "GLIBC_TUNABLES")

@@ -181,3 +181,64 @@ fn armel_under_qemu() {
         "/usr/arm-linux-gnueabi",
     );
 }
+
+/// The aarch64 note-aware loader (loader/build.sh --target aarch64-linux-gnu) under qemu, if
+/// built: a program noted by `ldnote link` with that loader as PT_INTERP.
+#[test]
+fn aarch64_note_aware_loader_under_qemu() {
+    let cc = "aarch64-linux-gnu-gcc";
+    if !have("qemu-aarch64") || !have(cc) {
+        return;
+    }
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
+    let cache = Path::new(&home).join(".cache/ldnote");
+    let prefix = fs::read_dir(&cache).ok().and_then(|rd| {
+        rd.flatten().map(|e| e.path()).find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("glibc-2.36-note-aarch64"))
+                && p.join(".ldnote-build-complete").exists()
+        })
+    });
+    let Some(prefix) = prefix else {
+        println!("SKIP aarch64 note-aware loader: no finished loader/build.sh --target aarch64-linux-gnu output");
+        return;
+    };
+    let ldso = prefix.join("lib/ld-linux-aarch64.so.1");
+    let l = Lay::new(cc);
+    l.mkdir("empty");
+    let mut dirs = vec![l.s("empty"), l.s("missing")];
+    for i in 0..4 {
+        l.lib(&format!("d{i}/liba{i}.so"), &[], &[]);
+        dirs.push(l.s(&format!("d{i}")));
+    }
+    dirs.push(prefix.join("lib").display().to_string());
+    fs::write(l.p("main.c"), "int main(void){return 0;}\n").expect("src");
+    let mut args: Vec<String> = vec![
+        "link".into(),
+        "--".into(),
+        cc.into(),
+        "-o".into(),
+        l.s("prog"),
+        l.s("main.c"),
+        "-Wl,--no-as-needed".into(),
+    ];
+    for i in 0..4 {
+        args.push(format!("-L{}", l.s(&format!("d{i}"))));
+        args.push(format!("-l:liba{i}.so"));
+    }
+    args.push(format!("-Wl,--enable-new-dtags,-rpath,{}", dirs.join(":")));
+    args.push(format!("-Wl,--dynamic-linker={}", ldso.display()));
+    run_ok(std::process::Command::new(env!("CARGO_BIN_EXE_ldnote")).args(&args));
+    let err = qemu_case_loader(
+        "noted program, aarch64 note-aware loader",
+        "qemu-aarch64",
+        "/usr/aarch64-linux-gnu",
+        &l.p("prog"),
+        l.dir.path(),
+        &[],
+        true,
+    );
+    assert_eq!(err, 0);
+}

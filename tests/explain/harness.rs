@@ -316,6 +316,20 @@ pub fn qemu_case(
     cwd: &Path,
     env: &[(&str, &str)],
 ) -> usize {
+    qemu_case_loader(name, qemu, sysroot, exe, cwd, env, false)
+}
+
+/// [`qemu_case`] for the stock (`note` false) or the note-aware prediction; the latter also
+/// compares the `trying cached file=` lines of `=` entries.
+pub fn qemu_case_loader(
+    name: &str,
+    qemu: &str,
+    sysroot: &str,
+    exe: &Path,
+    cwd: &Path,
+    env: &[(&str, &str)],
+    note: bool,
+) -> usize {
     let run = |extra: &[&str]| {
         let mut c = Command::new(qemu);
         c.args(["-L", sysroot]).args(extra);
@@ -333,7 +347,15 @@ pub fn qemu_case(
         failed: !dbg.status.success(),
         ..Default::default()
     };
-    parse_ld_debug(&String::from_utf8_lossy(&dbg.stderr), &mut actual);
+    let dbg_text = String::from_utf8_lossy(&dbg.stderr).into_owned();
+    parse_ld_debug(&dbg_text, &mut actual);
+    let cached: Vec<String> = dbg_text
+        .lines()
+        .filter_map(|x| {
+            x.split_once("\t  trying cached file=")
+                .map(|(_, p)| p.to_string())
+        })
+        .collect();
     let st = run(&["-strace"]);
     actual.trace = parse_qemu_strace(&String::from_utf8_lossy(&st.stderr));
 
@@ -348,10 +370,25 @@ pub fn qemu_case(
         args.push("--env".into());
         args.push(format!("{k}={v}"));
     }
+    if note {
+        args.push("--loader".into());
+        args.push("note".into());
+    }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let j = explain(&argv, exe, cwd);
-    let stock = &j["stock"];
+    let stock = if note { &j["note"] } else { &j["stock"] };
     let pred = predicted_trace(stock);
+    let pred_cached: Vec<String> = stock["trace"]
+        .as_array()
+        .expect("trace")
+        .iter()
+        .filter(|e| e["stage"] == "note_exact" && e["call"] == "openat")
+        .map(|e| e["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        pred_cached, cached,
+        "{name}: trying cached file= lines differ"
+    );
     let trying = strs(&stock["trying"]);
     let (pc, ac) = (count(&pred), count(&actual.trace));
     let err: usize = pc.iter().zip(ac.iter()).map(|(p, a)| p.abs_diff(*a)).sum();
