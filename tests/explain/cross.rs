@@ -190,22 +190,27 @@ fn aarch64_note_aware_loader_under_qemu() {
     if !have("qemu-aarch64") || !have(cc) {
         return;
     }
-    let Some(home) = std::env::var_os("HOME") else {
+    // LDNOTE_NOTE_LDSO_AARCH64 (an ld.so with libc.so.6 next to it), else a finished build.
+    let ldso = std::env::var_os("LDNOTE_NOTE_LDSO_AARCH64")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = Path::new(&std::env::var_os("HOME")?).join(".cache/ldnote");
+            fs::read_dir(cache)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("glibc-2.36-note-aarch64"))
+                        && p.join(".ldnote-build-complete").exists()
+                })
+                .map(|p| p.join("lib/ld-linux-aarch64.so.1"))
+        });
+    let Some(ldso) = ldso else {
+        println!("SKIP aarch64 note-aware loader: no LDNOTE_NOTE_LDSO_AARCH64 and no finished loader/build.sh --target aarch64-linux-gnu output");
         return;
     };
-    let cache = Path::new(&home).join(".cache/ldnote");
-    let prefix = fs::read_dir(&cache).ok().and_then(|rd| {
-        rd.flatten().map(|e| e.path()).find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("glibc-2.36-note-aarch64"))
-                && p.join(".ldnote-build-complete").exists()
-        })
-    });
-    let Some(prefix) = prefix else {
-        println!("SKIP aarch64 note-aware loader: no finished loader/build.sh --target aarch64-linux-gnu output");
-        return;
-    };
-    let ldso = prefix.join("lib/ld-linux-aarch64.so.1");
+    let libdir = ldso.parent().expect("dir").to_path_buf();
     let l = Lay::new(cc);
     l.mkdir("empty");
     let mut dirs = vec![l.s("empty"), l.s("missing")];
@@ -213,7 +218,7 @@ fn aarch64_note_aware_loader_under_qemu() {
         l.lib(&format!("d{i}/liba{i}.so"), &[], &[]);
         dirs.push(l.s(&format!("d{i}")));
     }
-    dirs.push(prefix.join("lib").display().to_string());
+    dirs.push(libdir.display().to_string());
     fs::write(l.p("main.c"), "int main(void){return 0;}\n").expect("src");
     let mut args: Vec<String> = vec![
         "link".into(),
