@@ -15,4 +15,5 @@ pub mod note;
 pub mod reserve;
 pub mod resolve;
 pub mod rsp;
+pub mod shrink;
 pub mod target;

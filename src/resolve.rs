@@ -110,6 +110,15 @@ impl<F: Fs> Resolver<F> {
         }
     }
 
+    /// The first `n` bytes of `path` (a target path), resolved inside the sysroot.
+    pub fn read_head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
+        let real = self.root.resolve(path).map_err(|e| match e {
+            crate::fs::ResolveError::Io(_, io) => io,
+            other => io::Error::other(other.to_string()),
+        })?;
+        self.root.fs().head(&real, n)
+    }
+
     /// Change the policy (it depends on each object's target); listings stay cached.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
@@ -203,11 +212,11 @@ impl<F: Fs> Resolver<F> {
         if comp.is_empty() {
             return Some("empty component: the loader searches the current directory".into());
         }
-        if comp[0] != b'/' {
-            return Some("relative: resolved against the process's working directory".into());
-        }
         if comp.contains(&b'$') {
             return Some("dynamic string token, expanded by the loader".into());
+        }
+        if comp[0] != b'/' {
+            return Some("relative: resolved against the process's working directory".into());
         }
         if let Some(prefixes) = &self.policy.immutable_prefixes {
             if !prefixes.iter().any(|p| under(comp, p)) {

@@ -1,14 +1,208 @@
-//! Post-link placement of a note in a new segment. (Being written.)
+//! Post-link fallback: put a `.note.nixos.ldcache` note into an already linked ELF that has no room
+//! reserved for it (`ldnote patch`, or a linker that dropped the reserved section).
+//!
+//! # Strategy
+//!
+//! The loader finds the note only through a PT_NOTE program header inside a PT_LOAD, so the note
+//! needs mapped bytes *and*, usually, one more program header. The program header table sits at
+//! the start of the first PT_LOAD, directly followed by `.interp`, the notes, `.dynsym` and the
+//! other dynamic-linking tables, so it cannot grow in place. Moving the table itself elsewhere
+//! works for the loader but not for GNU `strip`/`objcopy`: BFD always rewrites the table right after
+//! the ELF header and then shifts every section behind it (tried: the stripped program crashes).
+//! So the table stays where it is, and what is in its way moves instead:
+//!
+//! * Only tables that nothing reaches by address except program headers and dynamic tags are
+//!   moved: `.interp`, notes, hash tables, `.dynsym`, `.dynstr`, version tables, dynamic
+//!   relocations. Each moves as a unit with the segments and tag ranges over it, its internal
+//!   layout intact; PT_INTERP / PT_NOTE / PT_GNU_PROPERTY, the dynamic tags and the symbols
+//!   defined in it are shifted. Anything else in the way (code, `.rodata`) makes the plan fail.
+//! * Where the moved units and the note go, cheapest first:
+//!   1. If there is a 4-aligned PT_NOTE, its notes move and our note is appended to it, so no
+//!      program header is added and the table need not grow at all.
+//!   2. The bytes after a PT_LOAD that are free both in the file and in the address space (GNU ld
+//!      and gold leave up to a page of padding between segments; GNU ld on aarch64 up to 64 KiB):
+//!      that PT_LOAD grows over them. Zero bytes of file growth beyond the section headers.
+//!   3. Otherwise (lld, mold pack the file) a new PT_LOAD at the end of the file. Its address is
+//!      free to choose, so it is picked above every segment and congruent to its offset modulo the
+//!      largest `p_align` of the existing PT_LOADs (64 KiB pages on aarch64/ppc64) without any
+//!      file padding: it costs only the moved bytes and the note (patchelf pads to a page).
+//!      Its `p_vaddr - p_offset` is kept no smaller than any existing PT_LOAD's: qemu-user derives
+//!      AT_PHDR from the smallest one (patchelf pads ET_EXEC files for the same reason). It starts
+//!      a byte before the first table in it: llvm-objcopy treats a segment that starts at the
+//!      same offset as an earlier program header (PT_INTERP) as that one's child and then drops
+//!      its page alignment.
+//! * The grown program header table, a grown PT_LOAD and a new PT_LOAD must not cover the address
+//!   of an allocated section that stays, NOBITS ones included: BFD lays sections out by address
+//!   and would shift them (seen with mold executables that patchelf had already rewritten).
+//! * The new section header goes at the end of the section header table and its name at the end
+//!   of `.shstrtab`; both tables are rewritten at the end of the file (in place of the old ones
+//!   when they end the file, as they do after every linker we serve).
+//!
+//! Everything else keeps its bytes and offsets; code, data and `.dynamic` keep their addresses,
+//! so non-PIE executables are fine. Limits: a program whose code takes the address of a moved
+//! table (a linker-script symbol such as `__build_id_start` inside `.note.gnu.build-id`) would
+//! read zeros there; no linker does that by default.
+
+mod image;
+mod plan;
+mod write;
+
+use object::elf;
+
+use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
+use image::Image;
+use plan::{Ctx, DynEntry};
 
 /// Why a note could not be appended.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
-    /// Not yet available.
-    #[error("appending a note segment is not implemented yet")]
-    Unsupported,
+    /// The input does not start with an ELF header.
+    #[error("not an ELF file")]
+    NotElf,
+    /// The input is truncated or its headers contradict each other.
+    #[error("corrupt or truncated ELF file: {0}")]
+    Corrupt(&'static str),
+    /// A relocatable object: the note belongs in the linked output.
+    #[error("relocatable object (ET_REL): the note belongs in a linked executable or library")]
+    Relocatable,
+    /// Neither an executable nor a shared object.
+    #[error("unsupported ELF file type {0} (expected ET_EXEC or ET_DYN)")]
+    UnsupportedType(u16),
+    /// A legal ELF feature this embedder does not handle.
+    #[error("unsupported ELF layout: {0}")]
+    Unsupported(&'static str),
+    /// The file has no section headers to add `.note.nixos.ldcache` to.
+    #[error("the file has no section headers")]
+    NoSectionHeaders,
+    /// The file already carries a resolution note.
+    #[error("the file already has a .note.nixos.ldcache note")]
+    AlreadyPresent,
+    /// The bytes to embed are not a 4-byte aligned, non-empty note section.
+    #[error("invalid note section: {0}")]
+    BadSection(&'static str),
+    /// No placement keeps the program loadable.
+    #[error("no room can be made for the note: {0}")]
+    NoRoom(&'static str),
 }
 
-/// Append `section` as `.note.nixos.ldcache` in a new segment.
-pub fn append_note(_data: &[u8], _section: &[u8]) -> Result<Vec<u8>, AppendError> {
-    Err(AppendError::Unsupported)
+/// `data`: a linked ELF (ET_EXEC or ET_DYN, 32/64-bit, LE/BE) with no `.note.nixos.ldcache`
+/// section. `section`: the complete bytes to place in a new section `.note.nixos.ldcache`
+/// (already-encoded note(s), 4-byte aligned length). Returns the whole new file image.
+pub fn append_note(data: &[u8], section: &[u8]) -> Result<Vec<u8>, AppendError> {
+    if section.is_empty() || section.len() % 4 != 0 {
+        return Err(AppendError::BadSection(
+            "length must be a non-zero multiple of 4",
+        ));
+    }
+    let img = Image::parse(data)?;
+    if img.secs.iter().any(|s| s.name == SECTION_NAME) || has_resolution_note(&img, data) {
+        return Err(AppendError::AlreadyPresent);
+    }
+    if img.loads().next().is_none() {
+        return Err(AppendError::NoRoom("the file has no PT_LOAD"));
+    }
+    let page = img.loads().map(|l| l.align).max().unwrap_or(0).max(0x1000);
+    if !page.is_power_of_two() {
+        return Err(AppendError::Corrupt(
+            "PT_LOAD alignment is not a power of two",
+        ));
+    }
+    let ctx = Ctx {
+        dynamic: read_dynamic(&img, data)?,
+        note_len: section.len() as u64,
+        tail: reclaimable_tail(&img, data.len() as u64),
+        page,
+        img: &img,
+    };
+    let plan = ctx.plan()?;
+    write::apply(&ctx, data, &plan, section, SECTION_NAME)
 }
+
+/// Where the section name table and the section header table can be rewritten: the start of
+/// their run at the end of the file, if nothing else follows them; otherwise the end of the file.
+fn reclaimable_tail(img: &Image, len: u64) -> u64 {
+    let (sh_lo, sh_hi) = img.sh_table();
+    if sh_hi != len {
+        return len;
+    }
+    let strtab = &img.secs[img.shstrndx];
+    let kept_end = img
+        .secs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(i, _)| i != img.shstrndx)
+        .filter_map(|(_, s)| s.file_range().map(|r| r.1))
+        .chain(img.segs.iter().map(|s| s.file_end()))
+        .chain([img.ph_end(img.segs.len())])
+        .max()
+        .unwrap_or(0);
+    let str_end = strtab.offset.saturating_add(strtab.size);
+    // The name table is reclaimed with the header table when only alignment padding separates them.
+    if strtab.offset >= kept_end && str_end <= sh_lo && sh_lo - str_end < img.word() {
+        strtab.offset
+    } else if sh_lo >= kept_end.max(str_end) {
+        sh_lo
+    } else {
+        len
+    }
+}
+
+/// The entries of the first PT_DYNAMIC, with the file offset of each value field.
+fn read_dynamic(img: &Image, data: &[u8]) -> Result<Vec<DynEntry>, AppendError> {
+    let Some(seg) = img.segs.iter().find(|s| s.p_type == elf::PT_DYNAMIC) else {
+        return Ok(Vec::new());
+    };
+    let w = img.word();
+    let mut v = Vec::new();
+    let mut at = seg.offset;
+    while at + 2 * w <= seg.file_end() {
+        let tag = img
+            .get_word(data, at)
+            .ok_or(AppendError::Corrupt("dynamic section"))?;
+        let val = img
+            .get_word(data, at + w)
+            .ok_or(AppendError::Corrupt("dynamic section"))?;
+        if tag == u64::from(elf::DT_NULL) {
+            break;
+        }
+        v.push(DynEntry {
+            tag,
+            val,
+            val_off: at + w,
+        });
+        at += 2 * w;
+    }
+    Ok(v)
+}
+
+/// Is a NixOS resolution note already reachable through a PT_NOTE (even without its section)?
+fn has_resolution_note(img: &Image, data: &[u8]) -> bool {
+    img.segs
+        .iter()
+        .filter(|s| s.p_type == elf::PT_NOTE)
+        .any(|s| note_in_segment(img, data, s.offset, s.file_end(), s.align).unwrap_or(false))
+}
+
+/// Walks one PT_NOTE like glibc (`p_align`, at least 4); `None` on a malformed note.
+fn note_in_segment(img: &Image, data: &[u8], lo: u64, hi: u64, align: u64) -> Option<bool> {
+    let align = align.clamp(4, 8);
+    let up = |v: u64| v.checked_add(align - 1).map(|x| x / align * align);
+    let mut at = lo;
+    while at.checked_add(12)? <= hi {
+        let namesz = u64::from(img.get_u32(data, at)?);
+        let descsz = u64::from(img.get_u32(data, at + 4)?);
+        let ty = img.get_u32(data, at + 8)?;
+        let name = data.get(usize::try_from(at + 12).ok()?..)?;
+        let name = name.get(..usize::try_from(namesz).ok()?)?;
+        if ty == NOTE_TYPE && name.strip_suffix(b"\0") == Some(NOTE_NAME) {
+            return Some(true);
+        }
+        let desc_at = up(at + 12 + namesz)?;
+        at = up(desc_at.checked_add(descsz)?)?;
+    }
+    Some(false)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,2 @@
+#include <mid.h>
+int core_value(void) { return mid_value() * 10; }

@@ -1,0 +1,2 @@
+int core_value(void);
+int plugin_value(void) { return core_value() + 2; }

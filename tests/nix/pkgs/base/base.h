@@ -1,0 +1,2 @@
+int base_value(void);
+int util_twice(int x);

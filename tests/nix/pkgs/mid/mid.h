@@ -1,0 +1,1 @@
+int mid_value(void);
