@@ -9,6 +9,7 @@ pub mod argv;
 pub mod elf;
 pub mod embed;
 pub mod env;
+pub mod explain;
 pub mod fs;
 pub mod note;
 pub mod reserve;
