@@ -93,6 +93,10 @@ pub struct ElfInfo {
     pub note_section: Option<SectionPlace>,
     /// Its `sh_name` (offset in `.shstrtab`).
     pub note_section_name: Option<u32>,
+    /// File offset of the run-path string in use (DT_RUNPATH's, else DT_RPATH's).
+    pub run_path_string: Option<u64>,
+    /// File offset of the DT_RPATH entry's tag, when the object has DT_RPATH and no DT_RUNPATH.
+    pub rpath_tag: Option<u64>,
     /// An unused ldnote reservation whose section was renamed `.ldcache` (see `embed`), with
     /// its `sh_name`: filling it later renames it back.
     pub renamed_section: Option<(SectionPlace, u32)>,
@@ -106,7 +110,10 @@ impl ElfInfo {
 
     /// The run path the loader (and patchelf) use: DT_RUNPATH, else DT_RPATH.
     pub fn search_path(&self) -> Option<&[u8]> {
-        self.runpath.as_deref().or(self.rpath.as_deref())
+        self.runpath
+            .as_deref()
+            .or(self.rpath.as_deref())
+            .filter(|p| !p.is_empty())
     }
 }
 
@@ -168,6 +175,8 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         note_section: None,
         note_section_name: None,
         renamed_section: None,
+        run_path_string: None,
+        rpath_tag: None,
     };
 
     for (index, ph) in phdrs.iter().enumerate() {
@@ -177,7 +186,14 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                 let Some(dyns) = ph.dynamic(endian, data)? else {
                     continue;
                 };
-                read_dynamic::<H, R>(dyns, endian, data, &vaddr_to_off, &mut info)?;
+                read_dynamic::<H, R>(
+                    dyns,
+                    to_u64(ph.p_offset(endian)),
+                    endian,
+                    data,
+                    &vaddr_to_off,
+                    &mut info,
+                )?;
             }
             elf::PT_NOTE => {
                 let seg = NoteSegment {
@@ -236,6 +252,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
 
 fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     dyns: &[H::Dyn],
+    dyn_offset: u64,
     endian: Endianness,
     data: R,
     vaddr_to_off: &dyn Fn(u64) -> Option<u64>,
@@ -245,7 +262,7 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     let mut strtab = None;
     let mut strsz = None;
     for d in dyns {
-        match d.d_tag(endian).into() as u32 {
+        match u32::try_from(d.d_tag(endian).into()).unwrap_or(u32::MAX) {
             elf::DT_STRTAB => strtab = Some(d.d_val(endian).into()),
             elf::DT_STRSZ => strsz = Some(d.d_val(endian).into()),
             _ => {}
@@ -272,17 +289,31 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             .ok_or_else(|| ElfError::Malformed("unterminated dynamic string".into()))?;
         Ok(rest[..end].to_vec())
     };
-    for d in dyns {
+    let entry_size = std::mem::size_of::<H::Dyn>() as u64;
+    let mut rpath_at = None;
+    for (i, d) in dyns.iter().enumerate() {
         let tag = d.d_tag(endian).into();
         let val = d.d_val(endian).into();
         if tag == u64::from(elf::DT_NULL) {
             break;
         }
-        match tag as u32 {
+        match u32::try_from(tag).unwrap_or(u32::MAX) {
             elf::DT_NEEDED => info.needed.push(string(val)?),
-            elf::DT_RUNPATH => info.runpath = Some(string(val)?),
-            elf::DT_RPATH => info.rpath = Some(string(val)?),
+            elf::DT_RUNPATH => {
+                info.runpath = Some(string(val)?);
+                info.run_path_string = Some(off + val);
+            }
+            elf::DT_RPATH => {
+                info.rpath = Some(string(val)?);
+                rpath_at = Some((dyn_offset + i as u64 * entry_size, off + val));
+            }
             _ => {}
+        }
+    }
+    if info.runpath.is_none() {
+        if let Some((tag_at, string_at)) = rpath_at {
+            info.rpath_tag = Some(tag_at);
+            info.run_path_string = Some(string_at);
         }
     }
     Ok(())

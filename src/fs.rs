@@ -5,11 +5,13 @@
 //! (an absolute link target is re-rooted, `..` never climbs above the root, loops are reported),
 //! which is what the target sees at run time when the sysroot is its image.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// What a path names, without following a final symlink (`lstat`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +113,7 @@ impl Fs for RealFs {
 
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
         let f = std::fs::File::open(self.host(path))?;
-        let mut buf = Vec::with_capacity(n);
+        let mut buf = Vec::with_capacity(n.min(1 << 16));
         f.take(n as u64).read_to_end(&mut buf)?;
         Ok(buf)
     }
@@ -236,10 +238,19 @@ pub enum ResolveError {
     Io(String, #[source] io::Error),
 }
 
-/// Symlink-aware path resolution inside a sysroot, with a cache of resolved directories.
+/// A cached directory listing: entry name -> kind from `d_type` (`None`: unknown).
+pub type Listing = Rc<HashMap<Vec<u8>, Option<Kind>>>;
+
+/// A listing or the error that listing gave (kept as kind and errno: `io::Error` is not `Clone`).
+type CachedListing = Result<Listing, (io::ErrorKind, Option<i32>)>;
+
+/// Symlink-aware path resolution inside a sysroot, with caches of resolved directories and of
+/// directory listings: each directory is read once (one `getdents` pass) and the kinds of its
+/// entries answer later `lstat` questions, so resolution costs about one call per directory.
 pub struct Sysroot<F: Fs> {
     fs: F,
     dirs: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    lists: RefCell<HashMap<Vec<u8>, CachedListing>>,
 }
 
 const MAX_LINKS: usize = 40;
@@ -250,12 +261,51 @@ impl<F: Fs> Sysroot<F> {
         Sysroot {
             fs,
             dirs: HashMap::new(),
+            lists: RefCell::new(HashMap::new()),
         }
     }
 
     /// The underlying filesystem.
     pub fn fs(&self) -> &F {
         &self.fs
+    }
+
+    /// The listing of the symlink-free directory `dir`, read once.
+    pub fn list(&self, dir: &[u8]) -> io::Result<Listing> {
+        if let Some(hit) = self.lists.borrow().get(dir) {
+            return hit.clone().map_err(|(kind, raw)| match raw {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::from(kind),
+            });
+        }
+        let got = self
+            .fs
+            .list(dir)
+            .map(|v| Rc::new(v.into_iter().collect::<HashMap<_, _>>()));
+        let cached = match &got {
+            Ok(l) => Ok(l.clone()),
+            Err(e) => Err((e.kind(), e.raw_os_error())),
+        };
+        self.lists.borrow_mut().insert(dir.to_vec(), cached);
+        got
+    }
+
+    /// `lstat` of a symlink-free parent's entry, answered from the parent's listing when its
+    /// `d_type` is known (a symlink still needs its target).
+    fn kind(&self, path: &[u8]) -> io::Result<Kind> {
+        let cut = path.iter().rposition(|b| *b == b'/').unwrap_or(0);
+        let (parent, name) = (
+            if cut == 0 { &b"/"[..] } else { &path[..cut] },
+            &path[cut + 1..],
+        );
+        if let Ok(listing) = self.list(parent) {
+            match listing.get(name) {
+                None => return Err(io::Error::from(io::ErrorKind::NotFound)),
+                Some(Some(k)) if !matches!(k, Kind::Symlink(_)) => return Ok(k.clone()),
+                Some(_) => {}
+            }
+        }
+        self.fs.kind(path)
     }
 
     /// Resolve `path` (absolute, target view) to a symlink-free path inside the sysroot,
@@ -281,7 +331,7 @@ impl<F: Fs> Sysroot<F> {
             }
             done.push(comp);
             let cur = join(&done);
-            match self.fs.kind(&cur) {
+            match self.kind(&cur) {
                 Ok(Kind::Symlink(target)) => {
                     links += 1;
                     if links > MAX_LINKS {

@@ -54,6 +54,8 @@ enum Cmd {
     },
     /// Build a small Nix-like layout, link a program through ldnote, run it, show its note.
     Demo,
+    /// Predict glibc's library search for FILE: resolved files, probes, syscall counts.
+    Explain(cmd::explain::ExplainArgs),
 }
 
 fn main() {
@@ -76,6 +78,7 @@ fn main() {
         Cmd::Show { json, file } => cmd::show::show(&file, json),
         Cmd::Check { opts, files } => cmd::show::check(&files, opts),
         Cmd::Demo => cmd::demo::demo(),
+        Cmd::Explain(a) => cmd::explain::explain(a),
     };
     std::process::exit(code);
 }

@@ -81,8 +81,8 @@ pub struct Resolution {
 }
 
 enum Listing {
-    /// The directory's entry names.
-    Names(HashMap<Vec<u8>, Option<Kind>>),
+    /// The resolved directory and its entries.
+    Names(Vec<u8>, crate::fs::Listing),
     /// Listing is refused but the directory may be searchable: probe names one by one.
     Probe,
     /// Absent or not a directory.
@@ -108,6 +108,15 @@ impl<F: Fs> Resolver<F> {
             policy,
             listings: HashMap::new(),
         }
+    }
+
+    /// The first `n` bytes of `path` (a target path), resolved inside the sysroot.
+    pub fn read_head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
+        let real = self.root.resolve(path).map_err(|e| match e {
+            crate::fs::ResolveError::Io(_, io) => io,
+            other => io::Error::other(other.to_string()),
+        })?;
+        self.root.fs().head(&real, n)
     }
 
     /// Change the policy (it depends on each object's target); listings stay cached.
@@ -203,11 +212,11 @@ impl<F: Fs> Resolver<F> {
         if comp.is_empty() {
             return Some("empty component: the loader searches the current directory".into());
         }
-        if comp[0] != b'/' {
-            return Some("relative: resolved against the process's working directory".into());
-        }
         if comp.contains(&b'$') {
             return Some("dynamic string token, expanded by the loader".into());
+        }
+        if comp[0] != b'/' {
+            return Some("relative: resolved against the process's working directory".into());
         }
         if let Some(prefixes) = &self.policy.immutable_prefixes {
             if !prefixes.iter().any(|p| under(comp, p)) {
@@ -224,7 +233,7 @@ impl<F: Fs> Resolver<F> {
         match self.listing(comp) {
             Listing::Missing(why) => Some(why.clone()),
             Listing::Probe => None,
-            Listing::Names(names) => {
+            Listing::Names(_, names) => {
                 if names.contains_key(b"glibc-hwcaps".as_slice()) {
                     return Some("has a glibc-hwcaps subdirectory, searched first".into());
                 }
@@ -245,8 +254,8 @@ impl<F: Fs> Resolver<F> {
         if !self.listings.contains_key(comp) {
             let l = match self.root.resolve_dir(comp) {
                 None => Listing::Missing("cannot be resolved inside the sysroot".into()),
-                Some(real) => match self.root.fs().list(&real) {
-                    Ok(names) => Listing::Names(names.into_iter().collect()),
+                Some(real) => match self.root.list(&real) {
+                    Ok(names) => Listing::Names(real, names),
                     Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Listing::Probe,
                     Err(e) => {
                         Listing::Missing(format!("absent or not a searchable directory ({e})"))
@@ -269,22 +278,30 @@ impl<F: Fs> Resolver<F> {
         path: &[u8],
         acc: &Acceptance,
     ) -> Option<Verdict> {
-        match self.listing(comp) {
+        // A regular file in a resolved directory is opened directly; a symlink (or an entry of
+        // unknown kind) is resolved inside the sysroot first.
+        let real = match self.listing(comp) {
             Listing::Missing(_) => return None,
-            Listing::Names(names) => {
-                if let Some(Some(Kind::Dir)) = names.get(name) {
-                    // open() of a directory succeeds; the read fails with EISDIR: fatal.
+            Listing::Names(dir, names) => match names.get(name) {
+                None => return None,
+                // open() of a directory succeeds; the read fails with EISDIR: fatal.
+                Some(Some(Kind::Dir)) => {
                     return Some(Verdict::Fatal(
                         "cannot read file data: Is a directory".into(),
-                    ));
+                    ))
                 }
-                if !names.contains_key(name) {
-                    return None;
+                Some(Some(Kind::File)) => {
+                    let mut p = dir.clone();
+                    if !p.ends_with(b"/") {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(name);
+                    p
                 }
-            }
-            Listing::Probe => {}
-        }
-        let real = self.root.resolve(path).ok()?;
+                Some(_) => self.root.resolve(path).ok()?,
+            },
+            Listing::Probe => self.root.resolve(path).ok()?,
+        };
         match self.root.fs().head(&real, HEAD_LEN) {
             Ok(head) => Some(verify(&head, acc)),
             Err(e) if e.raw_os_error() == Some(21) => Some(Verdict::Fatal(

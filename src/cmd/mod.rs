@@ -1,5 +1,6 @@
 //! The command-line driver: the only code that prints, spawns and exits.
 pub mod demo;
+pub mod explain;
 pub mod link;
 pub mod note;
 pub mod options;

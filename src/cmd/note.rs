@@ -10,6 +10,7 @@ use ldnote::embed::{self, Edit};
 use ldnote::fs::RealFs;
 use ldnote::note::{self, Layout};
 use ldnote::resolve::{Event, Resolution, Resolver};
+use ldnote::shrink;
 use ldnote::target::{Acceptance, Target};
 use object::{ReadCache, ReadRef};
 
@@ -119,8 +120,73 @@ impl Noter {
         })
     }
 
+    /// Shrink the run path of `path` in place, as `patchelf --shrink-rpath` would.
+    fn shrink_file(&mut self, path: &Path) -> Result<(), Failure> {
+        let show = path.display().to_string();
+        let file = File::open(path).map_err(|e| Failure(format!("`{show}`: cannot open: {e}")))?;
+        let cache = ReadCache::new(&file);
+        let info = elf::read(&cache).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        let (Some(old), Some(at)) = (info.search_path().map(<[u8]>::to_vec), info.run_path_string)
+        else {
+            return Ok(());
+        };
+        let machine: [u8; 2] = cache
+            .read_bytes_at(18, 2)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Failure(format!("`{show}`: truncated header")))?;
+        drop(cache);
+        let resolver = &self.resolver;
+        let mut probe = |p: &[u8]| -> std::io::Result<shrink::Probe> {
+            match resolver.read_head(p, 64) {
+                Ok(head) => Ok(shrink::provides(&head, machine)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(shrink::Probe::Absent),
+                Err(e) => Err(e),
+            }
+        };
+        let new = shrink::shrink(&info.needed, &old, &mut probe).map_err(|e| {
+            Failure(format!(
+                "`{show}`: cannot shrink the run path ({e}); the file is left unchanged"
+            ))
+        })?;
+        let be = info.ident.big_endian;
+        let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+        if let Some(tag_at) = info.rpath_tag {
+            let tag = u64::from(object::elf::DT_RUNPATH);
+            let bytes = match (info.ident.is_64, be) {
+                (true, false) => tag.to_le_bytes().to_vec(),
+                (true, true) => tag.to_be_bytes().to_vec(),
+                (false, false) => (tag as u32).to_le_bytes().to_vec(),
+                (false, true) => (tag as u32).to_be_bytes().to_vec(),
+            };
+            writes.push((tag_at, bytes));
+        }
+        if new != old {
+            writes.push((at, shrink::string_bytes(old.len(), &new)));
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        say(
+            &self.opts,
+            format!("{show}: run path `{}` -> `{}`", lossy(&old), lossy(&new)),
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Failure(format!("`{show}`: cannot open for writing: {e}")))?;
+        for (o, b) in &writes {
+            f.write_all_at(b, *o)
+                .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Note `path` in place (or by the append fallback).
     pub fn note_file(&mut self, path: &Path) -> Result<Outcome, Failure> {
+        if self.opts.shrink_rpath {
+            self.shrink_file(path)?;
+        }
         let show = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
         if !meta.is_file() {

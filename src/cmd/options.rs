@@ -29,6 +29,10 @@ pub struct NoteOpts {
     /// Write `=` entries only under these directories (repeatable; also LDNOTE_IMMUTABLE).
     #[arg(long = "immutable-prefix", value_name = "DIR")]
     pub immutable: Vec<OsString>,
+    /// Before noting, shrink the run path as `patchelf --shrink-rpath` does, in place (patch mode;
+    /// replaces patchelf's pass in the Nix fixup phase).
+    #[arg(long)]
+    pub shrink_rpath: bool,
     /// Do not add a reservation object to the link (the note is then appended after the link).
     #[arg(long)]
     pub no_reserve: bool,

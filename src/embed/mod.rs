@@ -257,6 +257,8 @@ mod tests {
             }),
             note_section_name: Some(0x40),
             renamed_section: None,
+            run_path_string: None,
+            rpath_tag: None,
         };
         (info, seg)
     }
