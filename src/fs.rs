@@ -112,7 +112,23 @@ impl Fs for RealFs {
     }
 
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
-        let f = std::fs::File::open(self.host(path))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO named like a library must not hang the link (the loader would
+        // block on it; we report it instead). It changes nothing for regular files.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.host(path))?;
+        let ft = f.metadata()?.file_type();
+        if ft.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        if !ft.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
         let mut buf = Vec::with_capacity(n.min(1 << 16));
         f.take(n as u64).read_to_end(&mut buf)?;
         Ok(buf)

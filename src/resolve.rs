@@ -290,6 +290,10 @@ impl<F: Fs> Resolver<F> {
                         "cannot read file data: Is a directory".into(),
                     ))
                 }
+                // A FIFO, socket or device: the loader would block on it or fail to read it.
+                Some(Some(Kind::Other)) => {
+                    return Some(Verdict::Fatal("not a regular file".into()))
+                }
                 Some(Some(Kind::File)) => {
                     let mut p = dir.clone();
                     if !p.ends_with(b"/") {
@@ -307,14 +311,21 @@ impl<F: Fs> Resolver<F> {
             Err(e) if e.raw_os_error() == Some(21) => Some(Verdict::Fatal(
                 "cannot read file data: Is a directory".into(),
             )),
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                Some(Verdict::Fatal("not a regular file".into()))
+            }
             // ENOENT (dangling link), EACCES: the loader's open fails and it goes on.
             Err(_) => None,
         }
     }
 }
 
-/// `dir` is `prefix` or below it (component-wise).
+/// `dir` is `prefix` or below it (component-wise). A `.` or `..` component makes the answer
+/// "no": `/nix/store/../tmp` is not in the store, and the loader does not normalise it.
 fn under(dir: &[u8], prefix: &[u8]) -> bool {
+    if dir.split(|b| *b == b'/').any(|c| c == b"." || c == b"..") {
+        return false;
+    }
     let p = prefix.strip_suffix(b"/").unwrap_or(prefix);
     dir.starts_with(p) && (dir.len() == p.len() || dir[p.len()] == b'/' || p.is_empty())
 }

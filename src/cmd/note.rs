@@ -270,15 +270,20 @@ impl Noter {
 }
 
 /// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
-/// same directory and a rename (never a torn output).
+/// same directory and a rename (never a torn output). A symlink is followed (the file it names
+/// is noted, the link stays); mode and owner are kept. A file with several hard links is
+/// rewritten in place instead, so that every name sees the noted file, as with patchelf.
 fn append_file(
     path: &Path,
-    meta: &std::fs::Metadata,
+    _meta: &std::fs::Metadata,
     info: &ElfInfo,
     note: &[u8],
 ) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
     let show = path.display();
-    let mut data = std::fs::read(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let real = std::fs::canonicalize(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let meta = std::fs::metadata(&real).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let mut data = std::fs::read(&real).map_err(|e| Failure(format!("`{show}`: {e}")))?;
     // An unusable reservation or a stale note: make it inert and hide its section name first.
     if let Edit::InPlace(writes) = embed::plan_in_place(info, None, None, &|_| None) {
         for w in writes {
@@ -290,17 +295,19 @@ fn append_file(
     }
     let new = embed::append::append_note(&data, note)
         .map_err(|e| Failure(format!("`{show}`: cannot add the note: {e}")))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    if meta.nlink() > 1 {
+        return std::fs::write(&real, &new)
+            .map_err(|e| Failure(format!("`{show}`: cannot rewrite the file: {e}")));
+    }
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let prefix = format!(
+        ".{}.ldnote",
+        real.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    );
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.ldnote",
-            path.file_name()
-                .map(|f| f.to_string_lossy())
-                .unwrap_or_default()
-        ))
+        .prefix(&prefix)
         .tempfile_in(dir)
         .map_err(|e| {
             Failure(format!(
@@ -309,9 +316,12 @@ fn append_file(
         })?;
     tmp.write_all(&new)
         .map_err(|e| Failure(format!("`{show}`: cannot write the noted copy: {e}")))?;
+    // Keep the owner where we may (root); an ordinary user owns what they can rename anyway.
+    // chown before chmod: chown clears set-user-ID bits.
+    let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()));
     std::fs::set_permissions(tmp.path(), meta.permissions())
         .map_err(|e| Failure(format!("`{show}`: {e}")))?;
-    tmp.persist(path)
+    tmp.persist(&real)
         .map_err(|e| Failure(format!("`{show}`: cannot replace the file: {}", e.error)))?;
     Ok(())
 }
