@@ -327,6 +327,11 @@ fn native_noted_program_stock_and_note_aware() {
     );
 
     let Some(ldso) = note_ldso() else {
+        // .ci/run builds it first; in CI its absence is an error, not a skip.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI: no note-aware loader (LDNOTE_NOTE_LDSO unset and no finished loader/build.sh output)"
+        );
         println!("SKIP note-aware loader comparison: no LDNOTE_NOTE_LDSO and no finished loader/build.sh output");
         return;
     };
