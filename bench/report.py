@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Turn bench/out/ into the report (stdlib only).
+
+  report.py OUT_DIR REPO_DIR [RUN_ARGS]
+
+Writes REPO/docs/benchmarks.md (full report), REPO/docs/benchmarks-summary.md (the key table),
+OUT/startup.dat (for bench/startup.gp) and replaces the README section between
+`<!-- bench:begin -->` and `<!-- bench:end -->` with the key table and the plot. Every number
+comes from the files of OUT; what is missing there is reported as not measured.
+"""
+
+import datetime
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+OUT, REPO = sys.argv[1], sys.argv[2]
+RUN_ARGS = sys.argv[3] if len(sys.argv) > 3 else ""
+LINKERS = [("bfd", "GNU ld"), ("gold", "gold"), ("lld", "lld"), ("mold", "mold")]
+
+
+def load(path):
+    try:
+        with open(os.path.join(OUT, path)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def q(xs):
+    """median, p25, p75, min, max."""
+    xs = sorted(xs)
+    if len(xs) == 1:
+        return xs[0], xs[0], xs[0], xs[0], xs[0]
+    p25, p50, p75 = statistics.quantiles(xs, n=4, method="inclusive")
+    return p50, p25, p75, xs[0], xs[-1]
+
+
+def ms(x):
+    return f"{x * 1000:.1f}"
+
+
+def num(n):
+    return f"{n:,}"
+
+
+machine = load("machine.json") or {}
+lines = []
+summary = []
+goals = []
+
+
+def out(s=""):
+    lines.append(s)
+
+
+# ---------------------------------------------------------------------------------------------
+def link_part():
+    out("## 1. Link overhead")
+    out()
+    out("Each round runs every command once in a fresh random order (`bench/timeit.py`): the bare "
+        "link (`gcc -fuse-ld=X ...`), the same link through `ldnote link --`, and "
+        "`patchelf --build-resolution-cache` on a fresh copy of the bare output (the post-link "
+        "pass ldnote replaces). Times are CPU time (user + sys of the whole process tree, from "
+        "`wait4`), which a loaded machine disturbs less than wall time; wall time is given too. "
+        "Ratio = wrapped / bare per round; median [p25-p75] over the rounds. Added = wrapped - bare "
+        "per round, median.")
+    out()
+    rows = {}
+    for prog, title in [("40lib", "40-library program"), ("big", "large output")]:
+        d = load(f"link-{prog}.json")
+        if not d:
+            out(f"{title}: not measured.")
+            continue
+        sizes = {}
+        try:
+            for line in open(os.path.join(OUT, f"link-{prog}-sizes.txt")):
+                sz, path = line.split()
+                sizes[re.sub(r".*-(\w+)-bare$", r"\1", path)] = int(sz)
+        except OSError:
+            pass
+        r = d["results"]
+        out(f"### {title} ({d['rounds']} rounds)")
+        out()
+        out("| linker | output | bare CPU ms | ldnote CPU ms | ratio CPU | ratio wall | added ms "
+            "| patchelf pass ms | added / patchelf |")
+        out("|---|---|---|---|---|---|---|---|---|")
+        for ld, name in LINKERS:
+            if f"{ld}/bare" not in r:
+                continue
+            b, w, p = r[f"{ld}/bare"], r[f"{ld}/ldnote"], r[f"{ld}/patchelf"]
+            rc = q([x / y for x, y in zip(w["cpu"], b["cpu"])])
+            rw = q([x / y for x, y in zip(w["wall"], b["wall"])])
+            add = q([x - y for x, y in zip(w["cpu"], b["cpu"])])
+            pc = q(p["cpu"])
+            frac = add[0] / pc[0] if pc[0] > 0 else float("nan")
+            size = f"{sizes[ld] / 1e6:.1f} MB" if ld in sizes else "?"
+            out(f"| {name} | {size} | {ms(q(b['cpu'])[0])} [{ms(q(b['cpu'])[1])}-{ms(q(b['cpu'])[2])}] "
+                f"| {ms(q(w['cpu'])[0])} [{ms(q(w['cpu'])[1])}-{ms(q(w['cpu'])[2])}] "
+                f"| {rc[0]:.3f} [{rc[1]:.3f}-{rc[2]:.3f}] | {rw[0]:.3f} [{rw[1]:.3f}-{rw[2]:.3f}] "
+                f"| {ms(add[0])} [{ms(add[1])}-{ms(add[2])}] | {ms(pc[0])} [{ms(pc[1])}-{ms(pc[2])}] "
+                f"| {frac * 100:.0f}% |")
+            rows[(prog, ld)] = (rc, add, pc, frac, size)
+        out()
+    if rows:
+        summary.append("**1. Link overhead** (CPU time, median [p25-p75]; ratio = `ldnote link` / bare link; "
+                       "added = its extra time; patchelf = the separate `--build-resolution-cache` pass "
+                       "it replaces)")
+        summary.append("")
+        summary.append("| linker | 40 libs: ratio | added ms | patchelf ms | large output: ratio | added ms | patchelf ms |")
+        summary.append("|---|---|---|---|---|---|---|")
+        for ld, name in LINKERS:
+            cells = [name]
+            for prog in ("40lib", "big"):
+                if (prog, ld) in rows:
+                    rc, add, pc, _, size = rows[(prog, ld)]
+                    cells += [f"{rc[0]:.3f} [{rc[1]:.3f}-{rc[2]:.3f}]", f"{ms(add[0])}",
+                              f"{ms(pc[0])}"]
+                else:
+                    cells += ["-", "-", "-"]
+            summary.append("| " + " | ".join(cells) + " |")
+        big_size = next((v[4] for k, v in rows.items() if k[0] == "big"), "?")
+        summary.append("")
+        summary.append(f"Large output: {big_size} (40 libraries + ~22,000 generated functions, -O0 -g).")
+        summary.append("")
+        ok_ratio = [k for k, v in rows.items() if v[0][0] <= 1.02]
+        ok_frac = [k for k, v in rows.items() if v[3] <= 0.10]
+        goals.append(("link ratio <= 1.02", f"{len(ok_ratio)} of {len(rows)} (linker, program) pairs: "
+                      + ", ".join(f"{ld} {p}" for p, ld in sorted(ok_ratio))))
+        goals.append(("added time <= 10% of the patchelf pass", f"{len(ok_frac)} of {len(rows)} pairs: "
+                      + ", ".join(f"{ld} {p}" for p, ld in sorted(ok_frac))))
+
+
+# ---------------------------------------------------------------------------------------------
+def strace_c(path):
+    """syscall -> (calls, errors) from `strace -c -U name,calls,errors`."""
+    res = {}
+    try:
+        text = open(path).read()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit() and not parts[0].startswith("-"):
+            errs = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+            res[parts[0]] = (int(parts[1]), errs)
+    return res
+
+
+def probes_part():
+    out("## 2. Build-time probes")
+    out()
+    out("Filesystem system calls (`strace -c -e trace=%file,getdents64`, the traced process only, "
+        "not the linker it runs) of one noting pass over the same program, needing N libraries "
+        "from a run path of N directories (each library alone in its directory, plus glibc's).")
+    out()
+    out("| run-path dirs | patchelf 0.19.3 | ldnote patch | ldnote link (own process) | patchelf / ldnote patch |")
+    out("|---|---|---|---|---|")
+    rows = []
+    for n in (10, 100, 1000):
+        pe = strace_c(os.path.join(OUT, "probes", f"patchelf-{n}.txt"))
+        lp = strace_c(os.path.join(OUT, "probes", f"ldnote-patch-{n}.txt"))
+        ll = strace_c(os.path.join(OUT, "probes", f"ldnote-link-{n}.txt"))
+        if not (pe and lp):
+            out(f"| {n} | not measured | | | |")
+            continue
+        tot = lambda d: d["total"][0] if "total" in d else sum(v[0] for v in d.values())
+        det = lambda d: ", ".join(f"{k} {num(v[0])}" for k, v in sorted(d.items(), key=lambda kv: -kv[1][0])
+                                  if k != "total")
+        out(f"| {n} | {num(tot(pe))} ({det(pe)}) | {num(tot(lp))} ({det(lp)}) | "
+            f"{num(tot(ll)) if ll else '?'} | {tot(pe) / tot(lp):.0f}x |")
+        rows.append((n, tot(pe), tot(lp), tot(ll) if ll else None))
+    out()
+    out("ldnote's counts include its own start-up (loading its shared libraries) and, for "
+        "`ldnote link`, writing the reservation object.")
+    out()
+    if rows:
+        summary.append("**2. Build-time probes** (filesystem syscalls of the noting pass, strace -c)")
+        summary.append("")
+        summary.append("| run-path dirs | patchelf | ldnote patch | ldnote link |")
+        summary.append("|---|---|---|---|")
+        for n, pe, lp, ll in rows:
+            summary.append(f"| {num(n)} | {num(pe)} | {num(lp)} | {num(ll) if ll else '?'} |")
+        summary.append("")
+
+
+# ---------------------------------------------------------------------------------------------
+def criterion_part():
+    out("## 3. Resolver scale")
+    out()
+    out("`cargo bench --bench resolve` (criterion, `benches/resolve.rs`): N needed sonames x N "
+        "run-path directories, each library alone in its directory; resolve (list each directory, "
+        "read and verify each candidate's ELF header) + encode the descriptor and the note. `real`: "
+        "a fresh resolver over real temporary directories per iteration (what one link does); "
+        "`fake`: the in-memory filesystem (the resolver's own CPU). Times per iteration: criterion's "
+        "median, and min-max of its samples.")
+    out()
+    out("| case | median ms | min-max ms | criterion 95% CI of the mean ms |")
+    out("|---|---|---|---|")
+    found = None
+    for kind in ("real", "fake"):
+        for n in ("100x100", "1000x1000"):
+            base = os.path.join(OUT, "criterion", "resolve_encode", kind, n, "new")
+            est = load(os.path.join(base, "estimates.json"))
+            smp = load(os.path.join(base, "sample.json"))
+            if not est or not smp:
+                out(f"| {kind} {n} | not measured | | |")
+                continue
+            per = [t / i for t, i in zip(smp["times"], smp["iters"])]
+            med = est["median"]["point_estimate"] / 1e6
+            ci = est["mean"]["confidence_interval"]
+            out(f"| {kind} {n} | {med:.1f} | {min(per) / 1e6:.1f}-{max(per) / 1e6:.1f} | "
+                f"{ci['lower_bound'] / 1e6:.1f}-{ci['upper_bound'] / 1e6:.1f} |")
+            if kind == "real" and n == "1000x1000":
+                found = (med, min(per) / 1e6, max(per) / 1e6)
+    out()
+    if found:
+        summary.append(f"**3. Resolver scale**: 1,000 needed x 1,000 directories, resolve + encode on real "
+                       f"directories: **{found[0]:.1f} ms** median (samples {found[1]:.1f}-{found[2]:.1f} ms).")
+        summary.append("")
+        goals.append(("resolver 1000x1000 <= 100 ms", f"{'met' if found[0] <= 100 else 'NOT met'}: "
+                      f"{found[0]:.1f} ms median"))
+
+
+# ---------------------------------------------------------------------------------------------
+def startup_part():
+    out("## 4. Start-up")
+    out()
+    wall = load("startup-wall.json")
+    walls = {}
+    if wall:
+        for r in wall["results"]:
+            walls[r["command"]] = r["times"]
+    progs = {}
+    try:
+        sp, np_ = open(os.path.join(OUT, "startup", "magick-progs.txt")).read().split()
+        progs["magick"] = (sp + " -version", np_ + " -version")
+    except (OSError, ValueError):
+        pass
+    closure = ""
+    try:
+        closure = open(os.path.join(OUT, "startup", "magick-closure.txt")).read().strip()
+    except OSError:
+        pass
+    note_loader = machine.get("note_glibc")
+    out("Each program is started once under `strace -f -e trace=%file` (the whole run; the "
+        "programs do nothing after start-up, `convert -version` prints its version) and the "
+        "failing calls are counted by system call. *Stock*: Debian's glibc 2.36 loader and libc, "
+        "copied into their own store directory (last in the run path, Nix-style), program linked "
+        "bare. *Noted*: the note-aware glibc 2.36 (`loader/build.sh`"
+        + (f", `{note_loader}`" if note_loader else ", NOT AVAILABLE in this run") +
+        ") as the store directory and interpreter, program linked through `ldnote link` "
+        "(synthetic layouts) or noted by `ldnote patch` (every object of the convert closure). "
+        "*explain*: `ldnote explain --json` (the simulator) on the same files: failing "
+        "openat + newfstatat it predicts. Wall time: `hyperfine -N`, median [p25-p75].")
+    out()
+    out("| layout | stock failing (openat / stat-family / other) | noted failing | reduction "
+        "| explain stock -> note | stock wall ms | noted wall ms | wall ratio |")
+    out("|---|---|---|---|---|---|---|---|")
+    dat = []
+    srows = []
+    for key, title in [("10", "10 dirs, 10 libs"), ("40", "40 dirs, 40 libs"), ("160", "160 dirs, 160 libs"),
+                       ("magick", f"ImageMagick convert ({closure} libraries)" if closure else "ImageMagick convert")]:
+        s = load(os.path.join("startup", f"stock-{key}.json"))
+        nn = load(os.path.join("startup", f"noted-{key}.json"))
+        es = load(os.path.join("startup", f"explain-stock-{key}.json"))
+        en = load(os.path.join("startup", f"explain-note-{key}.json"))
+
+        def split(d):
+            f = d["failing"]
+            o = f.get("openat", 0) + f.get("open", 0)
+            st = sum(v for k, v in f.items() if "stat" in k)
+            return o, st, d["failing_total"] - o - st
+
+        def ex(d, which):
+            try:
+                t = d[which]["totals"]
+                return t["openat_fail"] + t["stat_fail"]
+            except (KeyError, TypeError):
+                return None
+        if not s:
+            out(f"| {title} | not measured | | | | | | |")
+            continue
+        so, sst, sot = split(s)
+        stock_total = s["failing_total"]
+        noted_total = nn["failing_total"] if nn else None
+        red = f"{(1 - noted_total / stock_total) * 100:.2f}%" if nn and stock_total else "not measured"
+        exs = ex(es, "stock")
+        exn = ex(en, "note")
+        if key == "magick":
+            sc, nc = progs.get("magick", (None, None))
+        else:
+            sc = os.path.join(OUT, "startup", f"stock{key}", "prog")
+            nc = os.path.join(OUT, "startup", f"noted{key}", "prog")
+        sw, nw = walls.get(sc), walls.get(nc)
+        wcell = lambda t: f"{ms(q(t)[0])} [{ms(q(t)[1])}-{ms(q(t)[2])}]" if t else "not measured"
+        ratio = f"{statistics.median(nw) / statistics.median(sw):.2f}" if sw and nw else "-"
+        ncell = (f"{num(noted_total)} ({'/'.join(str(x) for x in split(nn))})" if nn else "not measured")
+        out(f"| {title} | {num(stock_total)} ({so} / {sst} / {sot}) | {ncell} | {red} | "
+            f"{num(exs) if exs is not None else '?'} -> {num(exn) if exn is not None else '?'} | "
+            f"{wcell(sw)} | {wcell(nw)} | {ratio} |")
+        srows.append((title, stock_total, noted_total, exs, exn, red, sw, nw, ratio))
+        if key != "magick":
+            dat.append((int(key), stock_total, noted_total if nn else exn, 0 if nn else 1))
+    out()
+    out("A failing call left in the noted column is not a library search: e.g. "
+        "`access(\"/etc/ld.so.preload\")`, which every dynamically linked start makes, and for "
+        "convert its own configuration probes, which are the same in both columns.")
+    out()
+    with open(os.path.join(OUT, "startup.dat"), "w") as f:
+        f.write("# dirs stock_failing noted_failing noted_is_simulated\n")
+        for row in dat:
+            f.write(" ".join(str(x) for x in row) + "\n")
+    if srows:
+        summary.append("**4. Start-up** (failing file syscalls from `strace -f`, whole run; wall: hyperfine median)")
+        summary.append("")
+        summary.append("| layout | stock loader | note-aware loader + note | fewer failing calls | explain (simulated) stock -> note | wall stock -> noted ms |")
+        summary.append("|---|---|---|---|---|---|")
+        for title, st_, nt, exs, exn, red, sw, nw, ratio in srows:
+            summary.append(
+                f"| {title} | {num(st_)} | {num(nt) if nt is not None else 'not measured'} | {red} | "
+                f"{num(exs) if exs is not None else '?'} -> {num(exn) if exn is not None else '?'} | "
+                + (f"{ms(statistics.median(sw))} -> {ms(statistics.median(nw))}" if sw and nw else "-") + " |")
+        summary.append("")
+        summary.append("![failing start-up syscalls vs run-path directories](startup.svg)")
+        summary.append("")
+        met = [r for r in srows if r[2] is not None and r[1] and (1 - r[2] / r[1]) >= 0.99]
+        measured = [r for r in srows if r[2] is not None]
+        goals.append((">= 99% fewer failing start-up calls",
+                      f"{len(met)} of {len(measured)} measured layouts"
+                      + ("" if measured else " (the note-aware loader was not available)")
+                      + ": " + ", ".join(f"{r[0]} {r[5]}" for r in measured)))
+
+
+link_part()
+probes_part()
+criterion_part()
+startup_part()
+
+m = machine
+mline = (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('mem', '?')}, {m.get('os', '?')}, "
+         f"kernel {m.get('kernel', '?')}; load average at start {' '.join(m.get('loadavg_start', []))}, "
+         f"at end {' '.join(m.get('loadavg_end', []))}")
+date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+cmd = "bench/run.sh" + (f" {RUN_ARGS}" if RUN_ARGS else "")
+head = [
+    "# Benchmarks",
+    "",
+    f"Produced by `sudo {cmd}` on {date} (issue 6). Every number below comes from that one run; "
+    "raw results are in `bench/out/` (not committed).",
+    "",
+    f"Machine: {mline}. The machine was **shared and loaded** (2 cores, other builds running, "
+    "among them a glibc build): that is why every comparison is measured side by side in one run, "
+    "interleaved, and reported as ratios with medians and spread rather than absolute times.",
+    "",
+    "Tools: " + "; ".join(f"{k} `{m.get(k)}`" for k in ("gcc", "ld", "gold", "lld", "mold", "patchelf",
+                                                       "glibc", "strace", "hyperfine", "imagemagick", "rustc")
+                          if m.get(k)),
+    "",
+    "## Goals",
+    "",
+    "| goal | result |",
+    "|---|---|",
+] + [f"| {g} | {r} |" for g, r in goals] + [""]
+os.makedirs(os.path.join(REPO, "docs"), exist_ok=True)
+with open(os.path.join(REPO, "docs", "benchmarks.md"), "w") as f:
+    f.write("\n".join(head + lines).rstrip() + "\n")
+sm = [f"Measured by `sudo {cmd}` on {date}; machine: {mline} (shared and loaded: ratios and medians "
+      "matter, absolute times less). Full report: [benchmarks.md](benchmarks.md).", ""] + summary
+with open(os.path.join(REPO, "docs", "benchmarks-summary.md"), "w") as f:
+    f.write("# Benchmarks: key table\n\n" + "\n".join(sm).rstrip() + "\n")
+readme = os.path.join(REPO, "README.md")
+text = open(readme).read()
+block = ("<!-- bench:begin (generated by bench/run.sh) -->\n"
+         + "\n".join(sm).replace("](benchmarks.md)", "](docs/benchmarks.md)")
+         .replace("](startup.svg)", "](docs/startup.svg)").rstrip()
+         + "\n<!-- bench:end -->")
+if "<!-- bench:begin" in text:
+    text = re.sub(r"<!-- bench:begin.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
+else:
+    text = text.rstrip() + "\n\n## Benchmarks\n\n" + block + "\n"
+open(readme, "w").write(text)

