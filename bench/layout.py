@@ -106,7 +106,7 @@ def closure(root, program, glibc):
     root = os.path.abspath(root)
     patchelf = os.environ.get("PATCHELF", "patchelf")
     libsmap = ldd(program)
-    where = {}  # soname -> directory in the layout
+    where = {s: glibc for s in GLIBC_SONAMES}  # soname -> directory in the layout
     objects = []  # (path in layout, original path)
     i = 0
     for soname, host in sorted(libsmap.items()):

