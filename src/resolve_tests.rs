@@ -192,7 +192,9 @@ fn listing_or_names_walked_whichever_is_smaller_same_result() {
     // (walk the names); duplicates of a needed name repeat its entries either way.
     let mut f = FakeFs::new();
     f.file("/small/libb.so", &lib());
-    for n in ["liba.so", "libb.so", "libc1.so", "libc2.so", "libc3.so", "libc4.so"] {
+    for n in [
+        "liba.so", "libb.so", "libc1.so", "libc2.so", "libc3.so", "libc4.so",
+    ] {
         f.file(&format!("/big/{n}"), &lib());
     }
     assert_eq!(

