@@ -175,27 +175,38 @@ impl World {
             .arg("-r")
             .arg(repo().join("tests/nix/pkgs").join(name))
             .arg(&src));
-        let mut ldflags = format!("-rpath {}/lib", out.display());
-        let mut cpath = Vec::new();
-        for d in deps.iter() {
-            ldflags.push_str(&format!(" -L{}/lib", self.out(d).display()));
-            cpath.push(format!("{}/include", self.out(d).display()));
-        }
-        let real_ld = which::which(tgt.ld).expect("linker");
+        let deps: Vec<PathBuf> = deps.iter().map(|d| self.out(d)).collect();
         let mut c = Command::new("make");
         c.current_dir(&src)
             .arg("-s")
             .arg("install")
             .arg(format!("PREFIX={}", out.display()))
-            // nixpkgs' gcc does not default to --as-needed (Debian's does).
-            .arg(format!(
-                "CC={} -B{}/ -Wl,--no-as-needed",
-                tgt.cc,
-                self.ccbin.display()
-            ))
             .arg(format!("AR={}", tgt.ar))
-            .arg("CFLAGS=-O1 -g")
-            .env("NIX_STORE", &self.store)
+            .arg("CFLAGS=-O1 -g");
+        self.nix_env(&mut c, tgt, v, &out, &deps);
+        c.arg(format!("CC={}", self.cc(tgt)));
+        run(&mut c);
+        out
+    }
+
+    /// The compiler as the cc-wrapper runs it: its `ld` is the emulated ld-wrapper.
+    /// nixpkgs' gcc does not default to --as-needed (Debian's does).
+    fn cc(&self, tgt: &Tgt) -> String {
+        format!("{} -B{}/ -Wl,--no-as-needed", tgt.cc, self.ccbin.display())
+    }
+
+    /// The environment of a build of `out` depending on `deps` (finished store paths): what
+    /// stdenv and the ld-wrapper add (`-rpath $out/lib`, `-L<dep>/lib`, include paths), and
+    /// below the wrapper either the real linker (stock) or ldnote's `ld` (the adapter).
+    fn nix_env(&self, c: &mut Command, tgt: &Tgt, v: Variant, out: &Path, deps: &[PathBuf]) {
+        let mut ldflags = format!("-rpath {}/lib", out.display());
+        let mut cpath = Vec::new();
+        for d in deps {
+            ldflags.push_str(&format!(" -L{}/lib", d.display()));
+            cpath.push(format!("{}/include", d.display()));
+        }
+        let real_ld = which::which(tgt.ld).expect("linker");
+        c.env("NIX_STORE", &self.store)
             .env("NIX_LDFLAGS", ldflags)
             .env("CPATH", cpath.join(":"));
         match v {
@@ -206,8 +217,6 @@ impl World {
                 .env("LDNOTE_IMMUTABLE", &self.store)
                 .env("LDNOTE_STRICT", "1"),
         };
-        run(&mut c);
-        out
     }
 }
 
@@ -264,14 +273,6 @@ fn strip_all(tgt: &Tgt, out: &Path) {
     }
 }
 
-fn ldnote_has_shrink() -> bool {
-    let out = Command::new(LDNOTE)
-        .args(["patch", "--help"])
-        .output()
-        .expect("spawn");
-    String::from_utf8_lossy(&out.stdout).contains("--shrink-rpath")
-}
-
 /// The stock sequence on one output. Returns the time spent.
 fn fixup_stock(tgt: &Tgt, out: &Path) -> Duration {
     let start = Instant::now();
@@ -295,20 +296,7 @@ fn fixup_stock(tgt: &Tgt, out: &Path) -> Duration {
 fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Duration {
     let start = Instant::now();
     let files = elf_files(out);
-    if ldnote_has_shrink() {
-        run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
-    } else {
-        for f in &files {
-            let data = std::fs::read(f).expect("read");
-            match shrink::plan(&data) {
-                Ok(Some(p)) => shrink::apply(f, &p).expect("write"),
-                Ok(None) => {}
-                // As patchelf: the file keeps its run path.
-                Err(e) => eprintln!("{}: not shrunk: {e}", f.display()),
-            }
-        }
-        run(w.ldnote().arg("patch").args(&files));
-    }
+    run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
     strip_all(tgt, out);
     if ld_cache_hook {
         for f in files.iter().filter(|f| is_dynamic(f)) {
@@ -681,7 +669,18 @@ fn shrink_matches_patchelf() {
             }
             run(set.arg("--set-rpath").arg(rpath).arg(&x));
             std::fs::copy(&x, &y).expect("copy");
+            let z = d(&format!("z{i}"));
+            std::fs::copy(&x, &z).expect("copy");
             run(patchelf().arg("--shrink-rpath").arg(&x));
+            // ldnote's own mode shrinks to the same run path (and adds its note).
+            run(Command::new(LDNOTE)
+                .args(["patch", "--shrink-rpath"])
+                .arg(&z));
+            let pz = run(patchelf().arg("--print-rpath").arg(&z));
+            assert_eq!(
+                pz.stdout,
+                run(patchelf().arg("--print-rpath").arg(&x)).stdout
+            );
             let plan = shrink::plan(&std::fs::read(&y).expect("read"))
                 .expect("plan")
                 .expect("has a run path");
@@ -777,14 +776,8 @@ echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE"
         stdout.contains(&format!("immutable={}", w.store.display())),
         "{stdout}"
     );
-    if ldnote_has_shrink() {
-        assert!(!stdout.contains("stock-patchELF"), "{stdout}");
-        assert!(stdout.contains("disable= "), "{stdout}");
-        let files: Vec<PathBuf> = elf_files(&out);
-        run(w.ldnote().arg("check").args(&files));
-    } else {
-        // The fallback: stock fixup, ldnote a pass-through for the build.
-        assert!(stdout.contains("stock-patchELF"), "{stdout}");
-        assert!(stdout.contains("disable=1 "), "{stdout}");
-    }
+    assert!(!stdout.contains("stock-patchELF"), "{stdout}");
+    assert!(stdout.contains("disable= "), "{stdout}");
+    let files: Vec<PathBuf> = elf_files(&out);
+    run(w.ldnote().arg("check").args(&files));
 }
