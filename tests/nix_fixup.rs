@@ -19,6 +19,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "nix/real.rs"]
+mod real;
 #[path = "nix/shrink.rs"]
 mod shrink;
 
@@ -250,26 +252,42 @@ fn is_dynamic(p: &Path) -> bool {
     })
 }
 
-/// nixpkgs' strip.sh: `$STRIP -S -p` on executables, `*.so*` and `*.a` under lib/ and bin/.
+/// nixpkgs' strip.sh: `find lib bin -type f -a '(' -perm -0100 -o -name '*.a' -o -name '*.so'
+/// -o -name '*.so.*' ')'`, then `$STRIP -S -p` on each, its failures ignored (`2>/dev/null ||
+/// exit 0`: libtool's executable `.la` scripts are not ELF).
 fn strip_all(tgt: &Tgt, out: &Path) {
-    for sub in ["lib", "bin"] {
-        let Ok(rd) = std::fs::read_dir(out.join(sub)) else {
+    let mut files = Vec::new();
+    let mut stack: Vec<PathBuf> = ["lib", "bin"].iter().map(|s| out.join(s)).collect();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
-        let mut files: Vec<PathBuf> = rd.map(|e| e.expect("entry").path()).collect();
-        files.sort();
-        for f in files {
+        for e in rd {
+            let f = e.expect("entry").path();
             let m = std::fs::symlink_metadata(&f).expect("lstat");
+            if m.is_dir() {
+                stack.push(f);
+                continue;
+            }
             let name = f.file_name().expect("name").to_string_lossy().into_owned();
             use std::os::unix::fs::PermissionsExt;
             let wanted = m.is_file()
                 && (m.permissions().mode() & 0o100 != 0
                     || name.ends_with(".a")
-                    || name.contains(".so"));
+                    || name.ends_with(".so")
+                    || name.contains(".so."));
             if wanted {
-                run(Command::new(tgt.strip).args(["-S", "-p"]).arg(&f));
+                files.push(f);
             }
         }
+    }
+    files.sort();
+    for f in files {
+        let _ = Command::new(tgt.strip)
+            .args(["-S", "-p"])
+            .arg(&f)
+            .output()
+            .expect("spawn strip");
     }
 }
 
