@@ -185,3 +185,25 @@ fn debian_skips_other_byte_order_for_another_machine() {
     assert_eq!(d, b"libm.so\0=/good/libm.so\0\0");
     assert!(matches!(&res.events[0], Event::Skipped { why, .. } if why.contains("machine")));
 }
+
+#[test]
+fn listing_or_names_walked_whichever_is_smaller_same_result() {
+    // /small lists fewer entries than there are needed names (walk the listing), /big more
+    // (walk the names); duplicates of a needed name repeat its entries either way.
+    let mut f = FakeFs::new();
+    f.file("/small/libb.so", &lib());
+    for n in [
+        "liba.so", "libb.so", "libc1.so", "libc2.so", "libc3.so", "libc4.so",
+    ] {
+        f.file(&format!("/big/{n}"), &lib());
+    }
+    assert_eq!(
+        run(
+            f,
+            Policy::default(),
+            &["libb.so", "liba.so", "libb.so", "libzz.so"],
+            "/small:/big"
+        ),
+        "liba.so|=/big/liba.so|libb.so|=/small/libb.so:=/small/libb.so:=/big/libb.so:=/big/libb.so||"
+    );
+}

@@ -14,6 +14,7 @@ use std::process::Command;
 
 #[path = "argv_table/cases.rs"]
 mod cases;
+mod common;
 #[path = "argv_table/real_link.rs"]
 mod real_link;
 
@@ -56,17 +57,9 @@ fn write_fixture(name: &str, args: &[OsString]) {
     std::fs::write(fixtures_dir().join(name), out).expect("write fixture");
 }
 
-/// True when `tool` can be run; in CI a missing tool is a failure, locally a skip.
+/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
 fn have(tool: &str) -> bool {
-    if which::which(tool).is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required in CI"
-    );
-    eprintln!("skipping live capture: {tool} not installed");
-    false
+    common::require_tool(tool).is_some()
 }
 
 /// Run `tool -### args...` in `dir` and return the arguments of the linker (or collect2) line.

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
 #[path = "explain/harness.rs"]
 mod harness;
 use harness::*;

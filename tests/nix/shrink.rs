@@ -1,7 +1,7 @@
-//! Executable specification of the proposed `ldnote patch --shrink-rpath` run-path step: the
-//! same result as `patchelf --shrink-rpath` (0.19.3, measured on this machine), written in
-//! place. Used by tests/nix_fixup.rs until ldnote itself has the flag; then the test compares
-//! ldnote's result with this one.
+//! Executable specification of `ldnote patch --shrink-rpath`'s run-path step: the same result as
+//! `patchelf --shrink-rpath` (0.19.3, measured on this machine), written in place. Written before
+//! `src/shrink.rs`, kept as an independent statement of the rules: `shrink_matches_patchelf`
+//! checks it against patchelf byte for byte, and ldnote's own mode against both.
 //!
 //! patchelf's rules (checked against patchelf 0.19.3 by `shrink_matches_patchelf` in
 //! tests/nix_fixup.rs):
