@@ -115,15 +115,15 @@ fn default_glibc() -> String {
 /// Errors loading target data.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum TargetError {
-    /// A TOML file failed to parse.
+    /// A target file does not describe a target (its TOML parsed at build time).
     #[error("target file `{0}`: {1}")]
-    Parse(String, toml::de::Error),
+    Parse(String, String),
 }
 
 /// Every embedded target.
 ///
-/// Parsed once per process and cached: parsing the TOML was a third of `ldnote link`'s own CPU
-/// on a 40-library link, and a link asked for it twice (link plan, then noting).
+/// The TOML files are parsed at build time and embedded as JSON (`build.rs`); the JSON is read
+/// once per process and cached (a link asks twice: link plan, then noting).
 pub fn builtin() -> Result<Vec<Target>, TargetError> {
     static PARSED: std::sync::OnceLock<Result<Vec<Target>, TargetError>> =
         std::sync::OnceLock::new();
@@ -131,9 +131,12 @@ pub fn builtin() -> Result<Vec<Target>, TargetError> {
 }
 
 fn parse_embedded() -> Result<Vec<Target>, TargetError> {
-    EMBEDDED
+    EMBEDDED_JSON
         .iter()
-        .map(|(file, text)| toml::from_str(text).map_err(|e| TargetError::Parse((*file).into(), e)))
+        .map(|(file, json)| {
+            serde_json::from_str(json)
+                .map_err(|e| TargetError::Parse((*file).into(), e.to_string()))
+        })
         .collect()
 }
 
@@ -367,6 +370,26 @@ mod tests {
     fn builtin_targets_parse() {
         let t = builtin().expect("targets parse");
         assert!(t.iter().any(|t| t.name == "x86_64"));
+    }
+
+    #[test]
+    fn embedded_json_equals_the_toml_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("targets");
+        assert!(!EMBEDDED_JSON.is_empty());
+        for (file, json) in EMBEDDED_JSON {
+            let text = std::fs::read_to_string(dir.join(file)).expect("target file");
+            let from_toml: Target = toml::from_str(&text).expect("toml");
+            let from_json: Target = serde_json::from_str(json).expect("json");
+            assert_eq!(format!("{from_toml:?}"), format!("{from_json:?}"), "{file}");
+        }
+        let on_disk = std::fs::read_dir(&dir)
+            .expect("targets/")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+            })
+            .count();
+        assert_eq!(on_disk, EMBEDDED_JSON.len());
     }
 
     #[test]
