@@ -106,6 +106,15 @@ def link_part():
                 f"| {frac * 100:.0f}% |")
             rows[(prog, ld)] = (rc, add, pc, frac, size)
         out()
+        if "ldnote/start" in r and "ldnote/check" in r:
+            st_, ck = q(r["ldnote/start"]["cpu"]), q(r["ldnote/check"]["cpu"])
+            out(f"Where the added time goes: `ldnote --version` (process start and exit only) "
+                f"{ms(st_[0])} ms [{ms(st_[1])}-{ms(st_[2])}]; `ldnote check` on the lld output "
+                f"(start, read the output, resolve 41 names x 41 directories, compare; no write) "
+                f"{ms(ck[0])} ms [{ms(ck[1])}-{ms(ck[2])}] CPU. The rest of the added time is the "
+                f"reservation object (a temporary directory and file, one more input for the "
+                f"linker), the in-place write, and one more process between `make` and the driver.")
+            out()
     if rows:
         summary.append("**1. Link overhead** (CPU time, median [p25-p75]; ratio = `ldnote link` / bare link; "
                        "added = its extra time; patchelf = the separate `--build-resolution-cache` pass "
