@@ -48,6 +48,7 @@ def num(n):
 
 
 machine = load("machine.json") or {}
+link_facts = {}
 lines = []
 summary = []
 goals = []
@@ -108,6 +109,7 @@ def link_part():
         out()
         if "ldnote/start" in r and "ldnote/check" in r:
             st_, ck = q(r["ldnote/start"]["cpu"]), q(r["ldnote/check"]["cpu"])
+            link_facts["start"], link_facts["check"] = st_[0], ck[0]
             out(f"Where the added time goes: `ldnote --version` (process start and exit only) "
                 f"{ms(st_[0])} ms [{ms(st_[1])}-{ms(st_[2])}]; `ldnote check` on the lld output "
                 f"(start, read the output, resolve 41 names x 41 directories, compare; no write) "
@@ -136,6 +138,7 @@ def link_part():
         summary.append("")
         summary.append(f"Large output: {big_size} (40 libraries + ~22,000 generated functions, -O0 -g).")
         summary.append("")
+        link_facts["rows"] = rows
         ok_ratio = [k for k, v in rows.items() if v[0][0] <= 1.02]
         ok_frac = [k for k, v in rows.items() if v[3] <= 0.10]
         goals.append(("link ratio <= 1.02", f"{len(ok_ratio)} of {len(rows)} (linker, program) pairs: "
@@ -213,7 +216,7 @@ def criterion_part():
     found = None
     for kind in ("real", "fake"):
         for n in ("100x100", "1000x1000"):
-            base = os.path.join(OUT, "criterion", "resolve_encode", kind, n, "new")
+            base = os.path.join("criterion", "resolve_encode", kind, n, "new")
             est = load(os.path.join(base, "estimates.json"))
             smp = load(os.path.join(base, "sample.json"))
             if not est or not smp:
@@ -352,10 +355,42 @@ def startup_part():
         goals.append((">= 99% fewer failing start-up calls (all failing calls)",
                       f"{len(met)} of {len(measured)} measured layouts"
                       + ("" if measured else " (the note-aware loader was not available)")
-                      + ": " + ", ".join(f"{r[0]} {r[5]}" for r in measured)))
+                      + ": " + "; ".join(f"{r[0]}: {r[5]}" for r in measured)))
         goals.append((">= 99% fewer failing start-up calls (library search only)",
                       f"{len(smet)} of {len(measured)} measured layouts: "
-                      + ", ".join(f"{r[0]} {r[11]}" for r in measured)))
+                      + "; ".join(f"{r[0]}: {r[11]}" for r in measured)))
+
+
+def why_missed():
+    """Why the link goals are missed where they are, from this run's numbers."""
+    rows = link_facts.get("rows")
+    if not rows:
+        return []
+    res = ["Where the link goals are missed, and why:", ""]
+    small = [v for k, v in rows.items() if k[0] == "40lib"]
+    if small:
+        adds = sorted(v[1][0] for v in small)
+        pcs = sorted(v[2][0] for v in small)
+        st_, ck = link_facts.get("start"), link_facts.get("check")
+        res.append(
+            f"- 40-library program: the bare link takes only tens of ms, and ldnote adds "
+            f"{ms(adds[0])}-{ms(adds[-1])} ms of CPU, most of it fixed: "
+            + (f"starting and exiting the ldnote process alone costs {ms(st_)} ms, and start + "
+               f"read + resolve + compare (`ldnote check`) {ms(ck)} ms; " if st_ and ck else "")
+            + f"the patchelf pass it replaces is itself only {ms(pcs[0])}-{ms(pcs[-1])} ms on "
+            "this 20 KB output (a static binary, no start-up cost). A wrapper process cannot "
+            "cost 2% of such a link; the overhead is a constant, not a fraction of the link.")
+    mold = rows.get(("big", "mold"))
+    if mold:
+        res.append(
+            f"- mold, large output: +{ms(mold[1][0])} ms ({mold[0][0]:.2f}x). mold 1.10 merges all "
+            "notes into one 8-aligned PT_NOTE, where a 4-aligned note is not found by the "
+            "loader's walk, so ldnote makes no reservation for mold and falls back to appending "
+            "a segment: a rewrite of the whole output (temporary file + rename), whose cost "
+            "grows with the output like patchelf's. The other linkers' in-place path stays "
+            "constant (see the large-output table).")
+    res.append("")
+    return res
 
 
 link_part()
@@ -387,7 +422,7 @@ head = [
     "",
     "| goal | result |",
     "|---|---|",
-] + [f"| {g} | {r} |" for g, r in goals] + [""]
+] + [f"| {g} | {r} |" for g, r in goals] + [""] + why_missed()
 os.makedirs(os.path.join(REPO, "docs"), exist_ok=True)
 with open(os.path.join(REPO, "docs", "benchmarks.md"), "w") as f:
     f.write("\n".join(head + lines).rstrip() + "\n")
