@@ -402,12 +402,12 @@ m = machine
 mline = (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('mem', '?')}, {m.get('os', '?')}, "
          f"kernel {m.get('kernel', '?')}; load average at start {' '.join(m.get('loadavg_start', []))}, "
          f"at end {' '.join(m.get('loadavg_end', []))}")
-date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+date = m.get("started") or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 cmd = "bench/run.sh" + (f" {RUN_ARGS}" if RUN_ARGS else "")
 head = [
     "# Benchmarks",
     "",
-    f"Produced by `sudo {cmd}` on {date} (issue 6). Every number below comes from that one run; "
+    f"Produced by `sudo {cmd}`, started {date} (issue 6). Every number below comes from that one run; "
     "raw results are in `bench/out/` (not committed).",
     "",
     f"Machine: {mline}. The machine was **shared and loaded** (2 cores, other builds running, "
@@ -426,7 +426,7 @@ head = [
 os.makedirs(os.path.join(REPO, "docs"), exist_ok=True)
 with open(os.path.join(REPO, "docs", "benchmarks.md"), "w") as f:
     f.write("\n".join(head + lines).rstrip() + "\n")
-sm = [f"Measured by `sudo {cmd}` on {date}; machine: {mline} (shared and loaded: ratios and medians "
+sm = [f"Measured by `sudo {cmd}` (run started {date}); machine: {mline} (shared and loaded: ratios and medians "
       "matter, absolute times less). Full report: [benchmarks.md](benchmarks.md).", ""] + summary
 with open(os.path.join(REPO, "docs", "benchmarks-summary.md"), "w") as f:
     f.write("# Benchmarks: key table\n\n" + "\n".join(sm).rstrip() + "\n")

@@ -116,6 +116,7 @@ m = {
     "strace": first("strace -V"), "hyperfine": first("hyperfine --version"),
     "imagemagick": first("convert-im6.q16 -version"), "rustc": first("rustc --version"),
     "note_glibc": sys.argv[2] or None,
+    "started": __import__("datetime").datetime.now(__import__("datetime").timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
 }
 json.dump(m, open(sys.argv[1], "w"), indent=1)
 EOF
