@@ -17,7 +17,7 @@ import re
 import statistics
 import sys
 
-OUT, REPO = sys.argv[1], sys.argv[2]
+OUT, REPO = os.path.abspath(sys.argv[1]), sys.argv[2]
 RUN_ARGS = sys.argv[3] if len(sys.argv) > 3 else ""
 LINKERS = [("bfd", "GNU ld"), ("gold", "gold"), ("lld", "lld"), ("mold", "mold")]
 
