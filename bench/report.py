@@ -110,10 +110,16 @@ def link_part():
         if "ldnote/start" in r and "ldnote/check" in r:
             st_, ck = q(r["ldnote/start"]["cpu"]), q(r["ldnote/check"]["cpu"])
             link_facts["start"], link_facts["check"] = st_[0], ck[0]
+            if "floor/true" in r:
+                link_facts["true"] = q(r["floor/true"]["cpu"])[0]
             out(f"Where the added time goes: `ldnote --version` (process start and exit only) "
                 f"{ms(st_[0])} ms [{ms(st_[1])}-{ms(st_[2])}]; `ldnote check` on the lld output "
                 f"(start, read the output, resolve 41 names x 41 directories, compare; no write) "
-                f"{ms(ck[0])} ms [{ms(ck[1])}-{ms(ck[2])}] CPU. The rest of the added time is the "
+                f"{ms(ck[0])} ms [{ms(ck[1])}-{ms(ck[2])}] CPU"
+                + (f"; for scale, `/bin/true` costs {ms(q(r['floor/true']['cpu'])[0])} ms and the "
+                   f"static patchelf's `--version` {ms(q(r['patchelf/start']['cpu'])[0])} ms"
+                   if "floor/true" in r and "patchelf/start" in r else "")
+                + ". The rest of the added time is the "
                 f"reservation object (a temporary directory and file, one more input for the "
                 f"linker), the in-place write, and one more process between `make` and the driver.")
             out()
@@ -375,7 +381,9 @@ def why_missed():
         res.append(
             f"- 40-library program: the bare link takes only tens of ms, and ldnote adds "
             f"{ms(adds[0])}-{ms(adds[-1])} ms of CPU, most of it fixed: "
-            + (f"starting and exiting the ldnote process alone costs {ms(st_)} ms, and start + "
+            + (f"starting and exiting the ldnote process alone costs {ms(st_)} ms"
+               + (f" (`/bin/true`: {ms(link_facts['true'])} ms)" if "true" in link_facts else "")
+               + f", and start + "
                f"read + resolve + compare (`ldnote check`) {ms(ck)} ms; " if st_ and ck else "")
             + f"the patchelf pass it replaces is itself only {ms(pcs[0])}-{ms(pcs[-1])} ms on "
             "this 20 KB output (a static binary, no start-up cost). A wrapper process cannot "

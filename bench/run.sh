@@ -167,6 +167,8 @@ for prog, args in progs.items():
         # Where the added time goes: ldnote's process start alone, and start + read + resolve
         # of the same output without writing (`check`).
         cmds.append({"name": "ldnote/start", "argv": [ldnote, "--version"]})
+        cmds.append({"name": "floor/true", "argv": ["/bin/true"]})
+        cmds.append({"name": "patchelf/start", "argv": [patchelf, "--version"]})
         cmds.append({"name": "ldnote/check", "argv": [ldnote, "check", f"{l1}/{prog}-lld-noted"]})
     json.dump({"rounds": int(rounds), "warmup": 1, "commands": cmds},
               open(f"{l1}/spec-{prog}.json", "w"), indent=1)
