@@ -386,7 +386,7 @@ def why_missed():
                + f", and start + "
                f"read + resolve + compare (`ldnote check`) {ms(ck)} ms; " if st_ and ck else "")
             + f"the patchelf pass it replaces is itself only {ms(pcs[0])}-{ms(pcs[-1])} ms on "
-            "this 20 KB output (a static binary, no start-up cost). A wrapper process cannot "
+            "this 20 KB output (a static binary that starts in a fraction of a millisecond). A wrapper process cannot "
             "cost 2% of such a link; the overhead is a constant, not a fraction of the link.")
     mold = rows.get(("big", "mold"))
     if mold:
