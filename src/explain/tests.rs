@@ -130,6 +130,16 @@ fn amd() -> LoaderFacts {
 }
 
 fn sim(fs: FakeFs, exe: &[u8], llp: Option<&str>, notes: bool) -> Run {
+    sim_dialect(fs, exe, llp, notes, NoteDialect::Ldnote)
+}
+
+fn sim_dialect(
+    fs: FakeFs,
+    exe: &[u8],
+    llp: Option<&str>,
+    notes: bool,
+    dialect: NoteDialect,
+) -> Run {
     let facts = amd();
     let inp = Input {
         facts: &facts,
@@ -139,7 +149,7 @@ fn sim(fs: FakeFs, exe: &[u8], llp: Option<&str>, notes: bool) -> Run {
         ld_library_path: llp.map(|s| s.as_bytes().to_vec()),
         cwd: b"/work".to_vec(),
         use_notes: notes,
-        dialect: NoteDialect::Ldnote,
+        dialect,
         plan: None,
     };
     let probe = FsProbe::new(fs, b"/work");
@@ -366,6 +376,28 @@ fn note_exact_entry_costs_one_open_and_hints_search_normally() {
     assert_eq!(counts_of(&noted, "libbar.so"), c(1, 10, 1, 10));
     assert_eq!(loaded(&noted, "libbar.so"), "/t/h/libbar.so");
     assert!(stock.counts().openat_fail > noted.counts().openat_fail);
+}
+
+/// This project's loader reads the note only of objects with DT_RUNPATH; nixpkgs' patch also
+/// reads it for a DT_RPATH object once the RPATH walk failed.
+#[test]
+fn note_of_an_rpath_object_is_read_only_by_the_nixpkgs_dialect() {
+    let mut e = Entries::new();
+    e.insert(
+        b"libfoo.so".to_vec(),
+        vec![Entry::Exact(b"/t/other/libfoo.so".to_vec())],
+    );
+    let mut f = base_fs();
+    f.dir("/t/empty").file("/t/other/libfoo.so", &lib());
+    let exe = so(&["libfoo.so"], None, Some("/t/empty"), None, Some(&e));
+    let ours = sim_dialect(f.clone(), &exe, None, true, NoteDialect::Ldnote);
+    assert!(loaded(&ours, "libfoo.so").starts_with("FAILED"));
+    let nixpkgs = sim_dialect(f.clone(), &exe, None, true, NoteDialect::Nixpkgs);
+    assert_eq!(loaded(&nixpkgs, "libfoo.so"), "/t/other/libfoo.so");
+    // With DT_RUNPATH instead, both read it.
+    let exe = so(&["libfoo.so"], Some("/t/empty"), None, None, Some(&e));
+    let ours = sim_dialect(f, &exe, None, true, NoteDialect::Ldnote);
+    assert_eq!(loaded(&ours, "libfoo.so"), "/t/other/libfoo.so");
 }
 
 #[test]
