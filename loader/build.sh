@@ -113,7 +113,7 @@ end=$(date +%s)
 echo "build.sh: built in $((end - start)) s (make -j${LDNOTE_JOBS:-2})" >&2
 echo "$((end - start))" >"$out/.build-seconds"
 cd /
-rm -rf "$work/glibc-2.36" "$work/build"
-mv "$log" "$out/build.log" && rmdir "$work" 2>/dev/null || true
+mv "$log" "$out/build.log"
+rm -rf "$work"
 touch "$out/.ldnote-build-complete"
 echo "ldso=$ldso"
