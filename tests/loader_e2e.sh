@@ -57,6 +57,10 @@ cached_ldso() {
 strace_fails() {
   awk '/execve\(/ { on = 1 } on && /(openat|newfstatat)\(/ && / = -1 E/ { n++ } END { print n + 0 }' "$1"
 }
+# Failing access() calls (the loader's one /etc/ld.so.preload probe), reported beside them.
+access_fails() {
+  awk '/execve\(/ { on = 1 } on && /access\(/ && / = -1 E/ { n++ } END { print n + 0 }' "$1"
+}
 # Same for `qemu-aarch64 -strace` output (guest calls: `PID openat(...) = -1 errno=2 (...)`).
 qemu_strace_fails() {
   grep -Ec '^[0-9]+ (openat|newfstatat)\(.* = -1 ' "$1" || true
@@ -147,9 +151,9 @@ native() {
   check_eq "(a) one trying cached file= line per library" "$((N + 1))" "$(dbg_cached dbg.note | wc -l)"
 
   # (d) Failing openat/newfstatat: strace vs explain.
-  strace -f -qq -e trace=execve,openat,newfstatat -o st.note ./prog >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat,access -o st.note ./prog >/dev/null
   strace -f -qq -e trace=execve,openat,newfstatat -o st.ldso "$ldso" ./prog >/dev/null
-  strace -f -qq -e trace=execve,openat,newfstatat -o st.plain ./prog-plain >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat,access -o st.plain ./prog-plain >/dev/null
   strace -f -qq -e trace=execve,openat,newfstatat -o st.debian /lib64/ld-linux-x86-64.so.2 ./prog >/dev/null
   "$ldnote" explain --json --loader note ./prog >ex.note.json || true
   "$ldnote" explain --json ./prog-plain >ex.plain.json || true
@@ -158,6 +162,8 @@ native() {
   pn=$(json_fails ex.note.json note) ps=$(json_fails ex.note.json stock) pp=$(json_fails ex.plain.json stock)
   echo "x86_64 $N/$N failing openat+newfstatat: stock (no note) strace $sp / explain $pp; Debian ld.so $sd;" \
     "note-aware strace $sn (ld.so PROGRAM: $sl) / explain --loader note $pn; explain stock on the noted program $ps"
+  echo "x86_64 $N/$N failing calls including access(/etc/ld.so.preload): stock $((sp + $(access_fails st.plain)))," \
+    "note-aware $((sn + $(access_fails st.note)))"
   echo "x86_64 prediction error: stock $(( sp > pp ? sp - pp : pp - sp )), note $(( sn > pn ? sn - pn : pn - sn ))"
   check_eq "(d) note-aware failing calls = explain --loader note" "$pn" "$sn"
   check_eq "(d) ld.so PROGRAM failing calls = PT_INTERP" "$sn" "$sl"
