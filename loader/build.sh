@@ -45,7 +45,9 @@ fi
 
 # Build dependencies (Debian 12). Installed when root; otherwise they must be present.
 deps=(build-essential gawk bison texinfo python3 xz-utils patch glibc-source)
-[ -n "$target" ] && deps+=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu linux-libc-dev-arm64-cross)
+if [ -n "$target" ]; then
+  deps+=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu linux-libc-dev-arm64-cross)
+fi
 missing=()
 for p in "${deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -83,10 +85,12 @@ else
   kinc=/usr/include
   host_args=()
   # Debian keeps the arch-specific asm headers in the multiarch directory.
-  [ -d /usr/include/x86_64-linux-gnu/asm ] && ln -s /usr/include/x86_64-linux-gnu/asm "$headers/asm"
+  if [ -d /usr/include/x86_64-linux-gnu/asm ]; then
+    ln -s /usr/include/x86_64-linux-gnu/asm "$headers/asm"
+  fi
 fi
 for d in linux asm asm-generic mtd rdma sound video xen; do
-  [ -e "$headers/$d" ] || { [ -d "$kinc/$d" ] && ln -s "$kinc/$d" "$headers/$d"; }
+  if [ ! -e "$headers/$d" ] && [ -d "$kinc/$d" ]; then ln -s "$kinc/$d" "$headers/$d"; fi
 done
 
 mkdir -p "$work/build"
