@@ -265,6 +265,9 @@ aarch64() {
   pn=$(json_fails ex.note.json note) pp=$(json_fails ex.plain.json stock)
   echo "aarch64 $N/$N failing openat+newfstatat (qemu -strace): stock (no note) $sp / explain $pp;" \
     "note-aware $sn / explain $pn; trying file= lines stock $(dbg_trying dbg.plain | wc -l), note $(dbg_trying dbg.note | wc -l)"
+  echo "aarch64 $N/$N failing calls including faccessat(/etc/ld.so.preload): stock" \
+    "$((sp + $(grep -Ec '^[0-9]+ faccessat\(.* = -1 ' qs.plain || true)))," \
+    "note-aware $((sn + $(grep -Ec '^[0-9]+ faccessat\(.* = -1 ' qs.note || true)))"
   echo "aarch64 prediction error: stock $(( sp > pp ? sp - pp : pp - sp )), note $(( sn > pn ? sn - pn : pn - sn ))"
   check_eq "aarch64 (d) note-aware failing calls = explain" "$pn" "$sn"
   check_eq "aarch64 (d) stock failing calls = explain" "$pp" "$sp"
