@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 N=${LDNOTE_E2E_LIBS:-40}
+# The cases use libl5 (override) and libl7 (moved to dir N-3).
+[ "$N" -ge 10 ] || { echo "LDNOTE_E2E_LIBS must be at least 10" >&2; exit 2; }
 ci=false
 [ "${CI:-}" = true ] && ci=true
 ldnote=$root/target/release/ldnote
