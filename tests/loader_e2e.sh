@@ -216,6 +216,7 @@ native() {
     "error while loading shared libraries: $(jq -r .note.error ex.rm.json)" "$en"
   strace -f -qq -e trace=execve,openat,newfstatat -o st.rm ./prog >/dev/null 2>&1 || true
   check_eq "(c,d) failing calls, missing library = explain" "$(json_fails ex.rm.json note)" "$(strace_fails st.rm)"
+  echo "x86_64 removed library: note-aware $(strace_fails st.rm) failing calls (explain $(json_fails ex.rm.json note))"
   cd "$root"
   [ "$failures" = 0 ] && rm -rf "$t"
 }
