@@ -7,26 +7,6 @@ cd "$(dirname "$0")/.."
 bash tests/install.sh
 hash -r
 
-# Real source packages for tests/nix_fixup.rs (zlib and libpng built with their own build
-# systems): Debian's upstream tarballs, fetched once into a cache.
-src_cache=${LDNOTE_DEBIAN_SRC:-$HOME/.cache/ldnote/debian-src}
-if ! ls "$src_cache"/zlib_*.orig.tar.* "$src_cache"/libpng1.6_*.orig.tar.* >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || { echo "no zlib/libpng sources in $src_cache (run as root to fetch them)" >&2; exit 1; }
-  if ! grep -rqs 'deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    cat >/etc/apt/sources.list.d/ldnote-debian-src.sources <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    apt-get update -qq
-  fi
-  mkdir -p "$src_cache"
-  (cd "$src_cache" && apt-get source -qq --download-only zlib libpng1.6 >/dev/null 2>&1)
-  ls "$src_cache"/zlib_*.orig.tar.* "$src_cache"/libpng1.6_*.orig.tar.* >/dev/null
-fi
-
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
