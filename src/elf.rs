@@ -345,7 +345,8 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
             u32::from_le_bytes(b)
         }))
     };
-    let up = |v: u64| v.div_ceil(align) * align;
+    // A bogus p_align (up to 2^64-1) or sizes must end the walk, not overflow.
+    let up = |v: u64| v.div_ceil(align).checked_mul(align);
     let mut pos: u64 = 0;
     while pos + 12 <= bytes.len() as u64 {
         let p = pos as usize;
@@ -353,21 +354,30 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
             return;
         };
         let name_off = pos + 12;
-        let desc_off = up(name_off + namesz);
-        let next = up(desc_off + descsz);
+        let (Some(desc_off), Some(at)) = (up(name_off + namesz), seg.offset.checked_add(pos))
+        else {
+            return;
+        };
+        let next = desc_off.checked_add(descsz).and_then(up);
         let name_ok = namesz == 6
             && bytes
                 .get(name_off as usize..name_off as usize + 6)
                 .is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
         if name_ok {
+            let Some(desc_at) = seg.offset.checked_add(desc_off) else {
+                return;
+            };
             out.push(FoundNote {
                 n_type: ty as u32,
                 segment: seg.index,
-                offset: seg.offset + pos,
-                desc: (seg.offset + desc_off, descsz),
-                in_bounds: desc_off + descsz <= bytes.len() as u64,
+                offset: at,
+                desc: (desc_at, descsz),
+                in_bounds: desc_off.saturating_add(descsz) <= bytes.len() as u64,
             });
         }
+        let Some(next) = next else {
+            return;
+        };
         if next <= pos {
             return;
         }
@@ -378,4 +388,32 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
 /// The descriptor bytes of a found note (empty when out of bounds).
 pub fn note_desc<'data, R: ReadRef<'data>>(data: R, n: &FoundNote) -> &'data [u8] {
     data.read_bytes_at(n.desc.0, n.desc.1).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::{encode_note, Layout};
+
+    #[test]
+    fn bogus_alignment_and_offsets_end_the_walk() {
+        let l = Layout {
+            big_endian: false,
+            is_64: true,
+        };
+        let mut bytes = encode_note(b"a\0=b\0\0", l);
+        bytes.extend(encode_note(b"c\0=d\0\0", l));
+        for (offset, align) in [(0, u64::MAX), (0, 1 << 63), (u64::MAX - 8, 4)] {
+            let seg = NoteSegment {
+                index: 0,
+                offset,
+                filesz: bytes.len() as u64,
+                align,
+                loaded: true,
+            };
+            let mut out = Vec::new();
+            walk_segment(&bytes, &seg, false, &mut out);
+            assert!(out.len() <= 1, "{offset:#x}/{align:#x}: {out:?}");
+        }
+    }
 }
