@@ -131,9 +131,9 @@ pub fn append_note(data: &[u8], section: &[u8]) -> Result<Vec<u8>, AppendError> 
 fn verify(new: &[u8], section: &[u8]) -> Result<(), AppendError> {
     let info = crate::elf::read(new)
         .map_err(|_| AppendError::NotFound("the rewritten file does not read back"))?;
-    let live = info
-        .live_note()
-        .ok_or(AppendError::NotFound("a malformed note ends the PT_NOTE walk before it"))?;
+    let live = info.live_note().ok_or(AppendError::NotFound(
+        "a malformed note ends the PT_NOTE walk before it",
+    ))?;
     let at = usize::try_from(live.offset).ok();
     let ours = at
         .and_then(|a| new.get(a..a.checked_add(section.len())?))
