@@ -348,7 +348,10 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
     // A bogus p_align (up to 2^64-1) or sizes must end the walk, not overflow.
     let up = |v: u64| v.div_ceil(align).checked_mul(align);
     let mut pos: u64 = 0;
-    while pos + 12 <= bytes.len() as u64 {
+    while pos
+        .checked_add(12)
+        .is_some_and(|end| end <= bytes.len() as u64)
+    {
         let p = pos as usize;
         let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else {
             return;
@@ -403,7 +406,12 @@ mod tests {
         };
         let mut bytes = encode_note(b"a\0=b\0\0", l);
         bytes.extend(encode_note(b"c\0=d\0\0", l));
-        for (offset, align) in [(0, u64::MAX), (0, 1 << 63), (u64::MAX - 8, 4)] {
+        for (offset, align) in [
+            (0, u64::MAX),
+            (0, 1 << 63),
+            (0, (1 << 63) + 1),
+            (u64::MAX - 8, 4),
+        ] {
             let seg = NoteSegment {
                 index: 0,
                 offset,
