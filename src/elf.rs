@@ -159,7 +159,8 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             let va = to_u64(l.p_vaddr(endian));
             let fs = to_u64(l.p_filesz(endian));
             (addr >= va && addr < va.saturating_add(fs))
-                .then(|| addr - va + to_u64(l.p_offset(endian)))
+                .then(|| (addr - va).checked_add(to_u64(l.p_offset(endian))))
+                .flatten()
         })
     };
 
@@ -225,7 +226,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                 index,
                 offset: to_u64(sh.sh_offset(endian)),
                 size: to_u64(sh.sh_size(endian)),
-                header_offset: shoff + entsize * index as u64,
+                header_offset: shoff.saturating_add(entsize.saturating_mul(index as u64)),
             };
             match sections.section_name(endian, sh).ok() {
                 Some(n) if n == SECTION_NAME && info.note_section.is_none() => {
@@ -301,11 +302,14 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             elf::DT_NEEDED => info.needed.push(string(val)?),
             elf::DT_RUNPATH => {
                 info.runpath = Some(string(val)?);
-                info.run_path_string = Some(off + val);
+                info.run_path_string = Some(off.saturating_add(val));
             }
             elf::DT_RPATH => {
                 info.rpath = Some(string(val)?);
-                rpath_at = Some((dyn_offset + i as u64 * entry_size, off + val));
+                rpath_at = Some((
+                    dyn_offset.saturating_add(i as u64 * entry_size),
+                    off.saturating_add(val),
+                ));
             }
             _ => {}
         }
