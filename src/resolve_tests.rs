@@ -185,3 +185,14 @@ fn debian_skips_other_byte_order_for_another_machine() {
     assert_eq!(d, b"libm.so\0=/good/libm.so\0\0");
     assert!(matches!(&res.events[0], Event::Skipped { why, .. } if why.contains("machine")));
 }
+
+#[test]
+fn a_colon_in_a_soname_becomes_a_hint() {
+    // `=/a/lib:x.so` would be read by the loader as `=/a/lib` and `x.so`.
+    let mut f = FakeFs::new();
+    f.file("/a/lib:x.so", &lib()).file("/a/liby.so", &lib());
+    assert_eq!(
+        run(f, Policy::default(), &["lib:x.so", "liby.so"], "/a"),
+        "lib:x.so|?/a|liby.so|=/a/liby.so||"
+    );
+}
