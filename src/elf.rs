@@ -180,10 +180,13 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         rpath_tag: None,
     };
 
+    let mut dynamic_range = None;
     for (index, ph) in phdrs.iter().enumerate() {
         match ph.p_type(endian) {
             elf::PT_DYNAMIC => {
                 info.dynamic = true;
+                dynamic_range
+                    .get_or_insert((to_u64(ph.p_offset(endian)), to_u64(ph.p_filesz(endian))));
                 let Some(dyns) = ph.dynamic(endian, data)? else {
                     continue;
                 };
@@ -248,7 +251,61 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             }
         }
     }
+    let len = data
+        .len()
+        .map_err(|()| ElfError::Malformed("cannot read the file size".into()))?;
+    consistent(&info, dynamic_range, len)?;
     Ok(info)
+}
+
+/// Refuse what no linker produces and what would make an edit unsafe: a PT_NOTE outside the
+/// file or overlapping PT_DYNAMIC, a resolution note whose sizes are bogus, a
+/// `.note.nixos.ldcache` section the loader's walk does not reach.
+fn consistent(info: &ElfInfo, dynamic: Option<(u64, u64)>, len: u64) -> Result<(), ElfError> {
+    let bad = |m: String| Err(ElfError::Malformed(m));
+    for s in &info.note_segments {
+        let end = s.offset.checked_add(s.filesz);
+        if end.is_none_or(|e| e > len) {
+            return bad(format!(
+                "PT_NOTE segment {} (offset {:#x}, size {:#x}) lies outside the file",
+                s.index, s.offset, s.filesz
+            ));
+        }
+        if let Some((o, n)) = dynamic {
+            let overlaps =
+                s.filesz > 0 && n > 0 && s.offset < o.saturating_add(n) && o < s.offset + s.filesz;
+            if overlaps {
+                return bad(format!("PT_NOTE segment {} overlaps PT_DYNAMIC", s.index));
+            }
+        }
+    }
+    for n in &info.notes {
+        if !n.in_bounds {
+            return bad(format!(
+                "the NixOS note at {:#x} has n_descsz {:#x}, past the end of its PT_NOTE segment",
+                n.offset, n.desc.1
+            ));
+        }
+        if n.n_type == NOTE_TYPE && n.desc.1 <= 2 {
+            return bad(format!(
+                "the resolution note at {:#x} has n_descsz {} (the loader needs more than 2)",
+                n.offset, n.desc.1
+            ));
+        }
+    }
+    let section = info.note_section.or(info.renamed_section.map(|r| r.0));
+    if let Some(sec) = section {
+        let in_segment = info.note_segments.iter().any(|s| {
+            s.offset <= sec.offset && sec.offset.saturating_add(sec.size) <= s.offset + s.filesz
+        });
+        if in_segment && sec.size > 0 && !info.notes.iter().any(|n| n.offset == sec.offset) {
+            return bad(format!(
+                "the PT_NOTE walk does not reach the note section at {:#x} (a note before or in it has bogus sizes)",
+                sec.offset
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
