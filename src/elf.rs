@@ -295,8 +295,12 @@ fn consistent(info: &ElfInfo, dynamic: Option<(u64, u64)>, len: u64) -> Result<(
     }
     let section = info.note_section.or(info.renamed_section.map(|r| r.0));
     if let Some(sec) = section {
+        // Only in a 4-aligned PT_NOTE must the walk land on every 4-aligned note; in an
+        // 8-aligned one (mold) missing it is the documented layout problem, not corruption.
         let in_segment = info.note_segments.iter().any(|s| {
-            s.offset <= sec.offset && sec.offset.saturating_add(sec.size) <= s.offset + s.filesz
+            s.align <= 4
+                && s.offset <= sec.offset
+                && sec.offset.saturating_add(sec.size) <= s.offset + s.filesz
         });
         if in_segment && sec.size > 0 && !info.notes.iter().any(|n| n.offset == sec.offset) {
             return bad(format!(
