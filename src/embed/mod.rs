@@ -77,14 +77,17 @@ pub fn plan_in_place(
     let be = info.ident.big_endian;
     let live = info.live_note();
     let Some(note) = note else {
-        let mut writes = Vec::new();
-        if let Some(n) = live {
-            // A stale note would send the loader to wrong files: make it inert.
-            writes.push(Write {
+        // A stale note would send the loader to wrong files: make it inert, and every other
+        // live one too (the next would become the loader's).
+        let mut writes: Vec<Write> = info
+            .notes
+            .iter()
+            .filter(|n| n.n_type == NOTE_TYPE)
+            .map(|n| Write {
                 offset: n.offset + 8,
                 bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
-            });
-        }
+            })
+            .collect();
         if let Some(s) = info.note_section {
             writes.push(rename_write(info, s.header_offset));
         }
@@ -422,5 +425,22 @@ mod tests {
                 "size {size:#x}"
             );
         }
+    }
+
+    #[test]
+    fn nothing_to_record_makes_every_live_note_inert() {
+        let (mut info, seg) = output(256);
+        info.note_section = None;
+        let mut second = info.notes[0].clone();
+        second.offset += 0x100;
+        info.notes.push(second);
+        for n in &mut info.notes {
+            n.n_type = NOTE_TYPE;
+        }
+        let Edit::InPlace(w) = plan(&info, &seg, None, Some(b"x\0=y\0\0")) else {
+            panic!("edit expected")
+        };
+        let offsets: Vec<u64> = w.iter().map(|w| w.offset).collect();
+        assert_eq!(offsets, vec![0x328, 0x428]);
     }
 }
