@@ -107,6 +107,11 @@ pub fn plan_in_place(
     let Some((offset, size)) = region(info) else {
         return Edit::Append("the output has no reserved note".into());
     };
+    if size % 4 != 0 || offset % 4 != 0 {
+        return Edit::Append(format!(
+            "the reserved note ({size} bytes at {offset:#x}) is not 4-byte aligned"
+        ));
+    }
     let need = note.len() as u64;
     if need > size {
         return Edit::Append(format!(
@@ -442,5 +447,17 @@ mod tests {
         };
         let offsets: Vec<u64> = w.iter().map(|w| w.offset).collect();
         assert_eq!(offsets, vec![0x328, 0x428]);
+    }
+
+    #[test]
+    fn an_unaligned_region_falls_back() {
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let (mut info, seg) = output(256);
+        if let Some(s) = info.note_section.as_mut() {
+            s.size = 257;
+        }
+        assert!(
+            matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("aligned"))
+        );
     }
 }
