@@ -20,6 +20,10 @@ for t in "${targets[@]}"; do
     echo "== fuzz $t for ${secs}s"
     # The run's new inputs go to a scratch directory: the committed corpus stays small.
     scratch="$(mktemp -d)"
+    # The minimized corpus of the long runs, too large to keep unpacked (fuzz/corpus-archive).
+    if [ -f "corpus-archive/$t.tar.xz" ]; then
+        tar -C "$scratch" -xJf "corpus-archive/$t.tar.xz"
+    fi
     log="$scratch.log"
     if ! cargo fuzz run "${flags[@]}" "$t" "$scratch" "corpus/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
