@@ -159,7 +159,8 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             let va = to_u64(l.p_vaddr(endian));
             let fs = to_u64(l.p_filesz(endian));
             (addr >= va && addr < va.saturating_add(fs))
-                .then(|| addr - va + to_u64(l.p_offset(endian)))
+                .then(|| (addr - va).checked_add(to_u64(l.p_offset(endian))))
+                .flatten()
         })
     };
 
@@ -179,10 +180,13 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         rpath_tag: None,
     };
 
+    let mut dynamic_range = None;
     for (index, ph) in phdrs.iter().enumerate() {
         match ph.p_type(endian) {
             elf::PT_DYNAMIC => {
                 info.dynamic = true;
+                dynamic_range
+                    .get_or_insert((to_u64(ph.p_offset(endian)), to_u64(ph.p_filesz(endian))));
                 let Some(dyns) = ph.dynamic(endian, data)? else {
                     continue;
                 };
@@ -225,7 +229,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                 index,
                 offset: to_u64(sh.sh_offset(endian)),
                 size: to_u64(sh.sh_size(endian)),
-                header_offset: shoff + entsize * index as u64,
+                header_offset: shoff.saturating_add(entsize.saturating_mul(index as u64)),
             };
             match sections.section_name(endian, sh).ok() {
                 Some(n) if n == SECTION_NAME && info.note_section.is_none() => {
@@ -247,7 +251,65 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             }
         }
     }
+    let len = data
+        .len()
+        .map_err(|()| ElfError::Malformed("cannot read the file size".into()))?;
+    consistent(&info, dynamic_range, len)?;
     Ok(info)
+}
+
+/// Refuse what no linker produces and what would make an edit unsafe: a PT_NOTE outside the
+/// file or overlapping PT_DYNAMIC, a resolution note whose sizes are bogus, a
+/// `.note.nixos.ldcache` section the loader's walk does not reach.
+fn consistent(info: &ElfInfo, dynamic: Option<(u64, u64)>, len: u64) -> Result<(), ElfError> {
+    let bad = |m: String| Err(ElfError::Malformed(m));
+    for s in &info.note_segments {
+        let end = s.offset.checked_add(s.filesz);
+        if end.is_none_or(|e| e > len) {
+            return bad(format!(
+                "PT_NOTE segment {} (offset {:#x}, size {:#x}) lies outside the file",
+                s.index, s.offset, s.filesz
+            ));
+        }
+        if let Some((o, n)) = dynamic {
+            let overlaps =
+                s.filesz > 0 && n > 0 && s.offset < o.saturating_add(n) && o < s.offset + s.filesz;
+            if overlaps {
+                return bad(format!("PT_NOTE segment {} overlaps PT_DYNAMIC", s.index));
+            }
+        }
+    }
+    for n in &info.notes {
+        if !n.in_bounds {
+            return bad(format!(
+                "the NixOS note at {:#x} has n_descsz {:#x}, past the end of its PT_NOTE segment",
+                n.offset, n.desc.1
+            ));
+        }
+        if n.n_type == NOTE_TYPE && n.desc.1 <= 2 {
+            return bad(format!(
+                "the resolution note at {:#x} has n_descsz {} (the loader needs more than 2)",
+                n.offset, n.desc.1
+            ));
+        }
+    }
+    let section = info.note_section.or(info.renamed_section.map(|r| r.0));
+    if let Some(sec) = section {
+        // Only in a 4-aligned PT_NOTE must the walk land on every 4-aligned note; in an
+        // 8-aligned one (mold) missing it is the documented layout problem, not corruption.
+        let in_segment = info.note_segments.iter().any(|s| {
+            s.align <= 4
+                && s.offset <= sec.offset
+                && sec.offset.saturating_add(sec.size) <= s.offset + s.filesz
+        });
+        if in_segment && sec.size > 0 && !info.notes.iter().any(|n| n.offset == sec.offset) {
+            return bad(format!(
+                "the PT_NOTE walk does not reach the note section at {:#x} (a note before or in it has bogus sizes)",
+                sec.offset
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
@@ -301,11 +363,14 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             elf::DT_NEEDED => info.needed.push(string(val)?),
             elf::DT_RUNPATH => {
                 info.runpath = Some(string(val)?);
-                info.run_path_string = Some(off + val);
+                info.run_path_string = Some(off.saturating_add(val));
             }
             elf::DT_RPATH => {
                 info.rpath = Some(string(val)?);
-                rpath_at = Some((dyn_offset + i as u64 * entry_size, off + val));
+                rpath_at = Some((
+                    dyn_offset.saturating_add(i as u64 * entry_size),
+                    off.saturating_add(val),
+                ));
             }
             _ => {}
         }
@@ -345,29 +410,42 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
             u32::from_le_bytes(b)
         }))
     };
-    let up = |v: u64| v.div_ceil(align) * align;
+    // A bogus p_align (up to 2^64-1) or sizes must end the walk, not overflow.
+    let up = |v: u64| v.div_ceil(align).checked_mul(align);
     let mut pos: u64 = 0;
-    while pos + 12 <= bytes.len() as u64 {
+    while pos
+        .checked_add(12)
+        .is_some_and(|end| end <= bytes.len() as u64)
+    {
         let p = pos as usize;
         let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else {
             return;
         };
         let name_off = pos + 12;
-        let desc_off = up(name_off + namesz);
-        let next = up(desc_off + descsz);
+        let (Some(desc_off), Some(at)) = (up(name_off + namesz), seg.offset.checked_add(pos))
+        else {
+            return;
+        };
+        let next = desc_off.checked_add(descsz).and_then(up);
         let name_ok = namesz == 6
             && bytes
                 .get(name_off as usize..name_off as usize + 6)
                 .is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
         if name_ok {
+            let Some(desc_at) = seg.offset.checked_add(desc_off) else {
+                return;
+            };
             out.push(FoundNote {
                 n_type: ty as u32,
                 segment: seg.index,
-                offset: seg.offset + pos,
-                desc: (seg.offset + desc_off, descsz),
-                in_bounds: desc_off + descsz <= bytes.len() as u64,
+                offset: at,
+                desc: (desc_at, descsz),
+                in_bounds: desc_off.saturating_add(descsz) <= bytes.len() as u64,
             });
         }
+        let Some(next) = next else {
+            return;
+        };
         if next <= pos {
             return;
         }
@@ -378,4 +456,37 @@ pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<Fou
 /// The descriptor bytes of a found note (empty when out of bounds).
 pub fn note_desc<'data, R: ReadRef<'data>>(data: R, n: &FoundNote) -> &'data [u8] {
     data.read_bytes_at(n.desc.0, n.desc.1).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::{encode_note, Layout};
+
+    #[test]
+    fn bogus_alignment_and_offsets_end_the_walk() {
+        let l = Layout {
+            big_endian: false,
+            is_64: true,
+        };
+        let mut bytes = encode_note(b"a\0=b\0\0", l);
+        bytes.extend(encode_note(b"c\0=d\0\0", l));
+        for (offset, align) in [
+            (0, u64::MAX),
+            (0, 1 << 63),
+            (0, (1 << 63) + 1),
+            (u64::MAX - 8, 4),
+        ] {
+            let seg = NoteSegment {
+                index: 0,
+                offset,
+                filesz: bytes.len() as u64,
+                align,
+                loaded: true,
+            };
+            let mut out = Vec::new();
+            walk_segment(&bytes, &seg, false, &mut out);
+            assert!(out.len() <= 1, "{offset:#x}/{align:#x}: {out:?}");
+        }
+    }
 }

@@ -181,6 +181,21 @@ impl<F: Fs> Resolver<F> {
                 path.extend_from_slice(n);
                 match self.candidate(comp, n, &path, acc) {
                     None => {}
+                    // `=dir/lib:x.so` would be split at the `:` by the loader: the directory is
+                    // a `?` hint for this soname instead (the loader's search finds the file).
+                    Some(Verdict::Accept) if n.contains(&b':') => {
+                        res.events.push(Event::Hint {
+                            dir: lossy(comp),
+                            why: format!(
+                                "soname `{}` contains `:`, which a path list cannot hold",
+                                lossy(n)
+                            ),
+                        });
+                        res.entries
+                            .entry(n.to_vec())
+                            .or_default()
+                            .push(Entry::Hint(comp.to_vec()));
+                    }
                     Some(Verdict::Accept) => {
                         res.events.push(Event::Found {
                             soname: lossy(n),

@@ -207,3 +207,14 @@ fn listing_or_names_walked_whichever_is_smaller_same_result() {
         "liba.so|=/big/liba.so|libb.so|=/small/libb.so:=/small/libb.so:=/big/libb.so:=/big/libb.so||"
     );
 }
+
+#[test]
+fn a_colon_in_a_soname_becomes_a_hint() {
+    // `=/a/lib:x.so` would be read by the loader as `=/a/lib` and `x.so`.
+    let mut f = FakeFs::new();
+    f.file("/a/lib:x.so", &lib()).file("/a/liby.so", &lib());
+    assert_eq!(
+        run(f, Policy::default(), &["lib:x.so", "liby.so"], "/a"),
+        "lib:x.so|?/a|liby.so|=/a/liby.so||"
+    );
+}

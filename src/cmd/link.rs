@@ -355,6 +355,7 @@ pub fn patch(opts: NoteOpts, files: &[PathBuf]) -> i32 {
         Ok(n) => n,
         Err(e) => return fail(&e),
     };
+    noter.keep_links = true;
     let mut failed = 0;
     for f in files {
         if let Err(e) = noter.note_file(f) {

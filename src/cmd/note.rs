@@ -46,6 +46,10 @@ pub struct Noter {
     targets: Vec<Target>,
     resolver: Resolver<RealFs>,
     sysroot: std::ffi::OsString,
+    /// `ldnote patch`: a file with several hard links is rewritten in place by the append
+    /// fallback, as patchelf does (every name sees the note; not atomic). `ldnote link` always
+    /// replaces atomically (temporary file and rename), breaking such links.
+    pub keep_links: bool,
 }
 
 pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
@@ -64,6 +68,7 @@ impl Noter {
             targets,
             resolver,
             sysroot: sysroot.to_os_string(),
+            keep_links: false,
         })
     }
 
@@ -192,7 +197,21 @@ impl Noter {
         if !meta.is_file() {
             return Err(Failure(format!("`{show}` is not a regular file")));
         }
-        let file = File::open(path).map_err(|e| Failure(format!("`{show}`: cannot open: {e}")))?;
+        // One descriptor for reading and writing: whatever happens to the name meanwhile (another
+        // process renaming a file over it), the bytes read are the bytes edited, and a file that
+        // replaced the output is never written into.
+        let (file, write_err) = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                File::open(path).map_err(|e| Failure(format!("`{show}`: cannot open: {e}")))?,
+                Some(e),
+            ),
+        };
+        let cannot_write = |e: &std::io::Error| {
+            Failure(format!(
+                "`{show}`: cannot open for writing: {e}; the file is left unchanged"
+            ))
+        };
         let cache = ReadCache::new(&file);
         let c = self.compute(&cache, path)?;
         if !c.info.dynamic || !matches!(c.info.e_type, object::elf::ET_EXEC | object::elf::ET_DYN) {
@@ -224,12 +243,12 @@ impl Noter {
                 Ok(Outcome::Nothing)
             }
             Edit::InPlace(writes) => {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| Failure(format!("`{show}`: cannot open for writing: {e}")))?;
+                if let Some(e) = &write_err {
+                    return Err(cannot_write(e));
+                }
+                let writes = commit_in_one_write(writes);
                 for w in &writes {
-                    f.write_all_at(&w.bytes, w.offset)
+                    file.write_all_at(&w.bytes, w.offset)
                         .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
                 }
                 say(
@@ -246,19 +265,22 @@ impl Noter {
                 let Some(note) = c.note else {
                     return Ok(Outcome::Nothing);
                 };
+                if let Some(e) = &write_err {
+                    return Err(cannot_write(e));
+                }
                 say(
                     &self.opts,
                     format!("{show}: appending a note segment: {why}"),
                 );
-                if let Err(e) = append_file(path, &meta, &c.info, &note) {
-                    // Leave no half-used reservation that patchelf would mistake for a note.
+                let keep_links = self.keep_links;
+                if let Err(e) = append_file(path, &file, &c.info, &note, keep_links) {
+                    // Leave no half-used reservation that patchelf would mistake for a note
+                    // (only when the file itself was not replaced: written through our fd).
                     if let Edit::InPlace(writes) =
                         embed::plan_in_place(&c.info, None, None, &|_| None)
                     {
-                        if let Ok(f) = OpenOptions::new().write(true).open(path) {
-                            for w in &writes {
-                                let _ = f.write_all_at(&w.bytes, w.offset);
-                            }
+                        for w in &writes {
+                            let _ = file.write_all_at(&w.bytes, w.offset);
                         }
                     }
                     return Err(e);
@@ -269,45 +291,81 @@ impl Noter {
     }
 }
 
+/// The usual in-place edit is one region write (inert type) and the 4-byte commit of the type.
+/// When the region lies within one page, write it once with the live type instead: the kernel
+/// copies a single page all or nothing even when a SIGKILL arrives, so the file goes straight
+/// from the linker's bytes to the noted file. Otherwise the commit stays the last, separate write.
+fn commit_in_one_write(writes: Vec<embed::Write>) -> Vec<embed::Write> {
+    const PAGE: u64 = 4096;
+    if let [region, commit] = writes.as_slice() {
+        let len = region.bytes.len() as u64;
+        let same_page = len > 0 && region.offset / PAGE == (region.offset + len - 1) / PAGE;
+        if same_page && commit.offset == region.offset + 8 && commit.bytes.len() == 4 {
+            let mut bytes = region.bytes.clone();
+            bytes[8..12].copy_from_slice(&commit.bytes);
+            return vec![embed::Write {
+                offset: region.offset,
+                bytes,
+            }];
+        }
+    }
+    writes
+}
+
 /// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
-/// same directory and a rename (never a torn output). A symlink is followed (the file it names
-/// is noted, the link stays); mode and owner are kept. A file with several hard links is
-/// rewritten in place instead, so that every name sees the noted file, as with patchelf.
+/// same directory and a rename (never a torn output). The bytes come from `file`, the descriptor
+/// the output was read through, and the rename happens only if the name still refers to that
+/// file. A symlink is followed (the file it names is noted, the link stays); mode and owner are
+/// kept. With `keep_links` (patch mode) a file with several hard links is rewritten in place
+/// instead, so that every name sees the noted file, as with patchelf (not atomic).
 fn append_file(
     path: &Path,
-    _meta: &std::fs::Metadata,
+    file: &File,
     info: &ElfInfo,
     note: &[u8],
+    keep_links: bool,
 ) -> Result<(), Failure> {
     use std::os::unix::fs::MetadataExt;
     let show = path.display();
     let real = std::fs::canonicalize(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
-    let meta = std::fs::metadata(&real).map_err(|e| Failure(format!("`{show}`: {e}")))?;
-    let mut data = std::fs::read(&real).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let len = usize::try_from(meta.len())
+        .map_err(|_| Failure(format!("`{show}`: too large to rewrite")))?;
+    let mut data = vec![0; len];
+    file.read_exact_at(&mut data, 0)
+        .map_err(|e| Failure(format!("`{show}`: cannot read: {e}")))?;
     // An unusable reservation or a stale note: make it inert and hide its section name first.
     if let Edit::InPlace(writes) = embed::plan_in_place(info, None, None, &|_| None) {
         for w in writes {
-            let o = w.offset as usize;
-            if let Some(dst) = data.get_mut(o..o + w.bytes.len()) {
+            let dst = usize::try_from(w.offset)
+                .ok()
+                .and_then(|o| data.get_mut(o..o.checked_add(w.bytes.len())?));
+            if let Some(dst) = dst {
                 dst.copy_from_slice(&w.bytes);
             }
         }
     }
     let new = embed::append::append_note(&data, note)
         .map_err(|e| Failure(format!("`{show}`: cannot add the note: {e}")))?;
-    if meta.nlink() > 1 {
-        return std::fs::write(&real, &new)
-            .map_err(|e| Failure(format!("`{show}`: cannot rewrite the file: {e}")));
+    let same_file = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
+    let replaced = || {
+        Failure(format!(
+            "`{show}` was replaced by another process while it was being noted; left alone"
+        ))
+    };
+    if keep_links && meta.nlink() > 1 {
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(&new, 0))
+            .map_err(|e| Failure(format!("`{show}`: cannot rewrite the file: {e}")))?;
+        return Ok(());
     }
     let dir = real.parent().unwrap_or(Path::new("/"));
-    let prefix = format!(
-        ".{}.ldnote",
-        real.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default()
-    );
+    let name = real.file_name().unwrap_or_default();
+    remove_stale_temps(dir, name);
     let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
+        .prefix(&temp_prefix(name, std::process::id()))
         .tempfile_in(dir)
         .map_err(|e| {
             Failure(format!(
@@ -321,9 +379,57 @@ fn append_file(
     let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()));
     std::fs::set_permissions(tmp.path(), meta.permissions())
         .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    // The name must still be the file that was read (a small window remains between this check
+    // and the rename; closing it needs renameat2(RENAME_EXCHANGE)).
+    match std::fs::metadata(&real) {
+        Ok(m) if same_file(&m) => {}
+        _ => return Err(replaced()),
+    }
     tmp.persist(&real)
         .map_err(|e| Failure(format!("`{show}`: cannot replace the file: {}", e.error)))?;
     Ok(())
+}
+
+/// Temporary files are `.NAME.ldnote-PID-XXXXXX` beside the output: hidden, never matching
+/// `NAME` or a library glob, and attributable to the process that made it.
+fn temp_prefix(name: &OsStr, pid: u32) -> std::ffi::OsString {
+    let mut p = std::ffi::OsString::from(".");
+    p.push(name);
+    p.push(format!(".ldnote-{pid}-"));
+    p
+}
+
+/// A `kill -9` between creating the temporary file and the rename leaves it behind: remove the
+/// ones of `name` whose process is gone (checked through /proc; where there is no /proc nothing
+/// is removed). Failures are ignored: this is housekeeping.
+fn remove_stale_temps(dir: &Path, name: &OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let mut head = std::ffi::OsString::from(".");
+    head.push(name);
+    head.push(".ldnote-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.as_bytes().strip_prefix(head.as_bytes()) else {
+            continue;
+        };
+        let pid = rest.split(|b| *b == b'-').next().unwrap_or_default();
+        let Some(pid) = std::str::from_utf8(pid)
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 pub fn describe(e: &Event) -> String {

@@ -83,6 +83,10 @@ pub enum AppendError {
     /// No placement keeps the program loadable.
     #[error("no room can be made for the note: {0}")]
     NoRoom(&'static str),
+    /// The rewritten file would not show the note to the loader (an existing PT_NOTE holds a
+    /// malformed note that stops the loader's walk before the appended one).
+    #[error("the loader would not find the appended note: {0}")]
+    NotFound(&'static str),
 }
 
 /// `data`: a linked ELF (ET_EXEC or ET_DYN, 32/64-bit, LE/BE) with no `.note.nixos.ldcache`
@@ -115,7 +119,31 @@ pub fn append_note(data: &[u8], section: &[u8]) -> Result<Vec<u8>, AppendError> 
         img: &img,
     };
     let plan = ctx.plan()?;
-    write::apply(&ctx, data, &plan, section, SECTION_NAME)
+    let new = write::apply(&ctx, data, &plan, section, SECTION_NAME)?;
+    verify(&new, section)?;
+    Ok(new)
+}
+
+/// Read the rewritten file back the way the loader walks it: the first live resolution note
+/// must be the one just placed, byte for byte. A malformed note earlier in a PT_NOTE segment
+/// (bogus `n_namesz`/`n_descsz`) ends the walk before an appended note, and a file that cannot
+/// be read back must not replace the linker's output.
+fn verify(new: &[u8], section: &[u8]) -> Result<(), AppendError> {
+    let info = crate::elf::read(new)
+        .map_err(|_| AppendError::NotFound("the rewritten file does not read back"))?;
+    let live = info.live_note().ok_or(AppendError::NotFound(
+        "a malformed note ends the PT_NOTE walk before it",
+    ))?;
+    let at = usize::try_from(live.offset).ok();
+    let ours = at
+        .and_then(|a| new.get(a..a.checked_add(section.len())?))
+        .is_some_and(|b| b == section);
+    if !live.in_bounds || !ours {
+        return Err(AppendError::NotFound(
+            "another resolution note comes first in the PT_NOTE walk",
+        ));
+    }
+    Ok(())
 }
 
 /// Where the section name table and the section header table can be rewritten: the start of

@@ -60,7 +60,7 @@ fn region(info: &ElfInfo) -> Option<(u64, u64)> {
         return Some((s.offset, s.size));
     }
     info.notes.first().map(|n: &FoundNote| {
-        let end = n.desc.0 + n.desc.1.div_ceil(4) * 4;
+        let end = n.desc.0.saturating_add(n.desc.1.div_ceil(4) * 4);
         (n.offset, end - n.offset)
     })
 }
@@ -77,14 +77,17 @@ pub fn plan_in_place(
     let be = info.ident.big_endian;
     let live = info.live_note();
     let Some(note) = note else {
-        let mut writes = Vec::new();
-        if let Some(n) = live {
-            // A stale note would send the loader to wrong files: make it inert.
-            writes.push(Write {
+        // A stale note would send the loader to wrong files: make it inert, and every other
+        // live one too (the next would become the loader's).
+        let mut writes: Vec<Write> = info
+            .notes
+            .iter()
+            .filter(|n| n.n_type == NOTE_TYPE)
+            .map(|n| Write {
                 offset: n.offset + 8,
                 bytes: u32_bytes(PLACEHOLDER_TYPE, be).to_vec(),
-            });
-        }
+            })
+            .collect();
         if let Some(s) = info.note_section {
             writes.push(rename_write(info, s.header_offset));
         }
@@ -104,6 +107,11 @@ pub fn plan_in_place(
     let Some((offset, size)) = region(info) else {
         return Edit::Append("the output has no reserved note".into());
     };
+    if size % 4 != 0 || offset % 4 != 0 {
+        return Edit::Append(format!(
+            "the reserved note ({size} bytes at {offset:#x}) is not 4-byte aligned"
+        ));
+    }
     let need = note.len() as u64;
     if need > size {
         return Edit::Append(format!(
@@ -116,21 +124,14 @@ pub fn plan_in_place(
             "{rem} bytes would be left over, too few for a filler note"
         ));
     }
-    let mut content = note.to_vec();
-    if rem > 0 {
-        content.extend(note_bytes(
-            b"",
-            FILLER_TYPE,
-            &vec![0; rem as usize - 12],
-            layout(info),
-        ));
-    }
-    // Check with the final bytes that the loader's walk finds this note first.
-    let Some(seg) = info
-        .note_segments
-        .iter()
-        .find(|s| s.offset <= offset && offset + size <= s.offset + s.filesz)
-    else {
+    // The region must lie inside a PT_NOTE segment whose bytes can be read, before anything of
+    // its (untrusted) size is allocated.
+    let Some(seg) = info.note_segments.iter().find(|s| {
+        s.offset <= offset
+            && offset
+                .checked_add(size)
+                .is_some_and(|end| s.offset.checked_add(s.filesz).is_some_and(|e| end <= e))
+    }) else {
         return Edit::Append("the reserved note is not inside a PT_NOTE segment".into());
     };
     if !seg.loaded {
@@ -141,8 +142,21 @@ pub fn plan_in_place(
     let Some(mut bytes) = segment_bytes(seg) else {
         return Edit::Append("cannot read the PT_NOTE segment".into());
     };
-    let at = (offset - seg.offset) as usize;
-    bytes[at..at + content.len()].copy_from_slice(&content);
+    let at = usize::try_from(offset - seg.offset).unwrap_or(usize::MAX);
+    let Some(dst) = bytes.get_mut(at..at.saturating_add(size as usize)) else {
+        return Edit::Append("cannot read the PT_NOTE segment".into());
+    };
+    let mut content = note.to_vec();
+    if rem > 0 {
+        content.extend(note_bytes(
+            b"",
+            FILLER_TYPE,
+            &vec![0; rem as usize - 12],
+            layout(info),
+        ));
+    }
+    // Check with the final bytes that the loader's walk finds this note first.
+    dst.copy_from_slice(&content);
     let mut found = Vec::new();
     walk_segment(&bytes, seg, be, &mut found);
     // Other live notes are made inert below, so ours only has to be found in its segment.
@@ -166,7 +180,7 @@ pub fn plan_in_place(
     for n in info
         .notes
         .iter()
-        .filter(|n| n.n_type == NOTE_TYPE && (n.offset < offset || n.offset >= offset + size))
+        .filter(|n| n.n_type == NOTE_TYPE && (n.offset < offset || n.offset - offset >= size))
     {
         writes.push(Write {
             offset: n.offset + 8,
@@ -200,7 +214,10 @@ fn layout(info: &ElfInfo) -> crate::note::Layout {
 /// The `sh_name` edit that hides an unused `.note.nixos.ldcache` section from patchelf.
 /// `sh_name` is the first word of a section header in both classes.
 fn rename_write(info: &ElfInfo, header_offset: u64) -> Write {
-    let name = info.note_section_name.unwrap_or(0) + RENAME_SKIP;
+    let name = info
+        .note_section_name
+        .unwrap_or(0)
+        .saturating_add(RENAME_SKIP);
     Write {
         offset: header_offset,
         bytes: u32_bytes(name, info.ident.big_endian).to_vec(),
@@ -397,6 +414,50 @@ mod tests {
             w.last().map(|w| w.offset),
             Some(0x328),
             "the type write still commits last"
+        );
+    }
+
+    #[test]
+    fn a_bogus_section_size_falls_back_without_allocating_it() {
+        let (mut info, seg) = output(256);
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        for size in [u64::MAX - 3, (u64::MAX - 0x320) & !3, 1 << 40] {
+            if let Some(s) = info.note_section.as_mut() {
+                s.size = size;
+            }
+            assert!(
+                matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("PT_NOTE")),
+                "size {size:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_to_record_makes_every_live_note_inert() {
+        let (mut info, seg) = output(256);
+        info.note_section = None;
+        let mut second = info.notes[0].clone();
+        second.offset += 0x100;
+        info.notes.push(second);
+        for n in &mut info.notes {
+            n.n_type = NOTE_TYPE;
+        }
+        let Edit::InPlace(w) = plan(&info, &seg, None, Some(b"x\0=y\0\0")) else {
+            panic!("edit expected")
+        };
+        let offsets: Vec<u64> = w.iter().map(|w| w.offset).collect();
+        assert_eq!(offsets, vec![0x328, 0x428]);
+    }
+
+    #[test]
+    fn an_unaligned_region_falls_back() {
+        let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let (mut info, seg) = output(256);
+        if let Some(s) = info.note_section.as_mut() {
+            s.size = 257;
+        }
+        assert!(
+            matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("aligned"))
         );
     }
 }

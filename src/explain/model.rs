@@ -135,7 +135,7 @@ pub enum NoteState {
 #[serde(rename_all = "snake_case")]
 pub enum NoteDialect {
     /// This project's glibc 2.36 patch (loader/): an empty `?` element is the CWD, a relative
-    /// `=` element is ignored.
+    /// `=` element is ignored, and only objects with DT_RUNPATH have their note read.
     #[default]
     Ldnote,
     /// nixpkgs' ldcache.patch: `decompose_rpath("")` drops an empty `?` element, and `=`

@@ -291,8 +291,14 @@ impl<'a, P: Probe> Sim<'a, P> {
             let (f, _) = self.open_path(name, &dirs, Stage::LdLibraryPath)?;
             hit!(f, Stage::LdLibraryPath, None);
         }
-        // 2b. The note-aware loader: the requesting object's note.
-        if self.inp.use_notes {
+        // 2b. The note-aware loader: the requesting object's note. This project's loader
+        //     reads it only for objects with DT_RUNPATH (loader/glibc-2.36-ldcache.patch): for
+        //     DT_RPATH objects the RPATH walk above already ran, and their notes are not ours.
+        let note_read = match self.inp.dialect {
+            NoteDialect::Ldnote => self.run.maps[loader].runpath.is_some(),
+            NoteDialect::Nixpkgs => true,
+        };
+        if self.inp.use_notes && note_read {
             let entries = match &self.run.maps[loader].note {
                 NoteState::Ok(pairs) | NoteState::Planned(pairs) => pairs
                     .iter()

@@ -130,16 +130,36 @@ fn amd() -> LoaderFacts {
 }
 
 fn sim(fs: FakeFs, exe: &[u8], llp: Option<&str>, notes: bool) -> Run {
-    let facts = amd();
+    sim_dialect(fs, exe, llp, notes, NoteDialect::Ldnote)
+}
+
+fn sim_dialect(
+    fs: FakeFs,
+    exe: &[u8],
+    llp: Option<&str>,
+    notes: bool,
+    dialect: NoteDialect,
+) -> Run {
+    sim_facts(fs, exe, llp, notes, dialect, &amd())
+}
+
+fn sim_facts(
+    fs: FakeFs,
+    exe: &[u8],
+    llp: Option<&str>,
+    notes: bool,
+    dialect: NoteDialect,
+    facts: &LoaderFacts,
+) -> Run {
     let inp = Input {
-        facts: &facts,
+        facts,
         ident: X86_64,
         target: None,
         cache_flags: vec![0x303],
         ld_library_path: llp.map(|s| s.as_bytes().to_vec()),
         cwd: b"/work".to_vec(),
         use_notes: notes,
-        dialect: NoteDialect::Ldnote,
+        dialect,
         plan: None,
     };
     let probe = FsProbe::new(fs, b"/work");
@@ -366,6 +386,56 @@ fn note_exact_entry_costs_one_open_and_hints_search_normally() {
     assert_eq!(counts_of(&noted, "libbar.so"), c(1, 10, 1, 10));
     assert_eq!(loaded(&noted, "libbar.so"), "/t/h/libbar.so");
     assert!(stock.counts().openat_fail > noted.counts().openat_fail);
+}
+
+/// This project's loader reads the note only of objects with DT_RUNPATH; nixpkgs' patch also
+/// reads it for a DT_RPATH object once the RPATH walk failed.
+#[test]
+fn note_of_an_rpath_object_is_read_only_by_the_nixpkgs_dialect() {
+    let mut e = Entries::new();
+    e.insert(
+        b"libfoo.so".to_vec(),
+        vec![Entry::Exact(b"/t/other/libfoo.so".to_vec())],
+    );
+    let mut f = base_fs();
+    f.dir("/t/empty").file("/t/other/libfoo.so", &lib());
+    let exe = so(&["libfoo.so"], None, Some("/t/empty"), None, Some(&e));
+    let ours = sim_dialect(f.clone(), &exe, None, true, NoteDialect::Ldnote);
+    assert!(loaded(&ours, "libfoo.so").starts_with("FAILED"));
+    let nixpkgs = sim_dialect(f.clone(), &exe, None, true, NoteDialect::Nixpkgs);
+    assert_eq!(loaded(&nixpkgs, "libfoo.so"), "/t/other/libfoo.so");
+    // With DT_RUNPATH instead, both read it.
+    let exe = so(&["libfoo.so"], Some("/t/empty"), None, None, Some(&e));
+    let ours = sim_dialect(f, &exe, None, true, NoteDialect::Ldnote);
+    assert_eq!(loaded(&ours, "libfoo.so"), "/t/other/libfoo.so");
+}
+
+/// A system dir listed twice (glibc built with a prefix other than /usr, as loader/build.sh and
+/// Nix do: `path.system_dirs` = PREFIX/lib/, /lib/, PREFIX/lib/) is two elements with their own
+/// existence status; the run path shares the first. Seen with strace on loader/'s build: the
+/// third entry's hwcaps subdirectories are probed and stat'ed again.
+#[test]
+fn repeated_system_dir_has_its_own_status() {
+    let b = |s: &str| s.as_bytes().to_vec();
+    let mut facts = amd();
+    facts.system_dirs = vec![b("/g/lib/"), b("/lib/"), b("/g/lib/")];
+    let mut f = base_fs();
+    f.dir("/g/lib");
+    let exe = so(&["libmissing.so"], Some("/g/lib"), None, None, None);
+    let r = sim_facts(f, &exe, None, false, NoteDialect::Ldnote, &facts);
+    assert!(r.error.is_some());
+    let stats = |ok: bool| {
+        r.trace
+            .iter()
+            .filter(|e| {
+                e.call == Some(Call::Stat)
+                    && e.path.starts_with(b"/g/lib")
+                    && e.errno.is_none() == ok
+            })
+            .count()
+    };
+    // RUNPATH walk, then the third system entry: 10 missing subdirs + the dir itself, twice.
+    assert_eq!((stats(false), stats(true)), (20, 2));
 }
 
 #[test]

@@ -196,7 +196,10 @@ fn aarch64_note_aware_loader_under_qemu() {
     let ldso = std::env::var_os("LDNOTE_NOTE_LDSO_AARCH64")
         .map(PathBuf::from)
         .or_else(|| {
-            let cache = Path::new(&std::env::var_os("HOME")?).join(".cache/ldnote");
+            // The same cache directory as loader/build.sh and note_ldso().
+            let cache = std::env::var_os("LDNOTE_GLIBC_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| Some(Path::new(&std::env::var_os("HOME")?).join(".cache/ldnote")))?;
             fs::read_dir(cache)
                 .ok()?
                 .flatten()

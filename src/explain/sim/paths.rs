@@ -70,8 +70,17 @@ impl<P: Probe> Sim<'_, P> {
     /// `_dl_init_paths`: system dirs, then the executable's RUNPATH or RPATH, then
     /// LD_LIBRARY_PATH (so later lists share these elements).
     pub(super) fn init_paths(&mut self) {
+        // `_dl_init_paths` gives every system dir its own element, a repeated one too (a
+        // Nix-style build lists its lib dir twice: slibdir and libdir), each with its own
+        // existence status. GL(dl_all_dirs) ends with them in order, so a run-path or
+        // LD_LIBRARY_PATH entry of the same name shares the first.
         for d in self.inp.facts.system_dirs.clone() {
-            let i = self.elem(&d);
+            self.elems.push(Elem {
+                dirname: d.clone(),
+                status: vec![Status::Unknown; self.capstrs.len()],
+            });
+            let i = self.elems.len() - 1;
+            self.by_name.entry(d).or_insert(i);
             self.system.push(i);
         }
         if self.run.maps[0].runpath.is_some() {
