@@ -300,5 +300,9 @@ m["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
 json.dump(m, open(sys.argv[1], "w"), indent=1)
 EOF
 python3 "$B/report.py" "$out" "$here" "$*"
-gnuplot -e "datafile='$out/startup.dat'; outfile='$here/docs/startup.svg'" "$B/startup.gp"
+if grep -qv '^#' "$out/startup.dat" 2>/dev/null; then
+  gnuplot -e "datafile='$out/startup.dat'; outfile='$here/docs/startup.svg'" "$B/startup.gp"
+else
+  echo "run.sh: no start-up results in $out: the plot is not remade" >&2
+fi
 echo "report: $here/docs/benchmarks.md" >&2
