@@ -1,22 +1,27 @@
 # shellcheck shell=bash
 # ldnote's fixup hook (nix/adapter.nix; design and reasons in docs/nix.md).
 #
-# At link time ldnote already wrote a note, but against the unfinished output: `$out/lib` was
-# empty, and the run path still holds every directory the wrapper added. nixpkgs' fixup then
-# runs `patchelf --shrink-rpath`, which deletes a note whenever the run path changes (and
-# leaves a hole in the shared PT_NOTE that later patchelf relayouts refuse), or keeps a stale
-# one that the generate-ld-cache hook refuses ("already present"). So this hook takes over the
-# shrink: `ldnote patch --shrink-rpath` shrinks exactly as patchelf does (same bytes) and
-# rewrites the note for the final run path, in place, in one process per output. Strip keeps
-# the note; the generate-ld-cache hook, when present, finds it up to date.
+# Links write the note's place (the reservation) but no live note: LDNOTE_DEFER=1, exported
+# here, keeps it inert and hidden, so patchelf edits in postInstall see no note (a link-time note
+# would be stale anyway: `$out/lib` is empty at link time). Then:
+#   1. `patchELF` (fixupOutputHooks) becomes `ldnote patch --shrink-rpath`: the run path is
+#      shrunk exactly as `patchelf --shrink-rpath` does (same bytes) and the note for the final
+#      run path is written into the reservation, in place, one process per output. Strip keeps
+#      it; the generate-ld-cache hook finds it up to date.
+#   2. When patchelf will edit the files after that (autoPatchelfHook, `patchelf` in postFixup,
+#      or `ldnoteDeferNotes=1`), a live note would make its relayout fail ("cannot normalize
+#      PT_NOTE segment"): the shrink keeps the note deferred (`--defer`) and a postFixupHooks
+#      entry registered when the fixup starts (after autoPatchelfHook's) writes the notes last.
+#      After strip the hidden reservation has lost its full section name, so those notes are
+#      appended (patchelf's cost, one process per output), never a second note.
 
 export LDNOTE_IMMUTABLE="${LDNOTE_IMMUTABLE:-${NIX_STORE:-/nix/store}}"
 if [ -n "@glibcVersion@" ]; then export LDNOTE_GLIBC="${LDNOTE_GLIBC:-@glibcVersion@}"; fi
 
-if ! "@ldnote@" patch --help 2>/dev/null | grep -q -- '--shrink-rpath'; then
+if ! "@ldnote@" patch --help 2>/dev/null | grep -q -- '--defer'; then
     # Without the shrink mode, link-time notes could not survive the stock fixup: make every
     # link a pure pass-through and keep the stock fixup.
-    echo "ldnote: @ldnote@ has no 'patch --shrink-rpath'; ldnote disabled for this build" >&2
+    echo "ldnote: @ldnote@ has no 'patch --defer'; ldnote disabled for this build" >&2
     export LDNOTE_DISABLE=1
 else
     # ELF files of an output as patchelf's and the generate-ld-cache hooks select them.
@@ -29,35 +34,60 @@ else
         done < <(find "$1" -type f -print0)
     }
 
+    # The note of every link in this build is deferred to the end of the fixup.
+    export LDNOTE_DEFER=1
+
     # Replaces patchelf's `patchELF` (called from fixupOutputHooks unless dontPatchELF).
-    ldnoteShrinkAndNote() {
+    ldnoteShrink() {
         local dir="$1"
         [ -e "$dir" ] || return 0
         local -a files
         mapfile -d '' files < <(_ldnoteElfFiles "$dir")
         [ ${#files[@]} -gt 0 ] || return 0
-        header "ldnote: shrinking run paths and noting ${#files[@]} ELF files in $dir"
+        local -a defer=()
+        if [ -n "${_ldnoteDefer-}" ]; then defer=(--defer); fi
+        header "ldnote: shrinking run paths of ${#files[@]} ELF files in $dir"
         # Like `patchelf --shrink-rpath "$i" || true`: a file ldnote cannot handle keeps its
         # run path, and its note is left to the generate-ld-cache hook.
-        "@ldnote@" patch --shrink-rpath "${files[@]}" || true
+        "@ldnote@" patch --shrink-rpath "${defer[@]}" "${files[@]}" || true
         stopNest
     }
 
-    # dontPatchELF: no shrink, but the link-time notes are stale all the same.
-    ldnoteNoteOnly() {
-        local dir="$1"
-        [ -e "$dir" ] || return 0
+    # The end of the fixup (deferred mode): notes for the finished files of every output.
+    ldnoteFill() {
+        local output dir
         local -a files
-        mapfile -d '' files < <(_ldnoteElfFiles "$dir")
-        [ ${#files[@]} -gt 0 ] || return 0
-        "@ldnote@" patch "${files[@]}" || true
+        for output in ${outputs:-out}; do
+            dir="${!output-}"
+            [ -n "$dir" ] && [ -e "$dir" ] || continue
+            mapfile -d '' files < <(_ldnoteElfFiles "$dir")
+            [ ${#files[@]} -gt 0 ] || continue
+            header "ldnote: noting ${#files[@]} ELF files in $dir"
+            LDNOTE_DEFER=0 "@ldnote@" patch "${files[@]}" || true
+            stopNest
+        done
     }
 
-    # Sourced before or after patchelf's own setup hook: redefine patchELF when the fixup
-    # starts, when every hook has been sourced.
+    # Will patchelf edit the outputs after the fixup's shrink?
+    _ldnoteLaterPatchelf() {
+        [ -n "${ldnoteDeferNotes-}" ] && return 0
+        declare -F autoPatchelf >/dev/null && return 0
+        [[ "${postFixup-} ${postFixupHooks[*]-}" == *atchelf* ]]
+    }
+
+    # Sourced before or after patchelf's own setup hook: decide when the fixup starts, when
+    # every hook has been sourced; the fill goes after every postFixup hook registered at
+    # source time (autoPatchelfHook's among them).
     _ldnoteTakeOverFixup() {
-        patchELF() { ldnoteShrinkAndNote "$@"; }
+        patchELF() { ldnoteShrink "$@"; }
+        if _ldnoteLaterPatchelf; then
+            _ldnoteDefer=1
+            postFixupHooks+=(ldnoteFill)
+        else
+            # Notes are written by the shrink, with or without dontPatchELF.
+            export LDNOTE_DEFER=0
+            fixupOutputHooks+=('if [ -n "${dontPatchELF-}" ]; then ldnoteFill; fi')
+        fi
     }
     preFixupHooks+=(_ldnoteTakeOverFixup)
-    fixupOutputHooks+=('if [ -n "${dontPatchELF-}" ]; then ldnoteNoteOnly "$prefix"; fi')
 fi

@@ -100,6 +100,8 @@ pub struct ElfInfo {
     /// An unused ldnote reservation whose section was renamed `.ldcache` (see `embed`), with
     /// its `sh_name`: filling it later renames it back.
     pub renamed_section: Option<(SectionPlace, u32)>,
+    /// The file has section headers (patchelf finds the note by its section's name).
+    pub has_sections: bool,
 }
 
 impl ElfInfo {
@@ -176,6 +178,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         note_section: None,
         note_section_name: None,
         renamed_section: None,
+        has_sections: false,
         run_path_string: None,
         rpath_tag: None,
     };
@@ -222,6 +225,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                 .strings(endian, data, object::SectionIndex(i as usize))
                 .ok()
         });
+        info.has_sections = !sections.is_empty();
         let shoff: u64 = to_u64(hdr.e_shoff(endian));
         let entsize = u64::from(hdr.e_shentsize(endian));
         for (index, sh) in sections.iter().enumerate() {

@@ -7,6 +7,9 @@ pub const SYSROOT: &str = "LDNOTE_SYSROOT";
 pub const LOG: &str = "LDNOTE_LOG";
 /// `1`: failures to note fail the command (like `--strict`).
 pub const STRICT: &str = "LDNOTE_STRICT";
+/// `1`: defer the note (like `--defer`): leave the reservation inert and hidden, for a later
+/// `ldnote patch` after every other edit of the file (the Nix fixup's end).
+pub const DEFER: &str = "LDNOTE_DEFER";
 /// `1`: pure pass-through, ldnote does nothing but run the real tool.
 pub const DISABLE: &str = "LDNOTE_DISABLE";
 /// Colon-separated immutable prefixes (e.g. the Nix store): `=` entries only below them.

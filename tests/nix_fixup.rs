@@ -119,7 +119,10 @@ const RUNS: &[(&str, &str)] = &[
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Variant {
     Stock,
+    /// ldnote below the wrapper, notes deferred to the fixup's end (the adapter's setting).
     Ldnote,
+    /// ldnote writing its note at link time (`LDNOTE_DEFER=0`): the hazard the deferral avoids.
+    LdnoteEager,
 }
 
 struct World {
@@ -213,8 +216,9 @@ impl World {
             .env("CPATH", cpath.join(":"));
         match v {
             Variant::Stock => c.env("NIX_EMU_LD", &real_ld),
-            Variant::Ldnote => c
+            Variant::Ldnote | Variant::LdnoteEager => c
                 .env("NIX_EMU_LD", self.wrap.join("ld"))
+                .env("LDNOTE_DEFER", if v == Variant::Ldnote { "1" } else { "0" })
                 .env("LDNOTE_REAL_LD", &real_ld)
                 .env("LDNOTE_IMMUTABLE", &self.store)
                 .env("LDNOTE_STRICT", "1"),
@@ -314,6 +318,8 @@ fn fixup_stock(tgt: &Tgt, out: &Path) -> Duration {
 fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Duration {
     let start = Instant::now();
     let files = elf_files(out);
+    // nix/ldnote-fixup-hook.sh without later patchelf edits: the links deferred their notes;
+    // the shrink at patchELF's place writes them, in place.
     run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
     strip_all(tgt, out);
     if ld_cache_hook {
@@ -414,7 +420,7 @@ fn build_set(w: &World, tgt: &Tgt, v: Variant) -> Duration {
         let out = w.build(tgt, v, name);
         fixup += match v {
             Variant::Stock => fixup_stock(tgt, &out),
-            Variant::Ldnote => fixup_ldnote(w, tgt, &out, true),
+            Variant::Ldnote | Variant::LdnoteEager => fixup_ldnote(w, tgt, &out, true),
         };
     }
     fixup
@@ -486,7 +492,7 @@ fn stock_shrink_deletes_a_link_time_note() {
         }
     }
     let w = World::new();
-    let out = w.build(&NATIVE, Variant::Ldnote, "base");
+    let out = w.build(&NATIVE, Variant::LdnoteEager, "base");
     let lib = out.join("lib/libbaseutil.so");
     // Link time: `$out/lib` did not exist yet, so libbase.so.1 got a `?` hint there.
     let show = run(w.ldnote().arg("show").arg(&lib));
@@ -537,6 +543,76 @@ fn stock_shrink_deletes_a_link_time_note() {
     assert!(before == std::fs::read(&prog).expect("read"));
 }
 
+/// The deferral: links leave the reservation inert and hidden, so a postFixup relayout
+/// (autoPatchelfHook, `patchelf --add-rpath`) that fails on a live link-time note
+/// (`stock_shrink_deletes_a_link_time_note`) succeeds, and the fill at the end still writes the
+/// note in place, equal to patchelf's.
+#[test]
+fn deferred_notes_survive_a_post_fixup_relayout() {
+    for t in ["gcc", "patchelf", "make", "strip"] {
+        if !have(t) {
+            return;
+        }
+    }
+    let w = World::new();
+    let out = w.build(&NATIVE, Variant::Ldnote, "base");
+    let prog = out.join("bin/basecheck");
+    let files = elf_files(&out);
+    // After the link: no live note anywhere (patchelf and the loader see none).
+    for f in &files {
+        let o = w.ldnote().arg("show").arg(f).output().expect("spawn");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("=/"),
+            "{}: a live note before the fixup",
+            f.display()
+        );
+    }
+    run(w
+        .ldnote()
+        .args(["patch", "--shrink-rpath", "--defer"])
+        .args(&files));
+    strip_all(&NATIVE, &out);
+    // postFixup: a relayout growing the run path, as autoPatchelfHook does.
+    let longer = w
+        .store
+        .join("0zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-a-much-longer-dependency/lib");
+    std::fs::create_dir_all(&longer).expect("mkdir");
+    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
+    let grown = format!(
+        "{}:{}",
+        String::from_utf8_lossy(&rp.stdout).trim_end(),
+        longer.display()
+    );
+    run(patchelf().arg("--set-rpath").arg(&grown).arg(&prog));
+    // The fill: every file noted; strip dropped the hidden reservation's full section name, so
+    // the note is appended (a note patchelf sees by name), never a second note beside it.
+    let o = run(w.ldnote().args(["patch", "-v"]).args(&files));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("no `.note.nixos.ldcache` section name to restore"),
+        "{log}"
+    );
+    run(w.ldnote().arg("check").args(&files));
+    // The grown run path is the one noted (the new, empty directory holds no needed name).
+    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
+    assert!(String::from_utf8_lossy(&rp.stdout).contains(&*longer.to_string_lossy()));
+    // patchelf agrees (finds it up to date, changes nothing) and the program runs.
+    for f in files.iter().filter(|f| is_dynamic(f)) {
+        let before = std::fs::read(f).expect("read");
+        let o = run(patchelf()
+            .args(["--debug", "--build-resolution-cache"])
+            .arg(f));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            before == std::fs::read(f).expect("read"),
+            "{}: {err}",
+            f.display()
+        );
+    }
+    let o = run(&mut Command::new(&prog));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "base 40\n");
+}
+
 /// Fixup timing (printed, not asserted), stock vs ldnote, on copies of the installed (pre-fixup) outputs.
 /// `LDNOTE_BENCH_REPS` (default 3) repetitions; `LDNOTE_BENCH_COPIES` (default 5) copies of
 /// every ELF file per output, to look like a package with more files.
@@ -574,7 +650,7 @@ fn fixup_timing() {
             // Later packages resolve against finished dependencies.
             match v {
                 Variant::Stock => fixup_stock(&NATIVE, &out),
-                Variant::Ldnote => fixup_ldnote(&w, &NATIVE, &out, true),
+                Variant::Ldnote | Variant::LdnoteEager => fixup_ldnote(&w, &NATIVE, &out, true),
             };
         }
     }
@@ -599,7 +675,7 @@ fn fixup_timing() {
                 }
                 t += match v {
                     Variant::Stock => fixup_stock(&NATIVE, &out),
-                    Variant::Ldnote => fixup_ldnote(&w, &NATIVE, &out, hook),
+                    Variant::Ldnote | Variant::LdnoteEager => fixup_ldnote(&w, &NATIVE, &out, hook),
                 };
             }
             *total
@@ -776,18 +852,21 @@ isELF() {{ local fn="$1"; local fd; local magic; exec {{fd}}< "$fn"; read -r -n 
 header() {{ echo "$*"; }}
 stopNest() {{ :; }}
 patchELF() {{ echo stock-patchELF; }}
-preFixupHooks=(); fixupOutputHooks=()
+preFixupHooks=(); fixupOutputHooks=(); postFixupHooks=(); outputs=out; out={out}
 NIX_STORE={store}
 source {hook}
 for h in "${{preFixupHooks[@]}}"; do eval "$h"; done
 prefix={out}
 patchELF "$prefix"
 for h in "${{fixupOutputHooks[@]}}"; do eval "$h"; done
-echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE"
+"{ldnote}" check "$prefix/bin/basecheck" >/dev/null && echo "noted before postFixup" || true
+for h in "${{postFixupHooks[@]}}"; do eval "$h"; done
+echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE defer=$LDNOTE_DEFER"
 "#,
         store = w.store.display(),
         hook = hook_path.display(),
-        out = out.display()
+        out = out.display(),
+        ldnote = LDNOTE
     );
     let o = run(Command::new("bash").args(["-eu", "-c", &script]));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -797,6 +876,20 @@ echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE"
     );
     assert!(!stdout.contains("stock-patchELF"), "{stdout}");
     assert!(stdout.contains("disable= "), "{stdout}");
+    // No later patchelf edit: the shrink wrote the notes.
+    assert!(stdout.contains("defer=0"), "{stdout}");
+    assert!(stdout.contains("noted before postFixup"), "{stdout}");
     let files: Vec<PathBuf> = elf_files(&out);
     run(w.ldnote().arg("check").args(&files));
+    // With a later one (here: ldnoteDeferNotes=1), the notes wait for the end of postFixup.
+    let out = w.build(&NATIVE, Variant::Ldnote, "base");
+    let o = run(Command::new("bash").args([
+        "-eu",
+        "-c",
+        &script.replace("source ", "ldnoteDeferNotes=1; source "),
+    ]));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("defer=1"), "{stdout}");
+    assert!(!stdout.contains("noted before postFixup"), "{stdout}");
+    run(w.ldnote().arg("check").args(elf_files(&out)));
 }

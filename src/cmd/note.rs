@@ -231,7 +231,13 @@ impl Noter {
                 .ok()
                 .map(<[u8]>::to_vec)
         };
-        let edit = embed::plan_in_place(&c.info, c.note.as_deref(), current, &seg);
+        // Deferred: plan as if there were nothing to record (inert, hidden reservation).
+        let note = if self.opts.defer {
+            None
+        } else {
+            c.note.as_deref()
+        };
+        let edit = embed::plan_in_place(&c.info, note, current, &seg);
         drop(cache);
         match edit {
             Edit::UpToDate => {
@@ -251,18 +257,23 @@ impl Noter {
                     file.write_all_at(&w.bytes, w.offset)
                         .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
                 }
+                let what = if note.is_some() {
+                    "note written in place"
+                } else {
+                    "reservation left inert and hidden"
+                };
                 say(
                     &self.opts,
-                    format!("{show}: note written in place ({} writes)", writes.len()),
+                    format!("{show}: {what} ({} writes)", writes.len()),
                 );
-                Ok(if c.note.is_some() {
+                Ok(if note.is_some() {
                     Outcome::InPlace
                 } else {
                     Outcome::Nothing
                 })
             }
             Edit::Append(why) => {
-                let Some(note) = c.note else {
+                let Some(note) = note else {
                     return Ok(Outcome::Nothing);
                 };
                 if let Some(e) = &write_err {
@@ -273,7 +284,7 @@ impl Noter {
                     format!("{show}: appending a note segment: {why}"),
                 );
                 let keep_links = self.keep_links;
-                if let Err(e) = append_file(path, &file, &c.info, &note, keep_links) {
+                if let Err(e) = append_file(path, &file, &c.info, note, keep_links) {
                     // Leave no half-used reservation that patchelf would mistake for a note
                     // (only when the file itself was not replaced: written through our fd).
                     if let Edit::InPlace(writes) =

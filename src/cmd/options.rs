@@ -33,6 +33,11 @@ pub struct NoteOpts {
     /// replaces patchelf's pass in the Nix fixup phase).
     #[arg(long)]
     pub shrink_rpath: bool,
+    /// Write no live note now: keep the reservation inert and its section hidden (`.ldcache`),
+    /// and make a stale note inert, so that later tools (patchelf relayouts) see no note; a
+    /// later `ldnote patch` fills the reservation (also LDNOTE_DEFER=1).
+    #[arg(long)]
+    pub defer: bool,
     /// Do not add a reservation object to the link (the note is then appended after the link).
     #[arg(long)]
     pub no_reserve: bool,
@@ -44,6 +49,7 @@ impl NoteOpts {
         let on = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
         self.verbose |= on(env::LOG);
         self.strict |= on(env::STRICT);
+        self.defer |= on(env::DEFER);
         if self.glibc.is_none() {
             self.glibc = std::env::var(env::GLIBC).ok();
         }

@@ -107,6 +107,18 @@ pub fn plan_in_place(
     let Some((offset, size)) = region(info) else {
         return Edit::Append("the output has no reserved note".into());
     };
+    // patchelf finds the note by its section's name: a region that will not be named
+    // `.note.nixos.ldcache` afterwards (a hidden reservation whose full name `strip` dropped
+    // from .shstrtab) would get a second note from `patchelf --build-resolution-cache`.
+    let named = info.note_section.is_some_and(|s| s.offset == offset)
+        || info
+            .renamed_section
+            .is_some_and(|(s, _)| s.offset == offset);
+    if info.has_sections && !named {
+        return Edit::Append(
+            "the reserved note has no `.note.nixos.ldcache` section name to restore".into(),
+        );
+    }
     if size % 4 != 0 || offset % 4 != 0 {
         return Edit::Append(format!(
             "the reserved note ({size} bytes at {offset:#x}) is not 4-byte aligned"
@@ -274,6 +286,7 @@ mod tests {
             }),
             note_section_name: Some(0x40),
             renamed_section: None,
+            has_sections: true,
             run_path_string: None,
             rpath_tag: None,
         };

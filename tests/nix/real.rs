@@ -84,7 +84,7 @@ impl World {
     fn build_zlib_libpng(&self, v: Variant, zlib: &Path, libpng: &Path) -> (PathBuf, Duration) {
         let fixup = |w: &World, out: &Path| match v {
             Variant::Stock => fixup_stock(&NATIVE, out),
-            Variant::Ldnote => fixup_ldnote(w, &NATIVE, out, true),
+            Variant::Ldnote | Variant::LdnoteEager => fixup_ldnote(w, &NATIVE, out, true),
         };
         let z = self.store_path(ZLIB);
         self.build_configure(v, zlib, &z, &[], &[]);
