@@ -323,28 +323,34 @@ fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Durati
     run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
     strip_all(tgt, out);
     if ld_cache_hook {
-        for f in files.iter().filter(|f| is_dynamic(f)) {
-            let before = std::fs::read(f).expect("read");
-            let o = run(patchelf()
-                .args(["--debug", "--build-resolution-cache"])
-                .arg(f));
-            let after = std::fs::read(f).expect("read");
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert!(
-                before == after,
-                "{}: the generate-ld-cache hook changed the file: {err}",
-                f.display()
-            );
-            // patchelf prints nothing without --debug; with it, either "already up to date"
-            // or (nothing to record: no note on either side) a warning without a write.
-            assert!(
-                err.contains("resolution cache already up to date") || !err.contains("writing"),
-                "{}: {err}",
-                f.display()
-            );
-        }
+        ld_cache_hook_is_a_no_op(&files);
     }
     start.elapsed()
+}
+
+/// The generate-ld-cache hook (`patchelf --build-resolution-cache` per dynamic file) finds every
+/// note already up to date and changes nothing.
+fn ld_cache_hook_is_a_no_op(files: &[PathBuf]) {
+    for f in files.iter().filter(|f| is_dynamic(f)) {
+        let before = std::fs::read(f).expect("read");
+        let o = run(patchelf()
+            .args(["--debug", "--build-resolution-cache"])
+            .arg(f));
+        let after = std::fs::read(f).expect("read");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            before == after,
+            "{}: the generate-ld-cache hook changed the file: {err}",
+            f.display()
+        );
+        // patchelf prints nothing without --debug; with it, either "already up to date"
+        // or (nothing to record: no note on either side) a warning without a write.
+        assert!(
+            err.contains("resolution cache already up to date") || !err.contains("writing"),
+            "{}: {err}",
+            f.display()
+        );
+    }
 }
 
 /// What must be equal between the two runs, per file (path relative to the store).
@@ -597,18 +603,7 @@ fn deferred_notes_survive_a_post_fixup_relayout() {
     let rp = run(patchelf().arg("--print-rpath").arg(&prog));
     assert!(String::from_utf8_lossy(&rp.stdout).contains(&*longer.to_string_lossy()));
     // patchelf agrees (finds it up to date, changes nothing) and the program runs.
-    for f in files.iter().filter(|f| is_dynamic(f)) {
-        let before = std::fs::read(f).expect("read");
-        let o = run(patchelf()
-            .args(["--debug", "--build-resolution-cache"])
-            .arg(f));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            before == std::fs::read(f).expect("read"),
-            "{}: {err}",
-            f.display()
-        );
-    }
+    ld_cache_hook_is_a_no_op(&files);
     let o = run(&mut Command::new(&prog));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "base 40\n");
 }
