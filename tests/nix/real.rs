@@ -110,10 +110,8 @@ fn run_pngfix(w: &World, src: &Path) {
 
 #[test]
 fn debian_zlib_and_libpng_native() {
-    for t in ["gcc", "ld", "strip", "patchelf", "make", "tar"] {
-        if !have(t) {
-            return;
-        }
+    if !have_all(&["gcc", "ld", "strip", "patchelf", "make", "tar"]) {
+        return;
     }
     let (Some(zlib), Some(libpng)) = (tarball("zlib"), tarball("libpng1.6")) else {
         assert!(
