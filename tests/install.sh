@@ -32,13 +32,18 @@ src_cache=${LDNOTE_DEBIAN_SRC:-$HOME/.cache/ldnote/debian-src}
 if ! ls "$src_cache"/zlib_*.orig.tar.* "$src_cache"/libpng1.6_*.orig.tar.* >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "no zlib/libpng sources in $src_cache (run as root to fetch them)" >&2; exit 1; }
   if ! grep -rqs 'deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    cat >/etc/apt/sources.list.d/ldnote-debian-src.sources <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+    # Derive the deb-src entry from the machine's own apt sources (whatever mirror it uses):
+    # every deb822 stanza of type deb becomes a deb-src stanza, and one-line `deb` entries become
+    # `deb-src` entries.
+    src_list=/etc/apt/sources.list.d/ldnote-debian-src.sources
+    : >"$src_list"
+    for f in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$f" ] && [ "$f" != "$src_list" ] || continue
+      sed -n 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb-src/; /^#/d; p' "$f" >>"$src_list"
+      echo >>"$src_list"
+    done
+    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+      | sed 's/^deb /deb-src /' >/etc/apt/sources.list.d/ldnote-debian-src.list || true
     apt-get update -qq
   fi
   mkdir -p "$src_cache"
