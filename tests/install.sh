@@ -32,17 +32,20 @@ src_cache=${LDNOTE_DEBIAN_SRC:-$HOME/.cache/ldnote/debian-src}
 if ! ls "$src_cache"/zlib_*.orig.tar.* "$src_cache"/libpng1.6_*.orig.tar.* >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "no zlib/libpng sources in $src_cache (run as root to fetch them)" >&2; exit 1; }
   if ! grep -rqs 'deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    # Derive the deb-src entry from the machine's own apt sources (whatever mirror it uses):
-    # every deb822 stanza of type deb becomes a deb-src stanza, and one-line `deb` entries become
-    # `deb-src` entries.
+    # Derive the deb-src entries from the machine's own apt sources (whatever mirror it uses):
+    # each deb822 stanza of type deb becomes a deb-src stanza, each one-line `deb` entry a
+    # `deb-src` entry. Security suites are left out: mirrors often carry no sources for them,
+    # and the release's own sources are what the tests build.
     src_list=/etc/apt/sources.list.d/ldnote-debian-src.sources
     : >"$src_list"
     for f in /etc/apt/sources.list.d/*.sources; do
       [ -f "$f" ] && [ "$f" != "$src_list" ] || continue
-      sed -n 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb-src/; /^#/d; p' "$f" >>"$src_list"
-      echo >>"$src_list"
+      awk 'BEGIN { RS = ""; ORS = "\n\n" }
+           /(^|\n)Types:[ \t]*deb[ \t]*(\n|$)/ && !/-security/ {
+             sub(/Types:[ \t]*deb[ \t]*/, "Types: deb-src"); gsub(/(^|\n)#[^\n]*/, ""); print }' \
+        "$f" >>"$src_list"
     done
-    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | grep -v -- '-security' \
       | sed 's/^deb /deb-src /' >/etc/apt/sources.list.d/ldnote-debian-src.list || true
     apt-get update -qq
   fi
