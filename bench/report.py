@@ -415,7 +415,7 @@ cmd = "bench/run.sh" + (f" {RUN_ARGS}" if RUN_ARGS else "")
 head = [
     "# Benchmarks",
     "",
-    f"Produced by `sudo {cmd}`, started {date} (issue 6). Every number below comes from that one run; "
+    f"Produced by `sudo {cmd}`, started {date}. Every number below comes from that one run; "
     "raw results are in `bench/out/` (not committed).",
     "",
     f"Machine: {mline}. The machine was **shared and loaded** (2 cores, other builds running, "

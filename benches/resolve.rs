@@ -1,4 +1,4 @@
-//! Resolver scale (issue 6, part 3): N needed sonames x N run-path directories, Nix-style (each
+//! Resolver scale: N needed sonames x N run-path directories, Nix-style (each
 //! library alone in its own directory), resolve + encode the descriptor and the note.
 //!
 //! `real`: a fresh `Resolver` over real temporary directories each iteration, so every directory

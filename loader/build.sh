@@ -31,7 +31,7 @@ case "$target" in
 esac
 
 patch_file=$here/glibc-2.36-ldcache.patch
-hash=$(cat "$patch_file" "$0" | sha256sum | cut -c1-12)
+hash=$(cat "$patch_file" "$0" "$here/../tests/debs.sh" | sha256sum | cut -c1-12)
 cache=${LDNOTE_GLIBC_CACHE:-$HOME/.cache/ldnote}
 # The native name must not contain "-linux-gnu": tests tell the two apart by that.
 out=$cache/glibc-2.36-note-${target:+$target-}$hash
@@ -48,17 +48,8 @@ deps=(build-essential gawk bison texinfo python3 xz-utils patch glibc-source)
 if [ -n "$target" ]; then
   deps+=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu linux-libc-dev-arm64-cross)
 fi
-missing=()
-for p in "${deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "build.sh: missing Debian packages (run as root to install): ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+. "$here/../tests/debs.sh"
+need_debs build.sh "${deps[@]}"
 
 tarball=/usr/src/glibc/glibc-2.36.tar.xz
 [ -r "$tarball" ] || { echo "build.sh: $tarball missing (package glibc-source)" >&2; exit 1; }

@@ -1,4 +1,4 @@
-//! Encoding and decoding of the `.note.nixos.ldcache` note (format: shared/NOTE-FORMAT.md).
+//! Encoding and decoding of the `.note.nixos.ldcache` note (format: docs/note-format.md).
 //!
 //! The descriptor is `SONAME\0PATHLIST\0 ... \0`; PATHLIST is `:`-separated `=file` / `?dir`
 //! elements. Pairs are sorted bytewise by soname (patchelf iterates a `std::map`).

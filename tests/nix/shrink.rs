@@ -1,6 +1,6 @@
 //! Executable specification of `ldnote patch --shrink-rpath`'s run-path step: the same result as
-//! `patchelf --shrink-rpath` (0.19.3, measured on this machine), written in place. Written before
-//! `src/shrink.rs`, kept as an independent statement of the rules: `shrink_matches_patchelf`
+//! `patchelf --shrink-rpath` (0.19.3), written in place. Kept apart from `src/shrink.rs` as an
+//! independent statement of the rules (a deliberate oracle): `shrink_matches_patchelf`
 //! checks it against patchelf byte for byte, and ldnote's own mode against both.
 //!
 //! patchelf's rules (checked against patchelf 0.19.3 by `shrink_matches_patchelf` in
