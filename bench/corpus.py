@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus_build as B  # noqa: E402
@@ -41,6 +42,7 @@ def unpack(debs, dest):
     for deb in sorted(glob.glob(os.path.join(debs, "*.deb"))):
         name = os.path.basename(deb)[:-4]
         pkg, ver = name.split("_")[:2]
+        ver = urllib.parse.unquote(ver)  # apt-get download writes the epoch's ':' as %3a
         d = os.path.join(dest, f"{pkg}_{ver}")
         if not os.path.exists(d + ".done"):
             subprocess.run(["dpkg-deb", "-x", deb, d], check=True)

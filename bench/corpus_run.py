@@ -22,7 +22,7 @@ import tempfile
 
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/nonexistent", "TERM": "dumb"}
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-TIMEOUT = 20
+TIMEOUT = 10
 OUT_LIMIT = 16384
 # strace: `PID call(args) = result`; qemu -strace: `PID call(args) = result` without spaces.
 STRACE_RE = re.compile(r'^(\d+) +(openat|newfstatat|execve)\((.*)\) += (-?\d+|0x[0-9a-f]+)')

@@ -7,7 +7,7 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386-cross
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-arm-linux-gnueabi libc6-dev-armel-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
-  gcc-s390x-linux-gnu libc6-dev-s390x-cross nix-bin python3-pip llvm)
+  gcc-s390x-linux-gnu libc6-dev-s390x-cross nix-bin python3-pip llvm man-db)
 . "$(dirname "$0")/debs.sh"
 need_debs install.sh "${need_pkgs[@]}"
 if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
@@ -16,6 +16,11 @@ if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
   hash -r
 fi
 patchelf --version | grep -q '0.19.3' || { echo "patchelf 0.19.3 not on PATH" >&2; exit 1; }
+
+# The arm64 .debs of tests/corpus_slice.sh's aarch64 programs and their closures (downloaded into
+# a cache, never installed; enabling arm64 in dpkg needs root).
+mapfile -t arm64_pkgs < <(grep -v '^#' "$(dirname "$0")/corpus/aarch64-packages.txt" | tr ' ' '\n' | grep .)
+fetch_arm64_closure "${LDNOTE_CORPUS_DEBS:-$HOME/.cache/ldnote/corpus-arm64-debs}/quick" "${arm64_pkgs[@]}"
 
 # Real source packages for tests/nix_fixup.rs (zlib and libpng built with their own build
 # systems): Debian's upstream tarballs, fetched once into a cache.
