@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     ap.add_argument("--min-programs", type=int, default=1)
+    ap.add_argument("--build-only", action="store_true")
     a = ap.parse_args()
     root = os.path.abspath(a.root)
     os.makedirs(root, exist_ok=True)
@@ -107,6 +108,10 @@ def main():
         roots = [L.norm(x.strip()) for x in open(a.programs) if x.strip()
                  and not x.startswith("#")]
     state = B.build(cfg, pkgs, roots, glibc_lib, cache)
+    # Refreshed on every run: the loaders may have been rebuilt since the layout was made.
+    B.glibc_dirs(cfg, glibc_lib)
+    if a.build_only:
+        return
     objs = state["objects"]
     roots = state["roots"]
     progs, skipped = [], []
@@ -120,7 +125,8 @@ def main():
     for phase in ("stock", "note"):
         recs[phase] = X.run_all(cfg, progs, phase, B.select)
     B.select(cfg, "note")
-    verdicts = [C.program(recs["stock"][p], recs["note"][p]) for p in progs]
+    prefix = os.path.dirname(os.path.realpath(cfg["note_libdir"])) + "/"
+    verdicts = [C.program(recs["stock"][p], recs["note"][p], prefix) for p in progs]
     recheck(cfg, verdicts, recs)
     by_dst = {o["dst"]: o for o in objs}
     for v in verdicts:

@@ -92,7 +92,7 @@ def build(cfg, pkgs, roots, debian_glibc_lib, host_cache):
         f"{sum(o['program'] for o in objs.values())} programs")
     glibc_dirs(cfg, debian_glibc_lib)
     select(cfg, "note")
-    for i, o in enumerate(sorted(objs.values(), key=lambda o: o["dst"])):
+    for o in sorted(objs.values(), key=lambda o: o["dst"]):
         dst = phys(cfg, o["dst"])
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copyfile(o["src"], dst)

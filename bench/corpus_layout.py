@@ -229,6 +229,11 @@ class Layout:
             f = norm(self.host_cache[name])
             if self._usable(f):
                 return f, "cache", None
+            # A link made by update-alternatives (libblas.so.3 -> /etc/alternatives/...) belongs
+            # to no package: take the file it selects, whose directory holds the same name.
+            real = norm(os.path.realpath(self.host_cache[name]))
+            if os.path.basename(real) == name and self._usable(real):
+                return real, "cache", None
         for d in self.dirs:
             if self._usable(f"{d}/{name}"):
                 return f"{d}/{name}", "default", None
@@ -267,7 +272,8 @@ class Layout:
                     unresolved.append(n)  # e.g. a file no package owns
                     continue
                 d = f"{self.store}/{pkg.store}/{os.path.dirname(store_rel(f))}"
-                deps.append({"name": n, "path": f, "package": pkg.name, "via": via})
+                deps.append({"name": n, "path": self.union.resolve(f), "package": pkg.name,
+                             "via": via})
                 if via == "origin" and pkg.name == o["package"]:
                     continue  # the kept $ORIGIN component finds it
                 if d not in runpath:

@@ -12,6 +12,10 @@ CAUSES = {
               "that name)",
     "nondeterministic": "the program's output differs between two runs with the same (stock) "
                         "loader (times, PIDs, addresses)",
+    "glibc-prefix": "after start-up the program uses glibc's compiled-in data paths (locales such "
+                    "as `C.UTF-8`, gconv modules): Debian's glibc has them under `/usr`, the "
+                    "note-aware build under its `--prefix`, where `loader/build.sh` installs only "
+                    "the libraries; the run shows the calls into that prefix",
     "unexplained": "UNEXPLAINED: a bug to report",
 }
 
@@ -26,6 +30,8 @@ def cause(cfg, v, kind, detail):
     if kind == "output":
         if v.get("nondeterministic"):
             return "nondeterministic"
+        if v.get("glibc_prefix_calls"):
+            return "glibc-prefix"
         if any(k in ("loaded-list", "elf-opens") and cause(cfg, v, k, d) == "escape"
                for k, d in v["mismatch"] if k != "output"):
             return "escape"
