@@ -151,17 +151,26 @@ def main():
 
 
 def recheck(cfg, verdicts, recs):
-    """An output difference is rerun with the stock loader: if stock differs from itself, the
-    program's output is not deterministic (time, PIDs, addresses)."""
+    """A program whose output or opened files differ is rerun: twice more with the stock loader
+    and once with the note-aware one. The difference is not deterministic (times, PIDs, process
+    scheduling) if the stock runs differ among themselves or the note-aware rerun matches stock."""
+    work = os.path.join(cfg["root"], "work")
+
+    def out(r):
+        return r["exit"], r["stdout"], r["stderr"]
+
     for v in verdicts:
-        if not any(k == "output" for k, _ in v["mismatch"]):
+        if not any(k in ("output", "elf-opens") for k, _ in v["mismatch"]):
             continue
-        B.select(cfg, "stock")
-        again = X.run_program(cfg, v["program"], "stock", os.path.join(cfg["root"], "work"))
         s = recs["stock"][v["program"]]
-        v["nondeterministic"] = (again["exit"], again["stdout"], again["stderr"]) != \
-            (s["exit"], s["stdout"], s["stderr"])
-    B.select(cfg, "note")
+        B.select(cfg, "stock")
+        again = [X.run_program(cfg, v["program"], "stock", work) for _ in range(2)]
+        B.select(cfg, "note")
+        n = X.run_program(cfg, v["program"], "note", work)
+        v["nondeterministic"] = any(out(a) != out(s) for a in again) or out(n) == out(s)
+        v["nondeterministic_opens"] = any(
+            sorted(a["elf_opens"]) != sorted(s["elf_opens"]) for a in again) or \
+            sorted(n["elf_opens"]) == sorted(s["elf_opens"])
 
 
 if __name__ == "__main__":

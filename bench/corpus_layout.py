@@ -231,12 +231,23 @@ class Layout:
                 return f, "cache", None
             # A link made by update-alternatives (libblas.so.3 -> /etc/alternatives/...) belongs
             # to no package: take the file it selects, whose directory holds the same name.
-            real = norm(os.path.realpath(self.host_cache[name]))
-            if os.path.basename(real) == name and self._usable(real):
-                return real, "cache", None
+            p = self.host_cache[name]
+            for _ in range(10):
+                if not os.path.islink(p):
+                    break
+                p = os.path.join(os.path.dirname(p), os.readlink(p))
+                if os.path.basename(p) == name and self._usable(norm(p)):
+                    return norm(p), "cache", None
         for d in self.dirs:
             if self._usable(f"{d}/{name}"):
                 return f"{d}/{name}", "default", None
+        # Not found on its own: on Debian it is then already loaded by the time this object's
+        # turn comes (a sibling of its package, e.g. libsystemd-shared for libsystemd-core, found
+        # through the program's run path and matched by soname). The layout lists its directory.
+        pkg, _ = self.union.entry(obj["path"])
+        for f in sorted(pkg.files) if pkg else []:
+            if os.path.basename(f) == name and self._usable(f):
+                return f, "package", None
         return None, None, None
 
     def _usable(self, f):

@@ -10,8 +10,9 @@ CAUSES = {
               "Nix-style (`--prefix`), so its only default directory is its own `lib` and it "
               "reads no host cache; the note plays no part (no object of the layout asks for "
               "that name)",
-    "nondeterministic": "the program's output differs between two runs with the same (stock) "
-                        "loader (times, PIDs, addresses)",
+    "nondeterministic": "the program's output (or, for programs that start others, the set of "
+                        "files they open) differs between two runs with the same (stock) loader "
+                        "(times, PIDs, process scheduling)",
     "glibc-prefix": "after start-up the program uses glibc's compiled-in data paths (locales such "
                     "as `C.UTF-8`, gconv modules): Debian's glibc has them under `/usr`, the "
                     "note-aware build under its `--prefix`, where `loader/build.sh` installs only "
@@ -22,6 +23,8 @@ CAUSES = {
 
 def cause(cfg, v, kind, detail):
     store = cfg["store"]
+    if kind == "elf-opens" and v.get("nondeterministic_opens"):
+        return "nondeterministic"
     if kind in ("loaded-list", "elf-opens"):
         # Only a file the stock run found outside the layout, and nothing the note-aware run
         # found instead.
@@ -30,12 +33,28 @@ def cause(cfg, v, kind, detail):
     if kind == "output":
         if v.get("nondeterministic"):
             return "nondeterministic"
-        if v.get("glibc_prefix_calls"):
-            return "glibc-prefix"
         if any(k in ("loaded-list", "elf-opens") and cause(cfg, v, k, d) == "escape"
                for k, d in v["mismatch"] if k != "output"):
             return "escape"
+        if v.get("glibc_prefix_calls"):
+            return "glibc-prefix"
     return "unexplained"
+
+
+def origin_in_closure(objs, dst):
+    """Whether the program or a library of its closure keeps an `$ORIGIN` run-path component."""
+    by_path = {o["path"]: o for o in objs}
+    todo = [o["path"] for o in objs if o["dst"] == dst]
+    seen = set()
+    while todo:
+        o = by_path.get(todo.pop())
+        if o is None or o["path"] in seen:
+            continue
+        seen.add(o["path"])
+        if "$ORIGIN" in o.get("runpath", ""):
+            return True
+        todo += [d["path"] for d in o.get("deps", [])]
+    return False
 
 
 def pct(a, b):
@@ -66,6 +85,11 @@ def summarise(cfg, objs, verdicts, skipped, notes):
         v["causes"] = [cause(cfg, v, k, d) for k, d in v["mismatch"]]
         for c in v["causes"]:
             t[f"mismatch_{c}"] += 1
+    # Which programs still fail calls with the note, and whether all keep `$ORIGIN` components
+    # (written as `?` hints: the loader searches them as it searches DT_RUNPATH directories).
+    left = [v for v in started if v.get("startup_fail_note")]
+    t["note_fail_programs"] = len(left)
+    t["note_fail_programs_origin"] = sum(1 for v in left if origin_in_closure(objs, v["program"]))
     t["unexplained"] = t["mismatch_unexplained"]
     kinds = collections.Counter()
     for o, ks in notes:
@@ -118,7 +142,13 @@ def markdown(cfg, res, verdicts, skipped):
         f"{g('startup_fail_stock', 0):,} -> note-aware {g('startup_fail_note', 0):,} "
         f"({pct(g('startup_fail_stock', 0) - g('startup_fail_note', 0), g('startup_fail_stock', 0))}"
         f" fewer); whole `--version` run: {g('run_fail_stock', 0):,} -> "
-        f"{g('run_fail_note', 0):,}.",
+        f"{g('run_fail_note', 0):,}." + (
+            f" The note-aware start-up failures are in {g('note_fail_programs', 0)} programs, "
+            f"{g('note_fail_programs_origin', 0)} of them with `$ORIGIN` run-path components in "
+            f"their closure (their own or a library's), which the note records as `?` hints "
+            f"(note-format.md, writer rule 3), so the loader searches them, hwcaps "
+            f"subdirectories included, as it searches `DT_RUNPATH` directories."
+            if g("note_fail_programs") else ""),
         f"- `ldnote explain` exact (whole start-up call sequence and every `trying` line): stock "
         f"{g('explain_exact_stock', 0)} of {g('programs_started', 0)}, note-aware "
         f"{g('explain_exact_note', 0)} of {g('programs_started', 0)}; predicted failing calls "
@@ -142,7 +172,10 @@ def markdown(cfg, res, verdicts, skipped):
     if mm:
         lines += ["| program | check | detail | cause |", "|---|---|---|---|"]
         for v, k, d, c in mm:
-            d = d.replace("|", "\\|").replace(cfg["store"], "$STORE")[:300]
+            if k == "output" and c == "glibc-prefix":
+                d = f"note run: {v['glibc_prefix_calls'][:2]}; " + d
+            d = d.replace("|", "\\|").replace(cfg["sysroot"] + cfg["store"], "$STORE")
+            d = d.replace(cfg["store"], "$STORE")[:300]
             lines.append(f"| `{os.path.basename(v['program'])}` ({v['package']}) | {k} | {d} "
                          f"| {c} |")
         lines += [""] + [f"- **{c}**: {CAUSES[c]}" for c in sorted({x[3] for x in mm})]
