@@ -121,7 +121,8 @@ def element_kind(pe, ln, sysroot, arch):
                     return "candidate the loader rejects fatally: ?DIR hint"
                 return "other (=FILE vs ?DIR)"
             el = corpus_elf.read(sysroot + f)
-            if el is not None:
+            machine = corpus_elf.EM_X86_64 if arch == "x86_64" else corpus_elf.EM_AARCH64
+            if el is not None and (el.machine != machine or not el.cls64):
                 return "candidate of another class/machine: not recorded"
         return f"other ({pe} vs {ln})"
     return f"other ({pe} vs {ln})"
