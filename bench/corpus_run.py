@@ -17,7 +17,9 @@ import hashlib
 import json
 import os
 import re
+import resource
 import subprocess
+import sys
 import tempfile
 
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/nonexistent", "TERM": "dumb"}
@@ -35,7 +37,7 @@ def run_id(path):
 
 
 def limit():
-    import resource
+    # Caps what a runaway program (one that ignores --version and prints forever) can write.
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
 
 
@@ -187,5 +189,5 @@ def run_all(cfg, programs, phase, select):
         n = done + i + 1
         if n % 10 == 0 or n == len(programs):
             print(f"corpus: {cfg['arch']} {phase}: {n}/{len(programs)} programs ({p})",
-                  flush=True, file=__import__("sys").stderr)
+                  flush=True, file=sys.stderr)
     return {p: json.load(open(os.path.join(d, run_id(p) + ".json"))) for p in programs}
