@@ -4,7 +4,14 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     if std::env::var_os("CARGO_FEATURE_HOST").is_none() {
-        for a in ["-nostartfiles", "-nostdlib", "-Wl,--no-undefined", "-Wl,-z,now", "-Wl,--gc-sections", "-Wl,-Bsymbolic"] {
+        for a in [
+            "-nostartfiles",
+            "-nostdlib",
+            "-Wl,--no-undefined",
+            "-Wl,-z,now",
+            "-Wl,--gc-sections",
+            "-Wl,-Bsymbolic",
+        ] {
             println!("cargo:rustc-cdylib-link-arg={a}");
         }
     }

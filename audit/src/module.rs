@@ -188,7 +188,14 @@ fn dso(s: &State, l: &LinkMap) -> Option<parse::Object> {
     let phoff = usize::try_from(phoff).ok()?;
     let end = phoff.checked_add(size)?;
     if end <= n {
-        return parse::object(&head[phoff..end], phnum, l.l_addr as u64, l.l_ld as u64, &HOST, &Raw);
+        return parse::object(
+            &head[phoff..end],
+            phnum,
+            l.l_addr as u64,
+            l.l_ld as u64,
+            &HOST,
+            &Raw,
+        );
     }
     let mut table = [0u8; 4096];
     let t = table.get_mut(..size)?;
@@ -220,7 +227,8 @@ pub extern "C" fn la_objopen(map: *mut LinkMap, _lmid: isize, cookie: *mut usize
             return 0;
         }
         // SAFETY: AT_PHDR/AT_PHNUM describe the main program's mapped program headers.
-        let table = unsafe { core::slice::from_raw_parts(s.phdr as *const u8, s.phnum * HOST.phdr_size()) };
+        let table =
+            unsafe { core::slice::from_raw_parts(s.phdr as *const u8, s.phnum * HOST.phdr_size()) };
         parse::object(table, s.phnum, l.l_addr as u64, l.l_ld as u64, &HOST, &Raw)
     } else if s.off {
         return 0;

@@ -63,7 +63,11 @@ impl Host {
         let s = b.get(off..off.checked_add(len)?)?;
         let mut v = 0u64;
         for i in 0..len {
-            let byte = if self.big_endian { s[i] } else { s[len - 1 - i] };
+            let byte = if self.big_endian {
+                s[i]
+            } else {
+                s[len - 1 - i]
+            };
             v = (v << 8) | u64::from(byte);
         }
         Some(v)
@@ -94,7 +98,10 @@ const fn host() -> Host {
         require_flags: &[],
     };
     if cfg!(target_arch = "x86_64") {
-        Host { machine: 62, ..base }
+        Host {
+            machine: 62,
+            ..base
+        }
     } else if cfg!(target_arch = "aarch64") {
         Host {
             machine: 183,
@@ -155,7 +162,8 @@ pub fn loadable(head: &[u8], h: &Host) -> bool {
     let data_ok = head[5] == if h.big_endian { 2 } else { 1 };
     let osabi = head[7];
     let abiv = head[8];
-    let osabi_ok = osabi == 0 || osabi == ELFOSABI_GNU || (h.extra_osabi != 0 && osabi == h.extra_osabi);
+    let osabi_ok =
+        osabi == 0 || osabi == ELFOSABI_GNU || (h.extra_osabi != 0 && osabi == h.extra_osabi);
     let abiv_ok = abiv == 0 || (osabi == ELFOSABI_GNU && abiv < h.abi_version_max);
     if !class_ok || !data_ok || head[6] != 1 || !osabi_ok || !abiv_ok {
         return false;
@@ -163,12 +171,15 @@ pub fn loadable(head: &[u8], h: &Host) -> bool {
     if head[9..16].iter().any(|b| *b != 0) {
         return false;
     }
-    let (Some(ty), Some(machine), Some(version)) = (h.half(head, 16), h.half(head, 18), h.u32(head, 20)) else {
+    let (Some(ty), Some(machine), Some(version)) =
+        (h.half(head, 16), h.half(head, 18), h.u32(head, 20))
+    else {
         return false;
     };
     let flags_off = if h.is_64 { 48 } else { 36 };
     let phentsize_off = if h.is_64 { 54 } else { 42 };
-    let (Some(flags), Some(phentsize)) = (h.u32(head, flags_off), h.half(head, phentsize_off)) else {
+    let (Some(flags), Some(phentsize)) = (h.u32(head, flags_off), h.half(head, phentsize_off))
+    else {
         return false;
     };
     version == 1
@@ -302,7 +313,14 @@ pub struct Object {
 /// Look at a loaded object: `table` its program headers, `bias` its `l_addr`, `l_ld` its
 /// dynamic section as the loader recorded it. `None` when the headers do not describe this
 /// object (no PT_DYNAMIC at `l_ld`: e.g. an object whose ELF header is not at `l_addr`).
-pub fn object(table: &[u8], phnum: usize, bias: u64, l_ld: u64, h: &Host, raw: &impl Mem) -> Option<Object> {
+pub fn object(
+    table: &[u8],
+    phnum: usize,
+    bias: u64,
+    l_ld: u64,
+    h: &Host,
+    raw: &impl Mem,
+) -> Option<Object> {
     let mut ranges = Ranges::default();
     let mut dynamic = None;
     for i in 0..phnum {
@@ -324,7 +342,8 @@ pub fn object(table: &[u8], phnum: usize, bias: u64, l_ld: u64, h: &Host, raw: &
     let mem = Checked { raw, ranges };
     let runpath = has_runpath(&mem, l_ld, dynamic.filesz.min(dynamic.memsz), h);
     let note = if runpath {
-        note_desc(table, phnum, bias, h, &mem).filter(|&(a, l)| mem.get(a, l).is_some_and(valid_desc))
+        note_desc(table, phnum, bias, h, &mem)
+            .filter(|&(a, l)| mem.get(a, l).is_some_and(valid_desc))
     } else {
         None
     };
@@ -350,7 +369,13 @@ fn has_runpath(mem: &impl Mem, at: u64, size: u64, h: &Host) -> bool {
 /// The loader's note walk (loader/glibc-2.36-ldcache.patch `ldcache_note_desc`): the first
 /// `NixOS` note of the resolution type in a PT_NOTE segment that a PT_LOAD maps; a descriptor
 /// leaving its segment disables the note. Returns the descriptor's address and length.
-pub fn note_desc(table: &[u8], phnum: usize, bias: u64, h: &Host, mem: &impl Mem) -> Option<(u64, u64)> {
+pub fn note_desc(
+    table: &[u8],
+    phnum: usize,
+    bias: u64,
+    h: &Host,
+    mem: &impl Mem,
+) -> Option<(u64, u64)> {
     for i in 0..phnum {
         let ph = phdr(table, i, h)?;
         if ph.kind != PT_NOTE {
@@ -358,7 +383,9 @@ pub fn note_desc(table: &[u8], phnum: usize, bias: u64, h: &Host, mem: &impl Mem
         }
         let end = ph.offset.checked_add(ph.filesz)?;
         let mapped = (0..phnum).filter_map(|j| phdr(table, j, h)).any(|l| {
-            l.kind == PT_LOAD && ph.offset >= l.offset && l.offset.checked_add(l.filesz).is_some_and(|e| end <= e)
+            l.kind == PT_LOAD
+                && ph.offset >= l.offset
+                && l.offset.checked_add(l.filesz).is_some_and(|e| end <= e)
         });
         if !mapped {
             continue;
@@ -374,7 +401,9 @@ pub fn note_desc(table: &[u8], phnum: usize, bias: u64, h: &Host, mem: &impl Mem
         let mut pos = 0u64;
         while pos.checked_add(12).is_some_and(|e| e <= size) {
             let p = pos as usize;
-            let (Some(namesz), Some(descsz), Some(kind)) = (h.u32(bytes, p), h.u32(bytes, p + 4), h.u32(bytes, p + 8)) else {
+            let (Some(namesz), Some(descsz), Some(kind)) =
+                (h.u32(bytes, p), h.u32(bytes, p + 4), h.u32(bytes, p + 8))
+            else {
                 break;
             };
             let name_off = pos + 12;
@@ -387,7 +416,10 @@ pub fn note_desc(table: &[u8], phnum: usize, bias: u64, h: &Host, mem: &impl Mem
                 && name_off + 6 <= size
                 && bytes.get(name_off as usize..name_off as usize + 6) == Some(b"NixOS\0")
             {
-                if desc_off.checked_add(u64::from(descsz)).is_none_or(|e| e > size) {
+                if desc_off
+                    .checked_add(u64::from(descsz))
+                    .is_none_or(|e| e > size)
+                {
                     return None;
                 }
                 return Some((seg.checked_add(desc_off)?, u64::from(descsz)));
@@ -486,7 +518,11 @@ pub fn cmdline_library_path(cmdline: &[u8], complete: bool) -> Option<bool> {
         match a {
             b"--library-path" => return Some(true),
             // rtld.c options that take a value.
-            b"--inhibit-rpath" | b"--audit" | b"--preload" | b"--argv0" | b"--glibc-hwcaps-prepend"
+            b"--inhibit-rpath"
+            | b"--audit"
+            | b"--preload"
+            | b"--argv0"
+            | b"--glibc-hwcaps-prepend"
             | b"--glibc-hwcaps-mask" => {
                 args.next();
                 seen += 1;

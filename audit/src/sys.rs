@@ -58,21 +58,43 @@ pub fn open(path: &[u8]) -> Option<usize> {
         return None;
     }
     // SAFETY: `path` is a NUL-terminated buffer borrowed for the call.
-    let r = unsafe { call6(nr::OPENAT, [AT_FDCWD as usize, path.as_ptr() as usize, O_CLOEXEC, 0, 0, 0]) };
+    let r = unsafe {
+        call6(
+            nr::OPENAT,
+            [
+                AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                O_CLOEXEC,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
     (r >= 0).then_some(r as usize)
 }
 
 /// `pread64(fd, buf, len, off)`: the byte count.
 pub fn pread(fd: usize, buf: &mut [u8], off: usize) -> Option<usize> {
     // SAFETY: `buf` is writable for its length for the duration of the call.
-    let r = unsafe { call6(nr::PREAD64, [fd, buf.as_mut_ptr() as usize, buf.len(), off, 0, 0]) };
+    let r = unsafe {
+        call6(
+            nr::PREAD64,
+            [fd, buf.as_mut_ptr() as usize, buf.len(), off, 0, 0],
+        )
+    };
     (r >= 0).then_some(r as usize)
 }
 
 /// `read(fd, buf, len)`: the byte count.
 pub fn read(fd: usize, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: `buf` is writable for its length for the duration of the call.
-    let r = unsafe { call6(nr::READ, [fd, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0]) };
+    let r = unsafe {
+        call6(
+            nr::READ,
+            [fd, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0],
+        )
+    };
     (r >= 0).then_some(r as usize)
 }
 
@@ -102,11 +124,24 @@ pub fn peek(pid: usize, addr: usize, buf: &mut [u8]) -> Option<usize> {
         base: buf.as_mut_ptr() as usize,
         len: buf.len(),
     };
-    let remote = Iovec { base: addr, len: buf.len() };
+    let remote = Iovec {
+        base: addr,
+        len: buf.len(),
+    };
     // SAFETY: `local` describes `buf`, writable for its length; the kernel checks `remote`
     // against this process's mappings itself and never faults on it.
     let r = unsafe {
-        call6(nr::PROCESS_VM_READV, [pid, &local as *const Iovec as usize, 1, &remote as *const Iovec as usize, 1, 0])
+        call6(
+            nr::PROCESS_VM_READV,
+            [
+                pid,
+                &local as *const Iovec as usize,
+                1,
+                &remote as *const Iovec as usize,
+                1,
+                0,
+            ],
+        )
     };
     (r >= 0).then_some(r as usize)
 }

@@ -21,7 +21,8 @@ struct Image {
 impl Mem for Image {
     fn get(&self, addr: u64, len: u64) -> Option<&[u8]> {
         let off = usize::try_from(addr.checked_sub(self.bias)?).ok()?;
-        self.bytes.get(off..off.checked_add(usize::try_from(len).ok()?)?)
+        self.bytes
+            .get(off..off.checked_add(usize::try_from(len).ok()?)?)
     }
 }
 
@@ -117,7 +118,13 @@ fn finds_the_note_of_a_runpath_object() {
 fn a_dt_rpath_object_has_no_usable_note() {
     let notes = note(b"NixOS\0", NOTE_TYPE, DESC, 4);
     let (b, n, d) = image(&notes, 4, false);
-    assert_eq!(look(&b, n, d), Some(Object { runpath: false, note: None }));
+    assert_eq!(
+        look(&b, n, d),
+        Some(Object {
+            runpath: false,
+            note: None
+        })
+    );
 }
 
 #[test]
@@ -155,7 +162,10 @@ fn other_notes_and_types_are_passed_over() {
     notes.extend(note(b"NixOZ\0", NOTE_TYPE, b"x\0y\0\0", 4));
     notes.extend(note(b"NixOS\0", NOTE_TYPE, DESC, 4));
     let (b, n, d) = image(&notes, 4, true);
-    assert_eq!(look(&b, n, d).expect("object").note.map(|x| x.1 as usize), Some(DESC.len()));
+    assert_eq!(
+        look(&b, n, d).expect("object").note.map(|x| x.1 as usize),
+        Some(DESC.len())
+    );
 }
 
 #[test]
@@ -177,7 +187,10 @@ fn malformed_descriptors_are_not_used() {
 
 #[test]
 fn lookup_and_steps() {
-    assert_eq!(find(DESC, b"liba.so"), Some(&b"=/s/a/liba.so:=/s/b/liba.so"[..]));
+    assert_eq!(
+        find(DESC, b"liba.so"),
+        Some(&b"=/s/a/liba.so:=/s/b/liba.so"[..])
+    );
     assert_eq!(find(DESC, b"libb.so"), Some(&b"?/s/h:=/s/b/libb.so"[..]));
     assert_eq!(find(DESC, b"libc.so"), None);
     assert_eq!(find(DESC, b""), None);
@@ -216,10 +229,13 @@ fn loadable_mirrors_open_verify() {
     for (h, why) in cases {
         assert!(!loadable(&h, &H), "{why}");
     }
-    assert!(loadable(&m(&|h| {
-        h[7] = 3;
-        h[8] = 3;
-    }), &H));
+    assert!(loadable(
+        &m(&|h| {
+            h[7] = 3;
+            h[8] = 3;
+        }),
+        &H
+    ));
     let arm = Host {
         is_64: false,
         machine: 40,
@@ -244,10 +260,22 @@ fn ld_so_command_line() {
     let c = |s: &[u8]| cmdline_library_path(s, true);
     assert_eq!(c(b"/lib64/ld.so\0./prog\0"), Some(false));
     assert_eq!(c(b"/lib64/ld.so\0--library-path\0/x\0./prog\0"), Some(true));
-    assert_eq!(c(b"/lib64/ld.so\0--audit\0/m.so\0--library-path\0/x\0./prog\0"), Some(true));
-    assert_eq!(c(b"/lib64/ld.so\0--argv0\0--library-path\0./prog\0"), Some(false));
-    assert_eq!(c(b"/lib64/ld.so\0./prog\0--library-path\0/x\0"), Some(false));
-    assert_eq!(cmdline_library_path(b"/lib64/ld.so\0--audit\0/m", false), None);
+    assert_eq!(
+        c(b"/lib64/ld.so\0--audit\0/m.so\0--library-path\0/x\0./prog\0"),
+        Some(true)
+    );
+    assert_eq!(
+        c(b"/lib64/ld.so\0--argv0\0--library-path\0./prog\0"),
+        Some(false)
+    );
+    assert_eq!(
+        c(b"/lib64/ld.so\0./prog\0--library-path\0/x\0"),
+        Some(false)
+    );
+    assert_eq!(
+        cmdline_library_path(b"/lib64/ld.so\0--audit\0/m", false),
+        None
+    );
 }
 
 /// xorshift64*: a deterministic source for the mutation test (no dependency).
@@ -284,9 +312,17 @@ fn random_mutations_never_read_outside_the_object() {
             b.truncate((rng.next() % b.len() as u64) as usize);
         }
         let bias = 0x7000_0000;
-        let img = Image { bytes: b.clone(), bias };
-        let Some((phoff, phnum)) = phdr_table(&b, &H) else { continue };
-        let Some(table) = (phoff as usize).checked_add(phnum * 56).and_then(|e| b.get(phoff as usize..e)) else {
+        let img = Image {
+            bytes: b.clone(),
+            bias,
+        };
+        let Some((phoff, phnum)) = phdr_table(&b, &H) else {
+            continue;
+        };
+        let Some(table) = (phoff as usize)
+            .checked_add(phnum * 56)
+            .and_then(|e| b.get(phoff as usize..e))
+        else {
             continue;
         };
         if let Some(o) = object(table, phnum, bias, bias + d, &H, &img) {
@@ -299,5 +335,8 @@ fn random_mutations_never_read_outside_the_object() {
         }
         let _ = n;
     }
-    assert!(found > 1000, "mutations kept a usable note in {found} cases");
+    assert!(
+        found > 1000,
+        "mutations kept a usable note in {found} cases"
+    );
 }
