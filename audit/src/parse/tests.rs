@@ -50,7 +50,7 @@ fn ph(kind: u32, flags: u32, off: u64, size: u64, align: u64) -> Vec<u8> {
 
 fn note(name: &[u8], kind: u32, desc: &[u8], align: usize) -> Vec<u8> {
     let pad = |v: &mut Vec<u8>| {
-        while v.len() % align != 0 {
+        while !v.len().is_multiple_of(align) {
             v.push(0);
         }
     };
@@ -308,7 +308,7 @@ fn random_mutations_never_read_outside_the_object() {
                 _ => rng.next() as u8,
             };
         }
-        if rng.next() % 8 == 0 {
+        if rng.next().is_multiple_of(8) {
             b.truncate((rng.next() % b.len() as u64) as usize);
         }
         let bias = 0x7000_0000;
