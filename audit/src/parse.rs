@@ -537,5 +537,7 @@ pub fn cmdline_library_path(cmdline: &[u8], complete: bool) -> Option<bool> {
     }
 }
 
+#[cfg(any(test, feature = "host"))]
+pub mod check;
 #[cfg(test)]
 mod tests;

@@ -340,3 +340,30 @@ fn random_mutations_never_read_outside_the_object() {
         "mutations kept a usable note in {found} cases"
     );
 }
+
+/// The fuzz target's checks over its committed seeds and every input that once failed
+/// (fuzz/corpus/audit_parse, fuzz/regressions/audit_parse).
+#[test]
+fn fuzz_corpus_replays() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut n = 0;
+    for dir in ["corpus/audit_parse", "regressions/audit_parse"] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let data = std::fs::read(e.path()).expect("read seed");
+            let found = check::check(&data);
+            let name = e.file_name().to_string_lossy().into_owned();
+            if dir.starts_with("corpus")
+                && cfg!(target_endian = "little")
+                && cfg!(target_pointer_width = "64")
+            {
+                // The seeds' names say whether the module must find a note in them.
+                assert_eq!(found, name.contains("-noted"), "{name}");
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "seed corpus missing ({n} files)");
+}
