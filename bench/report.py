@@ -404,20 +404,14 @@ def why_missed():
 # ---------------------------------------------------------------------------------------------
 def audit_part():
     """5. The rtld-audit module on Debian's stock loader."""
-    wall = load("audit-wall.json")
-    mwall = load("audit-magick-wall.json")
-    if not wall and not load(os.path.join("audit", "stock-40.json")):
+    t = load("audit-time.json")
+    if not t:
         return
-    walls = {}
-    for w in (wall, mwall):
-        for r in (w or {}).get("results", []):
-            walls[r["command"]] = r["times"]
-    A = os.path.join(OUT, "audit")
-    S = os.path.join(OUT, "startup")
+    res = t["results"]
 
-    def med(cmd):
-        t = walls.get(cmd)
-        return q(t)[0] if t else None
+    def med(name, what="wall"):
+        r = res.get(name)
+        return q(r[what])[0] if r else None
 
     def fmt(x):
         return ms(x) if x is not None else "-"
@@ -425,17 +419,17 @@ def audit_part():
     out("## 5. The audit module on a stock glibc")
     out()
     out("Debian's glibc 2.36 loader and libc (copied into their own store directory, last in the run "
-        "path), no patched loader: *stock* is the program linked bare; *stock + module* is the same "
+        "path), no patched loader. *stock*: the program linked bare. *stock + module*: the same "
         "layout linked by `ldnote link --audit=MODULE` (the note, and `DT_AUDIT` naming "
-        "`libldnote-audit.so`, which Debian's loader loads at start-up); *note-aware loader* is "
-        "part 4's noted program on the patched glibc. Failing calls: `strace -f -e trace=%file`, "
-        "the last program's whole run. Wall: one `hyperfine -N` run over all of them, median. "
-        "ImageMagick: the convert closure re-laid out with Debian's glibc, every object noted by "
-        "`ldnote patch`, the module from `LD_AUDIT` (both commands through `sh`, whose start-up "
-        "hyperfine subtracts).")
+        "`libldnote-audit.so`, which Debian's loader loads at start-up). *note-aware loader*: "
+        "part 4's noted program on the patched glibc. ImageMagick: the convert closure re-laid out "
+        "Nix-style with Debian's glibc, every object noted by `ldnote patch`, the module from "
+        "`LD_AUDIT`. Failing calls: `strace -f -e trace=%file`, the program's whole run. Time: "
+        f"`bench/timeit.py`, {t['rounds']} rounds, every variant once per round in random order "
+        "(a loaded machine's slow stretches hit all alike); wall and CPU (user + sys) medians.")
     out()
-    hdr = ("| layout | stock: failing calls | stock + module: failing calls | explain --loader audit "
-           "| wall ms: stock | stock + module | note-aware loader | module / note-aware |")
+    hdr = ("| layout | failing calls: stock | stock + module | explain --loader audit "
+           "| wall ms: stock | stock + module | note-aware loader | module / note-aware (wall, CPU) |")
     rows = [hdr, "|---|---|---|---|---|---|---|---|"]
     for key, title in [("10", "10 dirs, 10 libs"), ("40", "40 dirs, 40 libs"), ("160", "160 dirs, 160 libs"),
                        ("magick", "ImageMagick convert")]:
@@ -445,34 +439,28 @@ def audit_part():
         if not st or not au:
             continue
         try:
-            t = ex["note"]["totals"]
-            exs = num(t["openat_fail"] + t["stat_fail"])
+            tt = ex["note"]["totals"]
+            exs = num(tt["openat_fail"] + tt["stat_fail"])
         except (TypeError, KeyError):
             exs = "-"
-        if key == "magick":
-            try:
-                sp, mp, mod = open(os.path.join(A, "magick-progs.txt")).read().split()
-            except (OSError, ValueError):
-                continue
-            ws, wa, wn = med(f"{sp} -version"), med(f"LD_AUDIT={mod} {mp} -version"), None
-        else:
-            ws, wa = med(os.path.join(A, f"l{key}", "stock")), med(os.path.join(A, f"l{key}", "audit"))
-            wn = med(os.path.join(S, f"noted{key}", "prog"))
-        ratio = f"{wa / wn:.2f}" if wa and wn else "-"
+        ws, wa, wn = med(f"stock-{key}"), med(f"audit-{key}"), med(f"noted-{key}")
+        ca, cn = med(f"audit-{key}", "cpu"), med(f"noted-{key}", "cpu")
+        ratio = f"{wa / wn:.2f}, {ca / cn:.2f}" if wa and wn and ca and cn else "-"
         rows.append(f"| {title} | {num(st['failing_total'])} | {num(au['failing_total'])} | {exs} "
                     f"| {fmt(ws)} | {fmt(wa)} | {fmt(wn)} | {ratio} |")
         if wa and wn:
-            goals.append((f"module within 5% of the note-aware loader ({title})",
+            goals.append((f"stock + module within 5% of the note-aware loader ({title}, wall)",
                           ("met" if wa <= 1.05 * wn else "missed") + f": {wa / wn:.2f}"))
-    pa = load(os.path.join("audit", "plain-audit-40.json"))
-    ws = med(os.path.join(A, "l40", "stock"))
-    wp = med(os.path.join(A, "l40", "plain-audit"))
     fixed = []
-    if pa and ws and wp:
+    pa = load(os.path.join("audit", "plain-audit-40.json"))
+    st40 = load(os.path.join("audit", "stock-40.json"))
+    ws, wp = med("stock-40"), med("plain-audit-40")
+    cs, cp = med("stock-40", "cpu"), med("plain-audit-40", "cpu")
+    if pa and st40 and ws and wp:
         fixed = [f"Fixed cost of the module on a program **without a note** (40 dirs, 40 libs, "
-                 f"`DT_AUDIT` only): {ms(ws)} -> {ms(wp)} ms ({wp / ws:.2f}), failing calls "
-                 f"{num(pa['failing_total'])} (stock: "
-                 f"{num(load(os.path.join('audit', 'stock-40.json'))['failing_total'])})."]
+                 f"`DT_AUDIT` only): wall {ms(ws)} -> {ms(wp)} ms ({wp / ws:.2f}), CPU {ms(cs)} -> "
+                 f"{ms(cp)} ms ({cp / cs:.2f}); failing calls {num(st40['failing_total'])} -> "
+                 f"{num(pa['failing_total'])}."]
     for r in rows:
         out(r)
     out()
@@ -480,8 +468,8 @@ def audit_part():
         out(f)
         out()
     summary.extend(["**5. Stock glibc + the audit module** (no patched loader; failing start-up calls "
-                    "from `strace -f`; wall: hyperfine median)", ""] + rows + [""] + fixed + ([""] if fixed else []))
-
+                    "from `strace -f`; time: interleaved medians)", ""] + rows + [""]
+                   + fixed + ([""] if fixed else []))
 
 link_part()
 probes_part()

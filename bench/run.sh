@@ -305,7 +305,6 @@ A=$out/audit
 rm -rf "$A" && mkdir -p "$A"
 module=$(bash "$here/audit/build.sh" | sed -n 's/^module=//p')
 S=$out/startup
-hfa=()
 for n in 10 40 160; do
   python3 "$B/layout.py" libs "$A/l$n" "$n" "$DEB_GLIBC"
   mapfile -t a <"$A/l$n/link.args"
@@ -316,20 +315,14 @@ for n in 10 40 160; do
   fails "$A/stock-$n.json" "$A/l$n/stock"
   fails "$A/audit-$n.json" "$A/l$n/audit"
   explain "$A/explain-audit-$n.json" audit "$A/l$n/audit"
-  hfa+=("$A/l$n/stock" "$A/l$n/audit")
-  # The note-aware loader's program of part 4 (same layout), when part 4 ran.
-  [ -n "$note_glibc" ] && [ -x "$S/noted$n/prog" ] && hfa+=("$S/noted$n/prog")
   if [ "$n" = 40 ]; then
     # The module's fixed cost: the same program without a note, with and without DT_AUDIT.
     gcc -o "$A/l$n/plain-audit" "${a[@]}" -Wl,--audit,"$module"
     fails "$A/plain-audit-$n.json" "$A/l$n/plain-audit"
-    hfa+=("$A/l$n/plain-audit")
   fi
 done
-hyperfine -N -w 10 -r "$runs" --export-json "$out/audit-wall.json" "${hfa[@]}" >&2
 # ImageMagick's convert closure (Debian's glibc), every object noted by `ldnote patch`; the copied
-# program cannot be relinked, so the module comes from LD_AUDIT (through sh, whose start-up
-# hyperfine subtracts; the stock run goes through sh too).
+# program cannot be relinked, so the module comes from LD_AUDIT.
 im=$(command -v convert-im6.q16)
 mprog=$(python3 "$B/layout.py" closure "$A/magick" "$im" "$DEB_GLIBC")
 sprog=$(python3 "$B/layout.py" closure "$A/magick-stock" "$im" "$DEB_GLIBC")
@@ -337,10 +330,26 @@ find "$A/magick/store" -type f -print0 | xargs -0 "$LDNOTE" patch
 LD_AUDIT=$module "$mprog" -version >/dev/null
 fails "$A/stock-magick.json" "$sprog" -version
 fails "$A/audit-magick.json" env LD_AUDIT="$module" "$mprog" -version
-"$LDNOTE" explain --loader audit --json "$mprog" >"$A/explain-audit-magick.json" 2>/dev/null || true
-echo "$sprog $mprog $module" >"$A/magick-progs.txt"
-hyperfine -w 10 -r "$runs" --export-json "$out/audit-magick-wall.json" \
-  "$sprog -version" "LD_AUDIT=$module $mprog -version" >&2
+explain "$A/explain-audit-magick.json" audit "$mprog"
+# Wall and CPU time, interleaved in random order every round (timeit.py): a loaded machine's
+# slow stretches hit every variant alike. The note-aware loader's programs are part 4's.
+python3 - "$A" "$S" "$module" "$sprog" "$mprog" "$runs" "${note_glibc:+1}" >"$A/spec.json" <<'EOF'
+import json, os, sys
+A, S, module, sprog, mprog, runs, note = sys.argv[1:8]
+cmds = []
+for n in ("10", "40", "160"):
+    cmds.append({"name": f"stock-{n}", "argv": [f"{A}/l{n}/stock"]})
+    cmds.append({"name": f"audit-{n}", "argv": [f"{A}/l{n}/audit"]})
+    if note and os.access(f"{S}/noted{n}/prog", os.X_OK):
+        cmds.append({"name": f"noted-{n}", "argv": [f"{S}/noted{n}/prog"]})
+cmds.append({"name": "plain-audit-40", "argv": [f"{A}/l40/plain-audit"]})
+cmds.append({"name": "stock-magick", "argv": [sprog, "-version"]})
+cmds.append({"name": "audit-magick", "argv": [mprog, "-version"], "env": {"LD_AUDIT": module}})
+if note and os.path.exists(f"{S}/magick-progs.txt"):
+    cmds.append({"name": "noted-magick", "argv": [open(f"{S}/magick-progs.txt").read().split()[1], "-version"]})
+print(json.dumps({"rounds": int(runs), "warmup": 5, "commands": cmds}, indent=1))
+EOF
+python3 "$B/timeit.py" "$A/spec.json" "$out/audit-time.json"
 fi
 
 # --- report ------------------------------------------------------------------------------------
