@@ -132,6 +132,11 @@ native() {
     "$(env LD_LIBRARY_PATH="$t/override" LD_AUDIT="$module" ./prog)"
   check_eq "(b) LD_LIBRARY_PATH wins over the note (DT_AUDIT)" "$(( $(sum) + 100 ))" \
     "$(env LD_LIBRARY_PATH="$t/override" ./prog-dt)"
+  # ld.so PROGRAM: the module reads `--library-path` from the command line.
+  check_eq "(b) ld.so --library-path wins over the note" "$(( $(sum) + 100 ))" \
+    "$(/lib64/ld-linux-x86-64.so.2 --audit "$module" --library-path "$t/override" ./prog)"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.ldso /lib64/ld-linux-x86-64.so.2 --audit "$module" ./prog >/dev/null
+  check_eq "(a) ld.so --audit MODULE PROGRAM: failing calls as with LD_AUDIT" "$sa" "$(strace_fails st.ldso)"
   strace -f -qq -e trace=execve,openat,newfstatat -o st.llp env LD_LIBRARY_PATH="$t/override" LD_AUDIT="$module" ./prog >/dev/null
   "$ldnote" explain --json --loader audit --env "LD_LIBRARY_PATH=$t/override" ./prog >ex.llp.json || true
   check_eq "(b) failing calls with LD_LIBRARY_PATH = explain" "$(json_fails ex.llp.json note)" "$(strace_fails st.llp)"

@@ -28,6 +28,7 @@ const LA_SER_ORIG: u32 = 0x01;
 const AT_NULL: usize = 0;
 const AT_PHDR: usize = 3;
 const AT_PHNUM: usize = 5;
+const AT_BASE: usize = 7;
 const AT_SECURE: usize = 23;
 const RECORDS: usize = 1024;
 const PATH_MAX: usize = 4096;
@@ -43,6 +44,10 @@ struct State {
     pid: usize,
     phdr: usize,
     phnum: usize,
+    /// `AT_BASE`: the loader's address when it runs as the program's interpreter, 0 when it was
+    /// started as `ld.so PROGRAM` (rtld.c adjusts AT_PHDR, AT_PHNUM, AT_ENTRY and AT_EXECFN then,
+    /// not AT_BASE).
+    at_base: usize,
     /// No note is used in this process (secure mode, LD_LIBRARY_PATH, `--library-path`).
     off: bool,
     seen_main: bool,
@@ -61,6 +66,7 @@ static STATE: Global = Global(UnsafeCell::new(State {
     pid: 0,
     phdr: 0,
     phnum: 0,
+    at_base: 0,
     off: false,
     seen_main: false,
     recs: [Rec { addr: 0, len: 0 }; RECORDS],
@@ -135,6 +141,7 @@ extern "C" fn init(_argc: i32, _argv: *const *const u8, envp: *const *const u8) 
                 AT_NULL => break,
                 AT_PHDR => s.phdr = v,
                 AT_PHNUM => s.phnum = v,
+                AT_BASE => s.at_base = v,
                 // Set-user-ID and similar programs: glibc does not load a module named by a
                 // path there (rtld.c `dso_name_valid_for_suid`); if one is loaded anyway (a
                 // bare name from a system directory), it does nothing.
@@ -218,9 +225,7 @@ pub extern "C" fn la_objopen(map: *mut LinkMap, _lmid: isize, cookie: *mut usize
         // rtld.c `load_audit_modules`: the main program's map comes first. Its headers are
         // where the kernel's (or ld.so's) AT_PHDR says.
         s.seen_main = true;
-        // SAFETY: l_name is a NUL-terminated string of the loader's ("" for PT_INTERP starts).
-        let named = unsafe { cstr(l.l_name, PATH_MAX) }.is_some_and(|n| !n.is_empty());
-        if named && library_path_option() {
+        if s.at_base == 0 && library_path_option() {
             s.off = true;
         }
         if s.off || s.phdr == 0 || s.phnum == 0 || s.phnum > 4096 {
