@@ -11,7 +11,8 @@
 #       skipped and the normal search finds the right file;
 #   (d) a program without a note, with a malformed note, or without the module behaves as stock;
 #   (e) dlopen from a noted library uses that library's note;
-#   (f) a program linked with `ldnote link --audit` runs with and without the module file.
+#   (f) a program linked with `ldnote link --audit` runs with and without the module file;
+#   (g) ImageMagick's convert closure re-laid out Nix-style: same files, no failing search call.
 # Then the main cases for aarch64 under qemu-aarch64 with Debian's stock arm64 loader.
 # With CI=true a missing tool is an error; locally it is a skip. LDNOTE_E2E_AARCH64=0 skips
 # aarch64.
@@ -293,7 +294,50 @@ aarch64() {
   [ "$failures" = 0 ] && rm -rf "$t"
 }
 
+# ImageMagick's convert closure re-laid out Nix-style (bench/layout.py: every library in its own
+# store directory, each object's DT_RUNPATH the directories of its direct needs, then a copy of
+# Debian's glibc), every object noted by `ldnote patch`; the module from LD_AUDIT.
+magick() {
+  need convert-im6.q16 patchelf strace jq python3 || return 0
+  local module t im sprog mprog
+  module=$(bash audit/build.sh | tail -n 1) && module=${module#module=}
+  im=$(command -v convert-im6.q16)
+  t=$(mktemp -d /tmp/ldnote-audit-magick.XXXXXX)
+  chmod 755 "$t"
+  echo "== ImageMagick convert closure, Nix-style, stock Debian glibc copy: scratch $t"
+  python3 bench/layout.py glibc-copy "$t/glibc"
+  sprog=$(python3 bench/layout.py closure "$t/stock" "$im" "$t/glibc")
+  mprog=$(python3 bench/layout.py closure "$t/noted" "$im" "$t/glibc")
+  find "$t/noted/store" -type f -print0 | xargs -0 "$ldnote" patch
+  cd "$t"
+  LD_DEBUG=libs "$sprog" -version >out.stock 2>dbg.stock || fail "convert (stock layout) failed"
+  LD_DEBUG=libs LD_AUDIT="$module" "$mprog" -version >out.aud 2>dbg.aud || fail "convert with the module failed"
+  check_eq "magick: same output" "$(cat out.stock)" "$(cat out.aud)"
+  # The same libraries (their store paths differ only in the layout's root).
+  check_eq "magick: same files loaded" "$(dbg_init dbg.stock | sed "s|^$t/stock/||")" \
+    "$(dbg_init dbg.aud | sed "s|^$t/noted/||")"
+  check_eq "magick: no search with the module (no trying file= line)" "0" "$(grep -c 'trying file=' dbg.aud || true)"
+  # Failing calls of the library search: under the layout, or a name ending in .so*.
+  lib_fails() {
+    awk '/execve\(/ { n = 0 } /(openat|newfstatat)\(/ && / = -1 E/ && ($0 ~ "\"'"$t"'/" || $0 ~ /\.so(\.[0-9]+)*"/) { n++ } END { print n + 0 }' "$1"
+  }
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.stock "$sprog" -version >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.aud env LD_AUDIT="$module" "$mprog" -version >/dev/null
+  "$ldnote" explain --json --loader audit "$mprog" >ex.json || true
+  "$ldnote" explain --json "$sprog" >ex.stock.json || true
+  local ls la
+  ls=$(lib_fails st.stock) la=$(lib_fails st.aud)
+  echo "magick: failing library-search openat+newfstatat: stock $ls (explain $(json_fails ex.stock.json stock)), module $la (explain $(json_fails ex.json note));" \
+    "all failing calls: stock $(strace_fails st.stock), module $(strace_fails st.aud)"
+  check_eq "magick: stock library search = explain" "$(json_fails ex.stock.json stock)" "$ls"
+  check_eq "magick: module library search = explain --loader audit" "$(json_fails ex.json note)" "$la"
+  check_eq "magick: no failing library-search call with the module" "0" "$la"
+  cd "$root"
+  [ "$failures" = 0 ] && rm -rf "$t"
+}
+
 native
+magick
 aarch64
 if [ "$failures" != 0 ]; then
   echo "audit e2e: $failures failure(s)" >&2
