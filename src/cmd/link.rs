@@ -137,6 +137,14 @@ fn audit_args(
     let Some(want) = super::audit::requested(opts.audit.as_ref()) else {
         return Ok(Vec::new());
     };
+    if plan.shared {
+        // glibc reads DT_AUDIT (and DT_DEPAUDIT) of the main program only (rtld.c).
+        say(
+            opts,
+            "--audit: a shared library's DT_AUDIT is never read; not added",
+        );
+        return Ok(Vec::new());
+    }
     let path = match want {
         Some(p) => p,
         None => super::audit::installed()
