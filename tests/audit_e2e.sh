@@ -94,6 +94,21 @@ native() {
   cp "$module" "$t/mod.so"
   "$ldnote" link --audit="$t/mod.so" -- gcc -o "$t/prog-dt" "${args[@]}"
   check_eq "(f) DT_AUDIT names the module" "1" "$(readelf -d "$t/prog-dt" | grep -c "Audit library: \[$t/mod.so\]")"
+  # The module installed beside ldnote (LDNOTE_AUDIT=1), and the path rules: refused paths fail
+  # the command before the linker runs (no output).
+  LDNOTE_AUDIT=1 "$ldnote" link -- gcc -o "$t/prog-env" "${args[@]}"
+  check_eq "(f) LDNOTE_AUDIT=1 names the module beside ldnote" "1" \
+    "$(readelf -d "$t/prog-env" | grep -c "Audit library: \[$root/target/release/libldnote-audit.so\]")"
+  mkdir -p "$t/ww" && chmod 777 "$t/ww" && cp "$module" "$t/ww/mod.so"
+  local bad
+  for bad in rel/mod.so "$t/ww/mod.so" "$t/none.so"; do
+    if "$ldnote" link --audit="$bad" -- gcc -o "$t/prog-bad-audit" "${args[@]}" 2>"$t/err.audit"; then
+      fail "(f) --audit=$bad accepted"
+    else
+      check_eq "(f) --audit=$bad refused, nothing linked: $(head -c 120 "$t/err.audit")" "no" \
+        "$([ -e "$t/prog-bad-audit" ] && echo yes || echo no)"
+    fi
+  done
   cd "$t"
   # env(1) for strace runs (counted from the last execve); a function where LD_DEBUG output is
   # read (env would print its own).
