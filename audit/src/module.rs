@@ -53,6 +53,8 @@ struct State {
     seen_main: bool,
     recs: [Rec; RECORDS],
     path: [u8; PATH_MAX],
+    /// Headers copied from an object (static: no per-call zeroing of a stack buffer).
+    buf: [u8; PATH_MAX],
 }
 
 struct Global(UnsafeCell<State>);
@@ -71,6 +73,7 @@ static STATE: Global = Global(UnsafeCell::new(State {
     seen_main: false,
     recs: [Rec { addr: 0, len: 0 }; RECORDS],
     path: [0; PATH_MAX],
+    buf: [0; PATH_MAX],
 }));
 
 fn state() -> &'static mut State {
@@ -185,31 +188,24 @@ fn library_path_option() -> bool {
     parse::cmdline_library_path(&buf[..n], n < buf.len()).unwrap_or(true)
 }
 
-/// Headers of a shared object at `l_addr`, copied with `process_vm_readv` (an object whose ELF
-/// header is not mapped there reads as an error or as bytes that fail the checks).
-fn dso(s: &State, l: &LinkMap) -> Option<parse::Object> {
-    let mut head = [0u8; 1024];
-    let n = sys::peek(s.pid, l.l_addr, &mut head)?;
-    let (phoff, phnum) = parse::phdr_table(&head[..n], &HOST)?;
+/// Headers of a shared object at `l_addr`, copied with `process_vm_readv` into `buf` (an
+/// object whose ELF header is not mapped there reads as an error or as bytes that fail the
+/// checks).
+fn dso(pid: usize, buf: &mut [u8; PATH_MAX], l: &LinkMap) -> Option<parse::Object> {
+    let n = sys::peek(pid, l.l_addr, &mut buf[..1024])?;
+    let (phoff, phnum) = parse::phdr_table(&buf[..n], &HOST)?;
     let size = phnum.checked_mul(HOST.phdr_size())?;
     let phoff = usize::try_from(phoff).ok()?;
     let end = phoff.checked_add(size)?;
+    let (bias, l_ld) = (l.l_addr as u64, l.l_ld as u64);
     if end <= n {
-        return parse::object(
-            &head[phoff..end],
-            phnum,
-            l.l_addr as u64,
-            l.l_ld as u64,
-            &HOST,
-            &Raw,
-        );
+        return parse::object(&buf[phoff..end], phnum, bias, l_ld, &HOST, &Raw);
     }
-    let mut table = [0u8; 4096];
-    let t = table.get_mut(..size)?;
-    if sys::peek(s.pid, l.l_addr.checked_add(phoff)?, t)? != size {
+    let t = buf.get_mut(..size)?;
+    if sys::peek(pid, l.l_addr.checked_add(phoff)?, t)? != size {
         return None;
     }
-    parse::object(t, phnum, l.l_addr as u64, l.l_ld as u64, &HOST, &Raw)
+    parse::object(t, phnum, bias, l_ld, &HOST, &Raw)
 }
 
 /// Called for each object loaded into a namespace the module audits, the main program first.
@@ -238,7 +234,7 @@ pub extern "C" fn la_objopen(map: *mut LinkMap, _lmid: isize, cookie: *mut usize
     } else if s.off {
         return 0;
     } else {
-        dso(s, l)
+        dso(s.pid, &mut s.buf, l)
     };
     let Some((addr, len)) = obj.and_then(|o| o.note) else {
         return 0;

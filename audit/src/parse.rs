@@ -452,20 +452,39 @@ pub fn valid_desc(d: &[u8]) -> bool {
     true
 }
 
-/// The path list of the first pair for `name` in a descriptor that passed [`valid_desc`].
-pub fn find<'d>(d: &'d [u8], name: &[u8]) -> Option<&'d [u8]> {
-    if !valid_desc(d) {
-        return None;
+/// Index of the first NUL in `s` at or after `from` (`s.len()` if none): eight bytes at a time,
+/// since every lookup walks the note's pairs up to the name asked for.
+fn nul(s: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(w) = s.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let v = u64::from_ne_bytes(w);
+        if v.wrapping_sub(ONES) & !v & HIGHS != 0 {
+            break;
+        }
+        i += 8;
     }
-    let mut parts = d[..d.len() - 1].split(|b| *b == 0);
-    while let Some(soname) = parts.next() {
-        if soname.is_empty() {
-            return None;
+    while i < s.len() && s[i] != 0 {
+        i += 1;
+    }
+    i.min(s.len())
+}
+
+/// The path list of the first pair for `name` in a descriptor that passed [`valid_desc`] (the
+/// module checks each note once, when its object is opened; a descriptor that did not pass may
+/// give a wrong answer but is never read out of bounds).
+pub fn find<'d>(d: &'d [u8], name: &[u8]) -> Option<&'d [u8]> {
+    let end = d.len().checked_sub(1)?;
+    let mut p = 0;
+    while p < end && d[p] != 0 {
+        let s_end = nul(d, p);
+        let l_start = s_end + 1;
+        let l_end = nul(d, l_start);
+        if s_end - p == name.len() && d.get(p..s_end) == Some(name) {
+            return d.get(l_start..l_end);
         }
-        let list = parts.next()?;
-        if soname == name {
-            return Some(list);
-        }
+        p = l_end + 1;
     }
     None
 }
