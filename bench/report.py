@@ -401,10 +401,81 @@ def why_missed():
     return res
 
 
+# ---------------------------------------------------------------------------------------------
+def audit_part():
+    """5. The rtld-audit module on Debian's stock loader."""
+    t = load("audit-time.json")
+    if not t:
+        return
+    res = t["results"]
+
+    def med(name, what="wall"):
+        r = res.get(name)
+        return q(r[what])[0] if r else None
+
+    def fmt(x):
+        return ms(x) if x is not None else "-"
+
+    out("## 5. The audit module on a stock glibc")
+    out()
+    out("Debian's glibc 2.36 loader and libc (copied into their own store directory, last in the run "
+        "path), no patched loader. *stock*: the program linked bare. *stock + module*: the same "
+        "layout linked by `ldnote link --audit=MODULE` (the note, and `DT_AUDIT` naming "
+        "`libldnote-audit.so`, which Debian's loader loads at start-up). *note-aware loader*: "
+        "part 4's noted program on the patched glibc. ImageMagick: the convert closure re-laid out "
+        "Nix-style with Debian's glibc, every object noted by `ldnote patch`, the module from "
+        "`LD_AUDIT`. Failing calls: `strace -f -e trace=%file`, the program's whole run. Time: "
+        f"`bench/timeit.py`, {t['rounds']} rounds, every variant once per round in random order "
+        "(a loaded machine's slow stretches hit all alike); wall and CPU (user + sys) medians.")
+    out()
+    hdr = ("| layout | failing calls: stock | stock + module | explain --loader audit "
+           "| wall ms: stock | stock + module | note-aware loader | module / note-aware (wall, CPU) |")
+    rows = [hdr, "|---|---|---|---|---|---|---|---|"]
+    for key, title in [("10", "10 dirs, 10 libs"), ("40", "40 dirs, 40 libs"), ("160", "160 dirs, 160 libs"),
+                       ("magick", "ImageMagick convert")]:
+        st = load(os.path.join("audit", f"stock-{key}.json"))
+        au = load(os.path.join("audit", f"audit-{key}.json"))
+        ex = load(os.path.join("audit", f"explain-audit-{key}.json"))
+        if not st or not au:
+            continue
+        try:
+            tt = ex["note"]["totals"]
+            exs = num(tt["openat_fail"] + tt["stat_fail"])
+        except (TypeError, KeyError):
+            exs = "-"
+        ws, wa, wn = med(f"stock-{key}"), med(f"audit-{key}"), med(f"noted-{key}")
+        ca, cn = med(f"audit-{key}", "cpu"), med(f"noted-{key}", "cpu")
+        ratio = f"{wa / wn:.2f}, {ca / cn:.2f}" if wa and wn and ca and cn else "-"
+        rows.append(f"| {title} | {num(st['failing_total'])} | {num(au['failing_total'])} | {exs} "
+                    f"| {fmt(ws)} | {fmt(wa)} | {fmt(wn)} | {ratio} |")
+        if wa and wn:
+            goals.append((f"stock + module within 5% of the note-aware loader ({title}, wall)",
+                          ("met" if wa <= 1.05 * wn else "missed") + f": {wa / wn:.2f}"))
+    fixed = []
+    pa = load(os.path.join("audit", "plain-audit-40.json"))
+    st40 = load(os.path.join("audit", "stock-40.json"))
+    ws, wp = med("stock-40"), med("plain-audit-40")
+    cs, cp = med("stock-40", "cpu"), med("plain-audit-40", "cpu")
+    if pa and st40 and ws and wp:
+        fixed = [f"Fixed cost of the module on a program **without a note** (40 dirs, 40 libs, "
+                 f"`DT_AUDIT` only): wall {ms(ws)} -> {ms(wp)} ms ({wp / ws:.2f}), CPU {ms(cs)} -> "
+                 f"{ms(cp)} ms ({cp / cs:.2f}); failing calls {num(st40['failing_total'])} -> "
+                 f"{num(pa['failing_total'])}."]
+    for r in rows:
+        out(r)
+    out()
+    for f in fixed:
+        out(f)
+        out()
+    summary.extend(["**5. Stock glibc + the audit module** (no patched loader; failing start-up calls "
+                    "from `strace -f`; time: interleaved medians)", ""] + rows + [""]
+                   + fixed + ([""] if fixed else []))
+
 link_part()
 probes_part()
 criterion_part()
 startup_part()
+audit_part()
 
 m = machine
 mline = (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('mem', '?')}, {m.get('os', '?')}, "

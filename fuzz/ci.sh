@@ -13,7 +13,7 @@ export RUSTC_BOOTSTRAP=1
 # ldnote forbids unsafe code; AddressSanitizer would only slow the search for panics and
 # overflows (debug assertions, including overflow checks, are on in fuzz builds).
 flags=(--sanitizer none --debug-assertions)
-targets=(elf_embed note_decode rsp_tokenize)
+targets=(elf_embed note_decode rsp_tokenize audit_parse)
 cargo fuzz build "${flags[@]}"
 status=0
 for t in "${targets[@]}"; do

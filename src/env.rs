@@ -12,6 +12,9 @@ pub const STRICT: &str = "LDNOTE_STRICT";
 pub const DEFER: &str = "LDNOTE_DEFER";
 /// `1`: pure pass-through, ldnote does nothing but run the real tool.
 pub const DISABLE: &str = "LDNOTE_DISABLE";
+/// `1` (the module installed beside ldnote) or an absolute path: like `ldnote link --audit`,
+/// name the rtld-audit module in the program's DT_AUDIT. `0` or empty: off.
+pub const AUDIT: &str = "LDNOTE_AUDIT";
 /// Colon-separated immutable prefixes (e.g. the Nix store): `=` entries only below them.
 pub const IMMUTABLE: &str = "LDNOTE_IMMUTABLE";
 /// Target glibc version (`2.36`): decides whether legacy hwcaps subdirectories count.

@@ -11,6 +11,12 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
+# The rtld-audit module (audit/, its own workspace): fmt, clippy for the host and aarch64, its
+# host tests, then its end-to-end test on Debian's stock glibc (x86_64 and aarch64 under qemu).
+(cd audit && cargo fmt -- --check && cargo clippy --release --all-targets --locked -- -D warnings \
+  && cargo clippy --release --locked --target aarch64-unknown-linux-gnu -- -D warnings \
+  && cargo test --release --locked)
+bash tests/audit_e2e.sh
 # The note-aware loader end to end (loader/): a missing loader is an error under CI=true, a skip
 # otherwise; .ci/run builds it first.
 bash tests/loader_e2e.sh

@@ -26,6 +26,9 @@ pub enum LoaderKind {
     Stock,
     /// The note-aware loader (see --dialect).
     Note,
+    /// The stock loader with the rtld-audit module (audit/); shown and counted as the
+    /// note run (JSON `note`).
+    Audit,
 }
 
 /// `--dialect`.
@@ -300,6 +303,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
         cwd: cwd.as_os_str().as_bytes().to_vec(),
         use_notes,
         dialect: match a.dialect {
+            _ if a.loader == LoaderKind::Audit => explain::NoteDialect::Audit,
             NoteDialectArg::Ldnote => explain::NoteDialect::Ldnote,
             NoteDialectArg::Nixpkgs => explain::NoteDialect::Nixpkgs,
         },
@@ -317,7 +321,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
     };
     let stock = simulate(&mk(false))?;
     let note = simulate(&mk(true))?;
-    let shown = if a.loader == LoaderKind::Note {
+    let shown = if a.loader != LoaderKind::Stock {
         &note
     } else {
         &stock
@@ -325,7 +329,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
     let name = a.file.display().to_string();
     let mut out = std::io::stdout().lock();
     let text = if a.json {
-        explain::json::render(&name, &facts, a.loader == LoaderKind::Note, &stock, &note)
+        explain::json::render(&name, &facts, a.loader != LoaderKind::Stock, &stock, &note)
     } else {
         render_text(&name, &facts, a, shown, &stock, &note)
     };

@@ -96,6 +96,10 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             ),
         }
     }
+    match audit_args(&plan, tool, args, &opts) {
+        Ok(extra) => final_args.extend(extra),
+        Err(code) => return code,
+    }
     let status = match run(tool, &final_args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -119,6 +123,55 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         Err(e) => eprintln!("ldnote: warning: {e}; the linker's output is kept without a note"),
     }
     status
+}
+
+/// `--audit` / `LDNOTE_AUDIT`: the arguments naming the audit module (none when not asked or,
+/// with a linker that cannot write DT_AUDIT, a warning; `--strict` makes that an error). An
+/// unsafe module path is always refused: Err(exit code), the linker is not run.
+fn audit_args(
+    plan: &LinkPlan,
+    tool: &OsStr,
+    args: &[OsString],
+    opts: &NoteOpts,
+) -> Result<Vec<OsString>, i32> {
+    let Some(want) = super::audit::requested(opts.audit.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    if plan.shared {
+        // glibc reads DT_AUDIT (and DT_DEPAUDIT) of the main program only (rtld.c).
+        say(
+            opts,
+            "--audit: a shared library's DT_AUDIT is never read; not added",
+        );
+        return Ok(Vec::new());
+    }
+    let path = match want {
+        Some(p) => p,
+        None => super::audit::installed()
+            .map_err(|e| fail(&e))?
+            .into_os_string(),
+    };
+    let root = sysroot(plan, opts);
+    if let Some(why) =
+        super::audit::unsafe_reason(path.as_bytes(), Path::new(&root), &opts.immutable)
+    {
+        eprintln!(
+            "ldnote: error: --audit {}: refused: {why}",
+            Path::new(&path).display()
+        );
+        return Err(1);
+    }
+    match super::audit::args(plan, tool, args, &path) {
+        Ok(a) => {
+            say(opts, format!("DT_AUDIT: {}", Path::new(&path).display()));
+            Ok(a)
+        }
+        Err(e) if opts.strict => Err(fail(&e)),
+        Err(e) => {
+            eprintln!("ldnote: warning: {e}");
+            Ok(Vec::new())
+        }
+    }
 }
 
 fn fail(e: &Failure) -> i32 {

@@ -1,4 +1,5 @@
 //! The command-line driver: the only code that prints, spawns and exits.
+pub mod audit;
 pub mod demo;
 pub mod explain;
 pub mod link;

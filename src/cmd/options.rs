@@ -41,6 +41,11 @@ pub struct NoteOpts {
     /// Do not add a reservation object to the link (the note is then appended after the link).
     #[arg(long)]
     pub no_reserve: bool,
+    /// Link mode: name the rtld-audit module in the program's DT_AUDIT (GNU ld), so a stock
+    /// glibc honours the note; PATH defaults to the module installed beside ldnote (also
+    /// LDNOTE_AUDIT=1 or LDNOTE_AUDIT=PATH). PATH must be absolute and writable by no one else.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
+    pub audit: Option<Option<OsString>>,
 }
 
 impl NoteOpts {

@@ -141,6 +141,9 @@ pub enum NoteDialect {
     /// nixpkgs' ldcache.patch: `decompose_rpath("")` drops an empty `?` element, and `=`
     /// paths are opened as given.
     Nixpkgs,
+    /// The stock loader with the rtld-audit module (audit/): the note answers before the
+    /// search, for DT_RUNPATH requesters without LD_LIBRARY_PATH, `=` entries only.
+    Audit,
 }
 
 /// Kind of a loaded object.

@@ -11,6 +11,7 @@ use super::model::{Call, Event, Map, NoteDialect, NoteState, Outcome, Run, Searc
 use super::probe::{Probe, EACCES, ENOENT, ENOTDIR};
 use super::Input;
 
+mod audit;
 mod paths;
 use crate::note::Entry;
 use crate::target::{verify, Acceptance, Verdict};
@@ -268,6 +269,12 @@ impl<'a, P: Probe> Sim<'a, P> {
                 }
             };
         }
+        // 0. The audit module answers before the search starts (LA_SER_ORIG).
+        if self.inp.use_notes && self.inp.dialect == NoteDialect::Audit {
+            if let Some(h) = self.audit(name, loader)? {
+                return Ok(Some(h));
+            }
+        }
         // 1. DT_RPATH of the loader chain, then of the executable, unless the loader has
         //    DT_RUNPATH.
         if self.run.maps[loader].runpath.is_none() {
@@ -297,6 +304,7 @@ impl<'a, P: Probe> Sim<'a, P> {
         let note_read = match self.inp.dialect {
             NoteDialect::Ldnote => self.run.maps[loader].runpath.is_some(),
             NoteDialect::Nixpkgs => true,
+            NoteDialect::Audit => false,
         };
         if self.inp.use_notes && note_read {
             let entries = match &self.run.maps[loader].note {

@@ -4,6 +4,8 @@ use super::*;
 use crate::fs::FakeFs;
 use crate::note::{encode_descriptor, Entries, Entry};
 
+mod audit;
+
 const X86_64: Ident = Ident {
     is_64: true,
     big_endian: false,

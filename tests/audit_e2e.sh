@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# End-to-end test of the rtld-audit module (audit/) on Debian's stock glibc 2.36: no patched
+# loader anywhere. A program needing N libraries (default 40) from N DT_RUNPATH directories plus
+# the glibc directory (Nix layout), linked through `ldnote link`:
+#   (a) with the module (LD_AUDIT, and DT_AUDIT from `ldnote link --audit`) it loads the same
+#       files as without it, and the failing openat/newfstatat calls drop to 0 (plus the one
+#       access(/etc/ld.so.preload)); every count equals `ldnote explain --loader audit`;
+#   (b) LD_LIBRARY_PATH still overrides the note;
+#   (c) a moved library is found by the normal search after the stale entry, a library gone
+#       everywhere fails with the stock message; an entry of the wrong machine or class is
+#       skipped and the normal search finds the right file;
+#   (d) a program without a note, with a malformed note, or without the module behaves as stock;
+#   (e) dlopen from a noted library uses that library's note;
+#   (f) a program linked with `ldnote link --audit` runs with and without the module file;
+#   (g) ImageMagick's convert closure re-laid out Nix-style: same files, no failing search call.
+# Then the main cases for aarch64 under qemu-aarch64 with Debian's stock arm64 loader.
+# With CI=true a missing tool is an error; locally it is a skip. LDNOTE_E2E_AARCH64=0 skips
+# aarch64.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+N=${LDNOTE_E2E_LIBS:-40}
+[ "$N" -ge 10 ] || { echo "LDNOTE_E2E_LIBS must be at least 10" >&2; exit 2; }
+ci=false
+[ "${CI:-}" = true ] && ci=true
+ldnote=$root/target/release/ldnote
+[ -x "$ldnote" ] || cargo build --release --locked
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+check_eq() { if [ "$2" = "$3" ]; then echo "ok: $1"; else fail "$1: expected [$2], got [$3]"; fi; }
+need() {
+  for t in "$@"; do
+    if ! command -v "$t" >/dev/null; then
+      $ci && { echo "FAIL: CI: $t missing" >&2; exit 1; }
+      echo "SKIP: $t missing" >&2
+      return 1
+    fi
+  done
+}
+# Failing openat/newfstatat after the last execve in an `strace -f -o` log (env(1) runs first).
+strace_fails() {
+  awk '/execve\(/ { n = 0; on = 1 } on && /(openat|newfstatat)\(/ && / = -1 E/ { n++ } END { print n + 0 }' "$1"
+}
+access_fails() {
+  awk '/execve\(/ { n = 0; on = 1 } on && /access\(/ && / = -1 E/ { n++ } END { print n + 0 }' "$1"
+}
+qemu_strace_fails() { grep -Ec '^[0-9]+ (openat|newfstatat)\(.* = -1 ' "$1" || true; }
+json_fails() { jq -r ".$2.totals | .openat_fail + .stat_fail" "$1"; }
+# Libraries initialised (LD_DEBUG=libs `calling init:`), sorted, without the module itself.
+# The loader appears twice with a module (its copy in the audit namespace): loaders dropped.
+dbg_init() { sed -n 's/^ *[0-9]*:\t\{1,\}calling init: //p' "$1" | grep -v -e 'libldnote-audit' -e '/mod.so$' -e '/ld-linux-' | sort; }
+
+make_libs() { # DIR CC
+  local t=$1 cc=$2 i
+  {
+    for i in $(seq 0 $((N - 1))); do echo "int f$i(void);"; done
+    echo '#include <stdio.h>'
+    echo 'int main(void) { long s = 0;'
+    for i in $(seq 0 $((N - 1))); do echo "  s += f$i();"; done
+    echo '  printf("%ld\n", s); return 0; }'
+  } >"$t/main.c"
+  for i in $(seq 0 $((N - 1))); do
+    mkdir -p "$t/d$i"
+    echo "int f$i(void) { return $i; }" >"$t/l$i.c"
+    "$cc" -shared -fPIC -o "$t/d$i/libl$i.so" -Wl,-soname,libl$i.so "$t/l$i.c"
+  done
+}
+link_args() { # DIR GLIBC-DIR
+  local t=$1 i rp=
+  echo "$t/main.c"
+  echo "-Wl,--no-as-needed"
+  for i in $(seq 0 $((N - 1))); do
+    echo "-L$t/d$i"
+    echo "-l:libl$i.so"
+    rp+="$t/d$i:"
+  done
+  echo "-Wl,--enable-new-dtags,-rpath,$rp$2"
+}
+sum() { echo $((N * (N - 1) / 2)); }
+
+native() {
+  need gcc strace jq readelf i686-linux-gnu-gcc aarch64-linux-gnu-gcc python3 || return 0
+  local module t
+  module=$(bash audit/build.sh | tail -n 1) && module=${module#module=}
+  check_eq "the module has no DT_NEEDED" "" "$(readelf -d "$module" | grep NEEDED || true)"
+  check_eq "the module defines no PLT hooks" "" "$(nm -D --defined-only "$module" | grep -E 'la_(symbind|pltenter|pltexit)' || true)"
+  t=$(mktemp -d /tmp/ldnote-audit-e2e.XXXXXX)
+  chmod 755 "$t"
+  echo "== x86_64, stock Debian glibc: $N libraries in $N RUNPATH dirs, module $module, scratch $t"
+  make_libs "$t" gcc
+  mapfile -t args < <(link_args "$t" /lib/x86_64-linux-gnu)
+  "$ldnote" link -- gcc -o "$t/prog" "${args[@]}"
+  gcc -o "$t/prog-plain" "${args[@]}"
+  cp "$module" "$t/mod.so"
+  "$ldnote" link --audit="$t/mod.so" -- gcc -o "$t/prog-dt" "${args[@]}"
+  check_eq "(f) DT_AUDIT names the module" "1" "$(readelf -d "$t/prog-dt" | grep -c "Audit library: \[$t/mod.so\]")"
+  # The module installed beside ldnote (LDNOTE_AUDIT=1), and the path rules: refused paths fail
+  # the command before the linker runs (no output).
+  LDNOTE_AUDIT=1 "$ldnote" link -- gcc -o "$t/prog-env" "${args[@]}"
+  check_eq "(f) LDNOTE_AUDIT=1 names the module beside ldnote" "1" \
+    "$(readelf -d "$t/prog-env" | grep -c "Audit library: \[$root/target/release/libldnote-audit.so\]")"
+  mkdir -p "$t/ww" && chmod 777 "$t/ww" && cp "$module" "$t/ww/mod.so"
+  local bad
+  for bad in rel/mod.so "$t/ww/mod.so" "$t/none.so"; do
+    if "$ldnote" link --audit="$bad" -- gcc -o "$t/prog-bad-audit" "${args[@]}" 2>"$t/err.audit"; then
+      fail "(f) --audit=$bad accepted"
+    else
+      check_eq "(f) --audit=$bad refused, nothing linked: $(head -c 120 "$t/err.audit")" "no" \
+        "$([ -e "$t/prog-bad-audit" ] && echo yes || echo no)"
+    fi
+  done
+  cd "$t"
+  # env(1) for strace runs (counted from the last execve); a function where LD_DEBUG output is
+  # read (env would print its own).
+  local A=(env LD_AUDIT="$module")
+  aud() { LD_AUDIT="$module" "$@"; }
+
+  # (a) Same files and output; failing calls.
+  LD_DEBUG=libs ./prog >out.stock 2>dbg.stock || fail "prog failed"
+  LD_DEBUG=libs aud ./prog >out.aud 2>dbg.aud || fail "prog with LD_AUDIT failed"
+  LD_DEBUG=libs ./prog-dt >out.dt 2>dbg.dt || fail "prog-dt failed"
+  check_eq "(a) output with the module" "$(sum)" "$(cat out.aud)"
+  check_eq "(a) output with DT_AUDIT" "$(sum)" "$(cat out.dt)"
+  check_eq "(a) libraries initialised: N + libc" "$((N + 1))" "$(dbg_init dbg.aud | wc -l)"
+  check_eq "(a) same files with LD_AUDIT as stock" "$(dbg_init dbg.stock)" "$(dbg_init dbg.aud)"
+  check_eq "(a) same files with DT_AUDIT as stock" "$(dbg_init dbg.stock)" "$(dbg_init dbg.dt)"
+  grep -q "calling init: $module" dbg.aud && echo "ok: (a) the module was loaded" || fail "(a) module not loaded"
+  strace -f -qq -e trace=execve,openat,newfstatat,access -o st.stock ./prog >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat,access -o st.aud "${A[@]}" ./prog >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat,access -o st.dt ./prog-dt >/dev/null
+  "$ldnote" explain --json --loader audit ./prog >ex.json || true
+  local ss sa sd
+  ss=$(strace_fails st.stock) sa=$(strace_fails st.aud) sd=$(strace_fails st.dt)
+  echo "x86_64 $N/$N failing openat+newfstatat: stock $ss (explain $(json_fails ex.json stock));" \
+    "LD_AUDIT $sa, DT_AUDIT $sd (explain --loader audit $(json_fails ex.json note));" \
+    "with access(): stock $((ss + $(access_fails st.stock))), module $((sa + $(access_fails st.aud)))"
+  check_eq "(a) stock failing calls = explain" "$(json_fails ex.json stock)" "$ss"
+  check_eq "(a) LD_AUDIT failing calls = explain --loader audit" "$(json_fails ex.json note)" "$sa"
+  check_eq "(a) DT_AUDIT failing calls = LD_AUDIT" "$sa" "$sd"
+  [ $((sa + $(access_fails st.aud))) -le 2 ] && echo "ok: (a) at most 2 failing start-up calls" \
+    || fail "(a) $sa failing calls with the module"
+
+  # (b) LD_LIBRARY_PATH wins.
+  mkdir -p override
+  echo "int f5(void) { return 105; }" >l5x.c
+  gcc -shared -fPIC -o override/libl5.so -Wl,-soname,libl5.so l5x.c
+  check_eq "(b) LD_LIBRARY_PATH wins over the note" "$(( $(sum) + 100 ))" \
+    "$(env LD_LIBRARY_PATH="$t/override" LD_AUDIT="$module" ./prog)"
+  check_eq "(b) LD_LIBRARY_PATH wins over the note (DT_AUDIT)" "$(( $(sum) + 100 ))" \
+    "$(env LD_LIBRARY_PATH="$t/override" ./prog-dt)"
+  # ld.so PROGRAM: the module reads `--library-path` from the command line.
+  check_eq "(b) ld.so --library-path wins over the note" "$(( $(sum) + 100 ))" \
+    "$(/lib64/ld-linux-x86-64.so.2 --audit "$module" --library-path "$t/override" ./prog)"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.ldso /lib64/ld-linux-x86-64.so.2 --audit "$module" ./prog >/dev/null
+  check_eq "(a) ld.so --audit MODULE PROGRAM: failing calls as with LD_AUDIT" "$sa" "$(strace_fails st.ldso)"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.llp env LD_LIBRARY_PATH="$t/override" LD_AUDIT="$module" ./prog >/dev/null
+  "$ldnote" explain --json --loader audit --env "LD_LIBRARY_PATH=$t/override" ./prog >ex.llp.json || true
+  check_eq "(b) failing calls with LD_LIBRARY_PATH = explain" "$(json_fails ex.llp.json note)" "$(strace_fails st.llp)"
+
+  # (d) No note, a malformed note, no module: stock.
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.plain "${A[@]}" ./prog-plain >/dev/null
+  check_eq "(d) a program without a note: stock failing calls" "$ss" "$(strace_fails st.plain)"
+  cp prog prog-bad
+  # An empty path list poisons the whole note (loader/README.md): libc.so.6's list becomes empty.
+  python3 - prog-bad <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read())
+i = b.find(b'libc.so.6\x00=/')
+assert i >= 0, 'no libc.so.6 entry'
+b[i + 10] = 0
+open(p, 'wb').write(b)
+PY
+  LD_DEBUG=libs aud ./prog-bad >out.bad 2>dbg.bad || fail "(d) prog-bad failed"
+  check_eq "(d) malformed note: same files" "$(dbg_init dbg.stock)" "$(dbg_init dbg.bad)"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.bad "${A[@]}" ./prog-bad >/dev/null
+  check_eq "(d) malformed note: stock failing calls" "$ss" "$(strace_fails st.bad)"
+  "$ldnote" explain --json --loader audit ./prog-bad >ex.bad.json || true
+  check_eq "(d) malformed note: explain agrees" "$(json_fails ex.bad.json note)" "$(strace_fails st.bad)"
+
+  # (f) The DT_AUDIT program without its module file: glibc warns, the program runs stock.
+  mv mod.so mod.so.away
+  ./prog-dt >out.nomod 2>err.nomod || fail "(f) prog-dt failed without its module"
+  check_eq "(f) runs without the module file" "$(sum)" "$(cat out.nomod)"
+  grep -q "cannot be loaded as audit interface" err.nomod && echo "ok: (f) glibc warned" || fail "(f) no warning"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.nomod ./prog-dt >/dev/null 2>&1
+  check_eq "(f) without the module: stock failing calls + the module's open" "$((ss + 1))" "$(strace_fails st.nomod)"
+  mv mod.so.away mod.so
+
+  # (c) Moved library: stale entry, then the normal search.
+  local m=7 later=$((N - 3))
+  mv "d$m/libl$m.so" "d$later/libl$m.so"
+  LD_DEBUG=libs aud ./prog >out.mv 2>dbg.mv || fail "(c) prog failed after the move"
+  check_eq "(c) moved library found in the later dir" "$t/d$later/libl$m.so" "$(dbg_init dbg.mv | grep "/libl$m.so\$")"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.mv "${A[@]}" ./prog >/dev/null
+  "$ldnote" explain --json --loader audit ./prog >ex.mv.json || true
+  check_eq "(c) moved library: failing calls = explain" "$(json_fails ex.mv.json note)" "$(strace_fails st.mv)"
+  echo "x86_64 moved library: module $(strace_fails st.mv) failing calls"
+  rm "d$later/libl$m.so"
+  local en ep
+  en=$("${A[@]}" ./prog 2>&1 >/dev/null | sed 's/^[^:]*: //') && fail "(c) prog ran without libl$m.so"
+  ep=$(./prog 2>&1 >/dev/null | sed 's/^[^:]*: //') && fail "(c) stock prog ran without libl$m.so"
+  check_eq "(c) missing library: same error as stock" "$ep" "$en"
+  "${CC:-gcc}" -shared -fPIC -o "d$m/libl$m.so" -Wl,-soname,libl$m.so "l$m.c"
+
+  # (c) Wrong machine and wrong class at the recorded path, the right file later: skipped.
+  local w
+  for w in aarch64 i686; do
+    mv d3/libl3.so "d$later/libl3.so"
+    "$w-linux-gnu-gcc" -shared -fPIC -o d3/libl3.so -Wl,-soname,libl3.so l3.c
+    LD_DEBUG=libs aud ./prog >out.w 2>dbg.w || fail "(c) $w entry: prog failed"
+    check_eq "(c) $w file at the recorded path: the right file is loaded" "$t/d$later/libl3.so" \
+      "$(dbg_init dbg.w | grep '/libl3.so$')"
+    check_eq "(c) $w entry: output" "$(sum)" "$(cat out.w)"
+    rm d3/libl3.so
+    mv "d$later/libl3.so" d3/libl3.so
+  done
+
+  # (e) dlopen from a noted library: libopen.so dlopens libx.so, which its note records (its
+  # DT_NEEDED entry is turned into an ignored DT_CHECKSUM after noting, so only dlopen asks for
+  # it; patchelf --remove-needed would drop the note).
+  mkdir -p dx dopen
+  echo 'int x(void) { return 7; }' >x.c
+  gcc -shared -fPIC -o dx/libx.so -Wl,-soname,libx.so x.c
+  cat >open.c <<'C'
+#include <dlfcn.h>
+int opener(void) { void *h = dlopen("libx.so", RTLD_NOW); int (*f)(void) = h ? (int (*)(void))dlsym(h, "x") : 0; return f ? f() : -1; }
+C
+  local orp="" i
+  for i in $(seq 0 $((N - 1))); do orp+="$t/d$i:"; done
+  "$ldnote" link -- gcc -shared -fPIC -o dopen/libopen.so -Wl,-soname,libopen.so open.c -Wl,--no-as-needed -Ldx -lx \
+    -Wl,--enable-new-dtags,-rpath,$orp$t/dx
+  python3 - dopen/libopen.so <<'PY'
+import struct, sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read())
+shoff, = struct.unpack_from('<Q', b, 0x28); shentsize, shnum = struct.unpack_from('<HH', b, 0x3a)
+for i in range(shnum):
+    ty, = struct.unpack_from('<I', b, shoff + i * shentsize + 4)
+    if ty == 6:  # SHT_DYNAMIC
+        off, size = struct.unpack_from('<QQ', b, shoff + i * shentsize + 0x18)
+        for e in range(off, off + size, 16):
+            if struct.unpack_from('<q', b, e)[0] == 1:  # the first DT_NEEDED: libx.so
+                struct.pack_into('<q', b, e, 0x6ffffdf8)
+                break
+open(p, 'wb').write(b)
+PY
+  check_eq "(e) libopen.so no longer needs libx.so" "0" "$(readelf -d dopen/libopen.so | grep -c 'libx.so')"
+  grep -q libx.so <<<"$("$ldnote" show dopen/libopen.so)" || fail "(e) libopen.so's note lost libx.so"
+  echo 'int opener(void); int main(void) { return opener() == 7 ? 0 : 1; }' >om.c
+  "$ldnote" link -- gcc -o oprog om.c -Ldopen -lopen -Wl,--enable-new-dtags,-rpath,$t/dopen:/lib/x86_64-linux-gnu
+  "${A[@]}" ./oprog && echo "ok: (e) dlopen from a noted library works" || fail "(e) oprog failed"
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.o ./oprog >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.oa "${A[@]}" ./oprog >/dev/null
+  echo "x86_64 dlopen: failing calls stock $(strace_fails st.o), module $(strace_fails st.oa)"
+  check_eq "(e) dlopen through the note: no failing call" "0" "$(strace_fails st.oa)"
+  [ "$(strace_fails st.o)" -gt "$N" ] || fail "(e) stock dlopen search was expected to probe every dir"
+  cd "$root"
+  [ "$failures" = 0 ] && rm -rf "$t"
+}
+
+aarch64() {
+  [ "${LDNOTE_E2E_AARCH64:-1}" = 0 ] && { echo "SKIP aarch64 (LDNOTE_E2E_AARCH64=0)"; return 0; }
+  need aarch64-linux-gnu-gcc qemu-aarch64 jq || return 0
+  if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+    $ci && { echo "FAIL: CI: rust target aarch64-unknown-linux-gnu missing" >&2; exit 1; }
+    echo "SKIP aarch64: rustup target aarch64-unknown-linux-gnu missing" >&2
+    return 0
+  fi
+  local module t sysroot=/usr/aarch64-linux-gnu
+  module=$(bash audit/build.sh --target aarch64-linux-gnu | tail -n 1) && module=${module#module=}
+  check_eq "aarch64 module has no DT_NEEDED" "" "$(readelf -d "$module" | grep NEEDED || true)"
+  t=$(mktemp -d /tmp/ldnote-audit-e2e-a64.XXXXXX)
+  chmod 755 "$t"
+  echo "== aarch64 under qemu-aarch64, Debian's stock arm64 loader: $N libraries, scratch $t"
+  make_libs "$t" aarch64-linux-gnu-gcc
+  mapfile -t args < <(link_args "$t" "$sysroot/lib")
+  "$ldnote" link -- aarch64-linux-gnu-gcc -o "$t/prog" "${args[@]}"
+  cp "$module" "$t/mod.so"
+  "$ldnote" link --audit="$t/mod.so" -- aarch64-linux-gnu-gcc -o "$t/prog-dt" "${args[@]}"
+  cd "$t"
+  local q=(qemu-aarch64 -L "$sysroot")
+  "${q[@]}" -E LD_DEBUG=libs ./prog >out.stock 2>dbg.stock || fail "aarch64 prog failed"
+  "${q[@]}" -E LD_DEBUG=libs -E LD_AUDIT="$module" ./prog >out.aud 2>dbg.aud || fail "aarch64 LD_AUDIT failed"
+  "${q[@]}" -E LD_DEBUG=libs ./prog-dt >out.dt 2>dbg.dt || fail "aarch64 prog-dt failed"
+  check_eq "aarch64 output with the module" "$(sum)" "$(cat out.aud)"
+  check_eq "aarch64 output with DT_AUDIT" "$(sum)" "$(cat out.dt)"
+  check_eq "aarch64 (a) same files with the module" "$(dbg_init dbg.stock)" "$(dbg_init dbg.aud)"
+  check_eq "aarch64 (a) same files with DT_AUDIT" "$(dbg_init dbg.stock)" "$(dbg_init dbg.dt)"
+  "${q[@]}" -strace ./prog >/dev/null 2>qs.stock || true
+  "${q[@]}" -E LD_AUDIT="$module" -strace ./prog >/dev/null 2>qs.aud || true
+  "$ldnote" explain --json --sysroot "$sysroot" --qemu --loader audit ./prog >ex.json || true
+  local ss sa
+  ss=$(qemu_strace_fails qs.stock) sa=$(qemu_strace_fails qs.aud)
+  echo "aarch64 $N/$N failing openat+newfstatat (qemu -strace): stock $ss (explain $(json_fails ex.json stock)), module $sa (explain $(json_fails ex.json note))"
+  check_eq "aarch64 (a) stock = explain" "$(json_fails ex.json stock)" "$ss"
+  check_eq "aarch64 (a) module = explain --loader audit" "$(json_fails ex.json note)" "$sa"
+  mkdir -p override
+  echo "int f5(void) { return 105; }" >l5x.c
+  aarch64-linux-gnu-gcc -shared -fPIC -o override/libl5.so -Wl,-soname,libl5.so l5x.c
+  check_eq "aarch64 (b) LD_LIBRARY_PATH wins" "$(( $(sum) + 100 ))" \
+    "$("${q[@]}" -E LD_LIBRARY_PATH="$t/override" -E LD_AUDIT="$module" ./prog)"
+  local m=7 later=$((N - 3))
+  mv "d$m/libl$m.so" "d$later/libl$m.so"
+  "${q[@]}" -E LD_DEBUG=libs -E LD_AUDIT="$module" ./prog >out.mv 2>dbg.mv || fail "aarch64 (c) failed after the move"
+  check_eq "aarch64 (c) moved library found in the later dir" "$t/d$later/libl$m.so" "$(dbg_init dbg.mv | grep "/libl$m.so\$")"
+  mv "d$later/libl$m.so" "d$m/libl$m.so"
+  mv mod.so mod.so.away
+  check_eq "aarch64 (f) DT_AUDIT program runs without its module" "$(sum)" "$("${q[@]}" ./prog-dt 2>/dev/null)"
+  cd "$root"
+  [ "$failures" = 0 ] && rm -rf "$t"
+}
+
+# ImageMagick's convert closure re-laid out Nix-style (bench/layout.py: every library in its own
+# store directory, each object's DT_RUNPATH the directories of its direct needs, then a copy of
+# Debian's glibc), every object noted by `ldnote patch`; the module from LD_AUDIT.
+magick() {
+  need convert-im6.q16 patchelf strace jq python3 || return 0
+  local module t im sprog mprog
+  module=$(bash audit/build.sh | tail -n 1) && module=${module#module=}
+  im=$(command -v convert-im6.q16)
+  t=$(mktemp -d /tmp/ldnote-audit-magick.XXXXXX)
+  chmod 755 "$t"
+  echo "== ImageMagick convert closure, Nix-style, stock Debian glibc copy: scratch $t"
+  python3 bench/layout.py glibc-copy "$t/glibc"
+  sprog=$(python3 bench/layout.py closure "$t/stock" "$im" "$t/glibc")
+  mprog=$(python3 bench/layout.py closure "$t/noted" "$im" "$t/glibc")
+  find "$t/noted/store" -type f -print0 | xargs -0 "$ldnote" patch
+  cd "$t"
+  LD_DEBUG=libs "$sprog" -version >out.stock 2>dbg.stock || fail "convert (stock layout) failed"
+  LD_DEBUG=libs LD_AUDIT="$module" "$mprog" -version >out.aud 2>dbg.aud || fail "convert with the module failed"
+  check_eq "magick: same output" "$(cat out.stock)" "$(cat out.aud)"
+  # The same libraries (their store paths differ only in the layout's root).
+  check_eq "magick: same files loaded" "$(dbg_init dbg.stock | sed "s|^$t/stock/||")" \
+    "$(dbg_init dbg.aud | sed "s|^$t/noted/||")"
+  check_eq "magick: no search with the module (no trying file= line)" "0" "$(grep -c 'trying file=' dbg.aud || true)"
+  # Failing calls of the library search: under the layout, or a name ending in .so*.
+  lib_fails() {
+    awk '/execve\(/ { n = 0 } /(openat|newfstatat)\(/ && / = -1 E/ && ($0 ~ "\"'"$t"'/" || $0 ~ /\.so(\.[0-9]+)*"/) { n++ } END { print n + 0 }' "$1"
+  }
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.stock "$sprog" -version >/dev/null
+  strace -f -qq -e trace=execve,openat,newfstatat -o st.aud env LD_AUDIT="$module" "$mprog" -version >/dev/null
+  "$ldnote" explain --json --loader audit "$mprog" >ex.json || true
+  "$ldnote" explain --json "$sprog" >ex.stock.json || true
+  local ls la
+  ls=$(lib_fails st.stock) la=$(lib_fails st.aud)
+  echo "magick: failing library-search openat+newfstatat: stock $ls (explain $(json_fails ex.stock.json stock)), module $la (explain $(json_fails ex.json note));" \
+    "all failing calls: stock $(strace_fails st.stock), module $(strace_fails st.aud)"
+  check_eq "magick: stock library search = explain" "$(json_fails ex.stock.json stock)" "$ls"
+  check_eq "magick: module library search = explain --loader audit" "$(json_fails ex.json note)" "$la"
+  check_eq "magick: no failing library-search call with the module" "0" "$la"
+  cd "$root"
+  [ "$failures" = 0 ] && rm -rf "$t"
+}
+
+native
+magick
+aarch64
+if [ "$failures" != 0 ]; then
+  echo "audit e2e: $failures failure(s)" >&2
+  exit 1
+fi
+echo "audit e2e: all passed"
