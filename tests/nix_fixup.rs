@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 mod common;
 #[path = "nix/hook.rs"]
 mod hook;
+#[path = "nix/inner.rs"]
+mod inner;
 #[path = "nix/real.rs"]
 mod real;
 #[path = "nix/shrink.rs"]
