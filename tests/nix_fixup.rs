@@ -90,6 +90,12 @@ struct Tgt {
     strip: &'static str,
     ar: &'static str,
     runner: &'static [&'static str],
+    /// The dynamic loader (`NIX_DYNAMIC_LINKER`).
+    loader: &'static str,
+    /// Where the toolchain's `libc.so.6` and `libc.so` are (the fake glibc output links there).
+    libc: &'static str,
+    /// Whether the ld-wrapper passes its argv in a response file (NIX_LD_USE_RESPONSE_FILE).
+    rsp: bool,
 }
 
 const NATIVE: Tgt = Tgt {
@@ -98,6 +104,9 @@ const NATIVE: Tgt = Tgt {
     strip: "strip",
     ar: "ar",
     runner: &[],
+    loader: "/lib64/ld-linux-x86-64.so.2",
+    libc: "/usr/lib/x86_64-linux-gnu",
+    rsp: false,
 };
 const AARCH64: Tgt = Tgt {
     cc: "aarch64-linux-gnu-gcc",
@@ -105,6 +114,9 @@ const AARCH64: Tgt = Tgt {
     strip: "aarch64-linux-gnu-strip",
     ar: "aarch64-linux-gnu-ar",
     runner: &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+    loader: "/lib/ld-linux-aarch64.so.1",
+    libc: "/usr/aarch64-linux-gnu/lib",
+    rsp: true,
 };
 
 /// (name, store hash, dependencies in `-L` order). `extra` comes before `base` for app, so
@@ -214,16 +226,69 @@ impl World {
         format!("{} -B{}/ -Wl,--no-as-needed", tgt.cc, self.ccbin.display())
     }
 
+    /// glibc as a store path: `$NIX_STORE/<hash>-glibc-<target>/lib` with `libc.so.6` and
+    /// `libc.so` linking to the toolchain's, so that, as in Nix, glibc's directory is a store
+    /// `-L` directory holding `libc.so` (the wrapper adds it to every run path) and every
+    /// program's note records libc.so.6 there.
+    fn glibc(&self, tgt: &Tgt) -> PathBuf {
+        let dir = self
+            .store
+            .join(format!(
+                "9g1bc0000000000000000000000000zz-glibc-{}",
+                tgt.strip
+            ))
+            .join("lib");
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for n in ["libc.so.6", "libc.so"] {
+                std::os::unix::fs::symlink(Path::new(tgt.libc).join(n), dir.join(n))
+                    .expect("symlink");
+            }
+        }
+        dir
+    }
+
     /// The environment of a build of `out` depending on `deps` (finished store paths): what
-    /// stdenv and the ld-wrapper add (`-rpath $out/lib`, `-L<dep>/lib`, include paths), and
-    /// below the wrapper either the real linker (stock) or ldnote's `ld` (the adapter).
+    /// stdenv and the ld-wrapper add (glibc's `-L` first, `-rpath $out/lib`, `-L<dep>/lib`,
+    /// include paths, the dynamic loader, hardening and build-id, the purity filter, a response
+    /// file for cross links, the wrapper's hooks), and below the wrapper either the real linker
+    /// (stock) or ldnote's `ld` (the adapter). The system toolchain's files under /usr stand in
+    /// for its store paths in the purity filter (`NIX_BUILD_TOP=/usr`).
     fn nix_env(&self, c: &mut Command, tgt: &Tgt, v: Variant, out: &Path, deps: &[PathBuf]) {
-        let mut ldflags = format!("-rpath {}/lib", out.display());
+        let mut ldflags = format!(
+            "-L{} -rpath {}/lib",
+            self.glibc(tgt).display(),
+            out.display()
+        );
         let mut cpath = Vec::new();
         for d in deps {
             ldflags.push_str(&format!(" -L{}/lib", d.display()));
             cpath.push(format!("{}/include", d.display()));
         }
+        let support = self.root.join("nix-support");
+        if !support.exists() {
+            std::fs::create_dir_all(&support).expect("mkdir");
+            let log = self.root.join("wrapper-hooks.log");
+            std::fs::write(
+                support.join("ld-wrapper-hook"),
+                format!("echo \"ld-wrapper-hook $linker\" >> '{}'\n", log.display()),
+            )
+            .expect("write");
+            std::fs::write(
+                support.join("post-link-hook"),
+                format!(
+                    "echo \"post-link-hook $linkerOutput\" >> '{}'\n",
+                    log.display()
+                ),
+            )
+            .expect("write");
+        }
+        c.env("NIX_ENFORCE_PURITY", "1")
+            .env("NIX_BUILD_TOP", "/usr")
+            .env("NIX_SET_BUILD_ID", "1")
+            .env("NIX_DYNAMIC_LINKER", tgt.loader)
+            .env("NIX_LD_USE_RESPONSE_FILE", if tgt.rsp { "1" } else { "0" })
+            .env("NIX_EMU_SUPPORT", &support);
         let real_ld = which::which(tgt.ld).expect("linker");
         c.env("NIX_STORE", &self.store)
             .env("NIX_LDFLAGS", ldflags)
@@ -472,6 +537,20 @@ fn package_set(tgt: &Tgt) {
     }
     // Every dynamic object with a store dependency or own library carries a note.
     assert!(noted >= 8, "only {noted} noted files: {ours:#?}");
+    // glibc stays in the run path as a store path, and the notes record libc.so.6 there.
+    let libc = w.glibc(tgt).join("libc.so.6");
+    for (rel, f) in &ours {
+        if rel.ends_with("bin/app") || rel.ends_with("bin/midtool") {
+            assert!(f.rpath.contains(&*w.glibc(tgt).to_string_lossy()), "{rel}");
+            assert!(
+                f.note.to_string().contains(&*libc.to_string_lossy()),
+                "{rel}"
+            );
+        }
+    }
+    // The wrapper's hooks ran around the links.
+    let hooks = std::fs::read_to_string(w.root.join("wrapper-hooks.log")).expect("hook log");
+    assert!(hooks.contains("ld-wrapper-hook ") && hooks.contains("post-link-hook "));
     // The stock results satisfy `ldnote check` too (they were removed; ours are in place).
     let files: Vec<PathBuf> = elf_files(&w.store);
     run(w.ldnote().arg("check").args(&files));

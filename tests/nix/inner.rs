@@ -124,3 +124,140 @@ fn inner_linkers_for_a_cross_stdenv_run_on_the_build_machine() {
     assert!(!adapter.contains("makeBinaryWrapper ${"));
     assert!(!adapter.contains("nativeBuildInputs = [ buildPackages.makeBinaryWrapper ]"));
 }
+
+/// tests/nix/ld-wrapper-emu.sh puts on the link line what nixpkgs' ld-wrapper does: checked on
+/// the argv a recording linker receives (directly, and through a response file).
+#[test]
+fn ld_wrapper_emulation_builds_the_nix_argv() {
+    if !have_all(&["bash", "realpath"]) {
+        return;
+    }
+    let w = World::new();
+    let d = w.root.join("emu");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    let argv = d.join("argv");
+    let rec = d.join("record-ld");
+    std::fs::write(
+        &rec,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\ncase \"$1\" in @*) cp \"${{1#@}}\" '{}.rsp' ;; esac\n",
+            argv.display(),
+            argv.display()
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dep = w.store.join("1dep-dep/lib");
+    let other = w.store.join("2oth-other/lib");
+    let direct = w.store.join("3dir-direct/lib");
+    for (dir, lib) in [
+        (&dep, "libdep.so"),
+        (&other, "libother.so"),
+        (&direct, "libd.so.2"),
+    ] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::write(dir.join(lib), b"").expect("write");
+    }
+    let emu = repo().join("tests/nix/ld-wrapper-emu.sh");
+    let run_emu = |env: &[(&str, &str)], args: &[String]| -> Vec<String> {
+        let _ = std::fs::remove_file(&argv);
+        let mut c = Command::new("bash");
+        c.arg(&emu)
+            .args(args)
+            .env("NIX_EMU_LD", &rec)
+            .env("NIX_STORE", &w.store)
+            .env("NIX_DYNAMIC_LINKER", "/nix/ld.so")
+            .env("NIX_SET_BUILD_ID", "1")
+            .env(
+                "NIX_LDFLAGS",
+                format!("-L{} -rpath /out/lib", dep.display()),
+            )
+            .env("NIX_LDFLAGS_BEFORE", "--before-flag")
+            .env("NIX_LDFLAGS_AFTER", "--after-flag")
+            .env_remove("NIX_ENFORCE_PURITY")
+            .env_remove("NIX_LD_USE_RESPONSE_FILE")
+            .env_remove("NIX_DONT_SET_RPATH")
+            .env_remove("NIX_HARDENING_ENABLE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run(&mut c);
+        std::fs::read_to_string(&argv)
+            .expect("argv")
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    // `-L` with `..` canonicalised without resolving symlinks, `-l x` with a space, a direct
+    // store `.so`, a non-store `-L` (no run path), the argument after -dynamic-linker skipped.
+    let args: Vec<String> = vec![
+        "-o".into(),
+        "prog".into(),
+        "main.o".into(),
+        format!("-L{}/../../2oth-other/lib", dep.display()),
+        "-l".into(),
+        "other".into(),
+        "-ldep".into(),
+        direct.join("libd.so.2").display().to_string(),
+        "-L/usr/lib".into(),
+        "-lc".into(),
+    ];
+    let a = run_emu(&[], &args);
+    let s = a.join(" ");
+    assert!(
+        s.starts_with("-z relro -z now --before-flag -dynamic-linker /nix/ld.so -o prog"),
+        "{s}"
+    );
+    assert!(
+        s.ends_with(&format!(
+            "-L{} -rpath /out/lib --after-flag -rpath {} -rpath {} -rpath {} --build-id=sha1",
+            dep.display(),
+            other.display(),
+            direct.display(),
+            dep.display()
+        )),
+        "{s}"
+    );
+    // static-pie: no dynamic linker, no -rpath from the flags or the wrapper.
+    let mut sp = args.clone();
+    sp.push("-static-pie".into());
+    let s = run_emu(&[], &sp).join(" ");
+    assert!(
+        !s.contains("-rpath") && !s.contains("-dynamic-linker"),
+        "{s}"
+    );
+    let s = run_emu(&[("NIX_DONT_SET_RPATH", "1")], &args).join(" ");
+    assert_eq!(s.matches("-rpath").count(), 1, "{s}");
+    let mut rel = args.clone();
+    rel.push("-r".into());
+    assert!(!run_emu(&[], &rel).join(" ").contains("--build-id"));
+    let s = run_emu(&[("NIX_HARDENING_ENABLE", "relro")], &args).join(" ");
+    assert!(s.starts_with("-z relro --before-flag"), "{s}");
+    // The purity filter: an impure -L and -rpath dropped, an impure object rejected.
+    let mut impure = args.clone();
+    impure.extend(["-rpath".into(), "/opt/lib".into(), "-L/opt/x".into()]);
+    let s = run_emu(&[("NIX_ENFORCE_PURITY", "1")], &impure).join(" ");
+    assert!(!s.contains("/opt/") && !s.contains("-L/usr/lib"), "{s}");
+    let o = Command::new("bash")
+        .arg(&emu)
+        .args(["-o", "prog", "/opt/evil.o"])
+        .env("NIX_EMU_LD", &rec)
+        .env("NIX_STORE", &w.store)
+        .env("NIX_ENFORCE_PURITY", "1")
+        .output()
+        .expect("spawn");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("impure path"));
+    // A response file: one GNU-quoted argument a line.
+    let mut odd = args.clone();
+    odd.push("--defsym=a\"b\\c d".into());
+    let a = run_emu(&[("NIX_LD_USE_RESPONSE_FILE", "1")], &odd);
+    assert_eq!(a.len(), 1, "{a:?}");
+    let rsp = std::fs::read_to_string(format!("{}.rsp", argv.display())).expect("rsp");
+    assert!(
+        rsp.lines().all(|l| l.starts_with('"') && l.ends_with('"')),
+        "{rsp}"
+    );
+    assert!(rsp.contains(r#""--defsym=a\"b\\c d""#), "{rsp}");
+}
