@@ -220,9 +220,18 @@ impl World {
         out
     }
 
-    /// The compiler as the cc-wrapper runs it: its `ld` is the emulated ld-wrapper.
-    /// nixpkgs' gcc does not default to --as-needed (Debian's does).
-    fn cc(&self, tgt: &Tgt) -> String {
+    /// The compiler as stdenv's `CC`: the emulated cc-wrapper (tests/nix/cc-wrapper-emu.sh:
+    /// NIX_LDFLAGS as `-Wl,` flags, `-Wl,-dynamic-linker=`), running [`World::driver`].
+    fn cc(&self, _tgt: &Tgt) -> String {
+        repo()
+            .join("tests/nix/cc-wrapper-emu.sh")
+            .display()
+            .to_string()
+    }
+
+    /// The driver behind the cc-wrapper: its `ld` is the emulated ld-wrapper. nixpkgs' gcc does
+    /// not default to --as-needed (Debian's does).
+    fn driver(&self, tgt: &Tgt) -> String {
         format!("{} -B{}/ -Wl,--no-as-needed", tgt.cc, self.ccbin.display())
     }
 
@@ -283,7 +292,8 @@ impl World {
             )
             .expect("write");
         }
-        c.env("NIX_ENFORCE_PURITY", "1")
+        c.env("NIX_EMU_CC", self.driver(tgt))
+            .env("NIX_ENFORCE_PURITY", "1")
             .env("NIX_BUILD_TOP", "/usr")
             .env("NIX_SET_BUILD_ID", "1")
             .env("NIX_DYNAMIC_LINKER", tgt.loader)

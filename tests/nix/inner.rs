@@ -177,6 +177,7 @@ fn ld_wrapper_emulation_builds_the_nix_argv() {
             .env("NIX_LDFLAGS_AFTER", "--after-flag")
             .env_remove("NIX_ENFORCE_PURITY")
             .env_remove("NIX_LD_USE_RESPONSE_FILE")
+            .env_remove("NIX_EMU_LINK_TYPE")
             .env_remove("NIX_DONT_SET_RPATH")
             .env_remove("NIX_HARDENING_ENABLE");
         for (k, v) in env {
@@ -249,6 +250,59 @@ fn ld_wrapper_emulation_builds_the_nix_argv() {
         .expect("spawn");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("impure path"));
+    // Through the cc-wrapper: its flags came as -Wl, flags; the ld-wrapper adds hardening,
+    // NIX_LDFLAGS_AFTER, run paths and build-id only.
+    let s = run_emu(&[("NIX_EMU_LINK_TYPE", "dynamic")], &args).join(" ");
+    assert!(s.starts_with("-z relro -z now -o prog"), "{s}");
+    assert!(!s.contains("/out/lib") && !s.contains("/nix/ld.so"), "{s}");
+    assert!(
+        s.ends_with(&format!(
+            "--after-flag -rpath {} -rpath {} --build-id=sha1",
+            other.display(),
+            direct.display()
+        )),
+        "{s}"
+    );
+    let rec_cc = d.join("record-cc");
+    std::fs::write(
+        &rec_cc,
+        "#!/bin/sh\nprintf '%s\\n' \"$NIX_EMU_LINK_TYPE\" \"$@\"\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&rec_cc, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let cc = Command::new("bash")
+        .arg(repo().join("tests/nix/cc-wrapper-emu.sh"))
+        .args(["-o", "prog", "main.c", "-lfoo"])
+        .env("NIX_EMU_CC", &rec_cc)
+        .env("NIX_DYNAMIC_LINKER", "/nix/ld.so")
+        .env(
+            "NIX_LDFLAGS",
+            format!("-L{} -rpath /out/lib", dep.display()),
+        )
+        .env("NIX_LDFLAGS_BEFORE", "--before-flag")
+        .output()
+        .expect("spawn");
+    let got: Vec<String> = String::from_utf8_lossy(&cc.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "dynamic".to_string(),
+            "-Wl,--before-flag".into(),
+            "-Wl,-dynamic-linker=/nix/ld.so".into(),
+            "-o".into(),
+            "prog".into(),
+            "main.c".into(),
+            "-lfoo".into(),
+            format!("-L{}", dep.display()),
+            "-Wl,-rpath".into(),
+            "-Wl,/out/lib".into(),
+        ],
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
     // A response file: one GNU-quoted argument a line.
     let mut odd = args.clone();
     odd.push("--defsym=a\"b\\c d".into());

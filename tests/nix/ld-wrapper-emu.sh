@@ -11,7 +11,9 @@
 #   3. before the arguments: the hardening flags (`-z relro`, `-z now` unless disabled in
 #      NIX_HARDENING_ENABLE), $NIX_LDFLAGS_BEFORE, and `-dynamic-linker $NIX_DYNAMIC_LINKER`
 #      for a dynamic link; after them: $NIX_LDFLAGS and $NIX_LDFLAGS_AFTER (a static-pie link
-#      drops their -rpath pairs);
+#      drops their -rpath pairs). Run by the cc-wrapper (NIX_EMU_LINK_TYPE set, its link
+#      continuation: tests/nix/cc-wrapper-emu.sh), the link type is the cc-wrapper's and only
+#      the hardening flags and $NIX_LDFLAGS_AFTER are added: the rest came as -Wl, flags;
 #   4. unless NIX_DONT_SET_RPATH=1 or static-pie: for each -L directory (`-L DIR`, `-LDIR`),
 #      canonicalised without resolving symlinks (`realpath -s`) before the store test, and each
 #      directory of a store `.so` given as an argument, in order: if it is in the store and
@@ -30,13 +32,18 @@ set -eu -o pipefail
 
 params=("$@")
 
-linkType=dynamic
-for p in ${params[@]+"${params[@]}"}; do
-    case "$p" in
-    -static) linkType=static ;;
-    -static-pie) linkType=static-pie ;;
-    esac
-done
+# Called by the cc-wrapper (tests/nix/cc-wrapper-emu.sh), the link type is the one it chose.
+if [ -n "${NIX_EMU_LINK_TYPE-}" ]; then
+    linkType=$NIX_EMU_LINK_TYPE
+else
+    linkType=dynamic
+    for p in ${params[@]+"${params[@]}"}; do
+        case "$p" in
+        -static) linkType=static ;;
+        -static-pie) linkType=static-pie ;;
+        esac
+    done
+fi
 
 # A path the purity filter lets through: relative, /dev/null, or under the store, the build
 # directory or a temp directory.
@@ -89,14 +96,17 @@ words() {
 before=()
 case " ${NIX_HARDENING_ENABLE-relro bindnow} " in *" relro "*) before+=(-z relro) ;; esac
 case " ${NIX_HARDENING_ENABLE-relro bindnow} " in *" bindnow "*) before+=(-z now) ;; esac
-mapfile -t w < <(words "${NIX_LDFLAGS_BEFORE-}")
-before+=(${w[@]+"${w[@]}"})
-if [ "$linkType" = dynamic ] && [ -n "${NIX_DYNAMIC_LINKER-}" ]; then
-    before+=(-dynamic-linker "$NIX_DYNAMIC_LINKER")
-fi
 after=()
-mapfile -t w < <(words "${NIX_LDFLAGS-}")
-after+=(${w[@]+"${w[@]}"})
+# Through the cc-wrapper these came as -Wl, flags already.
+if [ -z "${NIX_EMU_LINK_TYPE-}" ]; then
+    mapfile -t w < <(words "${NIX_LDFLAGS_BEFORE-}")
+    before+=(${w[@]+"${w[@]}"})
+    if [ "$linkType" = dynamic ] && [ -n "${NIX_DYNAMIC_LINKER-}" ]; then
+        before+=(-dynamic-linker "$NIX_DYNAMIC_LINKER")
+    fi
+    mapfile -t w < <(words "${NIX_LDFLAGS-}")
+    after+=(${w[@]+"${w[@]}"})
+fi
 mapfile -t w < <(words "${NIX_LDFLAGS_AFTER-}")
 after+=(${w[@]+"${w[@]}"})
 
