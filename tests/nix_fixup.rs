@@ -96,6 +96,8 @@ struct Tgt {
     libc: &'static str,
     /// Whether the ld-wrapper passes its argv in a response file (NIX_LD_USE_RESPONSE_FILE).
     rsp: bool,
+    /// stdenv's NIX_LIB64_IN_SELF_RPATH (set for x86_64-linux): `-rpath $out/lib64` too.
+    lib64_rpath: bool,
 }
 
 const NATIVE: Tgt = Tgt {
@@ -107,6 +109,7 @@ const NATIVE: Tgt = Tgt {
     loader: "/lib64/ld-linux-x86-64.so.2",
     libc: "/usr/lib/x86_64-linux-gnu",
     rsp: false,
+    lib64_rpath: true,
 };
 const AARCH64: Tgt = Tgt {
     cc: "aarch64-linux-gnu-gcc",
@@ -117,6 +120,7 @@ const AARCH64: Tgt = Tgt {
     loader: "/lib/ld-linux-aarch64.so.1",
     libc: "/usr/aarch64-linux-gnu/lib",
     rsp: true,
+    lib64_rpath: false,
 };
 
 /// (name, store hash, dependencies in `-L` order). `extra` comes before `base` for app, so
@@ -264,13 +268,20 @@ impl World {
     /// (stock) or ldnote's `ld` (the adapter). The system toolchain's files under /usr stand in
     /// for its store paths in the purity filter (`NIX_BUILD_TOP=/usr`).
     fn nix_env(&self, c: &mut Command, tgt: &Tgt, v: Variant, out: &Path, deps: &[PathBuf]) {
-        let mut ldflags = format!(
-            "-L{} -rpath {}/lib",
-            self.glibc(tgt).display(),
-            out.display()
-        );
+        // stdenv puts the output's own run path first (`_addRpathPrefix`: `lib`, then `lib64`
+        // before it when NIX_LIB64_IN_SELF_RPATH); the bintools setup hook adds `-L<dep>/lib64`
+        // (a directory, not a symlink) and `-L<dep>/lib` per dependency.
+        let mut ldflags = format!("-rpath {}/lib", out.display());
+        if tgt.lib64_rpath {
+            ldflags = format!("-rpath {}/lib64 {ldflags}", out.display());
+        }
+        ldflags.push_str(&format!(" -L{}", self.glibc(tgt).display()));
         let mut cpath = Vec::new();
         for d in deps {
+            let lib64 = d.join("lib64");
+            if lib64.is_dir() && !lib64.is_symlink() {
+                ldflags.push_str(&format!(" -L{}", lib64.display()));
+            }
             ldflags.push_str(&format!(" -L{}/lib", d.display()));
             cpath.push(format!("{}/include", d.display()));
         }
@@ -595,7 +606,12 @@ fn stock_shrink_deletes_a_link_time_note() {
         return;
     }
     let w = World::new();
-    let out = w.build(&NATIVE, Variant::LdnoteEager, "base");
+    // Without `$out/lib64` in the run path, so that the stock shrink leaves it unchanged.
+    let native = Tgt {
+        lib64_rpath: false,
+        ..NATIVE
+    };
+    let out = w.build(&native, Variant::LdnoteEager, "base");
     let lib = out.join("lib/libbaseutil.so");
     // Link time: `$out/lib` did not exist yet, so libbase.so.1 got a `?` hint there.
     let show = run(w.ldnote().arg("show").arg(&lib));
