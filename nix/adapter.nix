@@ -4,16 +4,16 @@
 # the fixup phase (docs/nix.md):
 #
 # - Linking: ldnote sits *below* the bintools wrapper, as the real linker the wrapper runs
-#   (`wrap <name> ld-wrapper.sh <prog>`, the same mechanism as stdenvAdapters.useMoldLinker).
-#   ld-wrapper keeps doing everything it does (purity filter, hardening, `-rpath` per store
-#   `-L` dir, response files, the post-link hook) and ldnote sees the final argv. For each
-#   `<targetPrefix>ld*` of the unwrapped bintools, a small binary wrapper named exactly like
-#   it runs ldnote with that name as argv[0] and the real linker baked in
-#   `LDNOTE_REAL_<NAME>`, so nothing is looked up on PATH (where the wrapped `ld` would be
-#   found again). ldnote reserves the note inside the link and fills it right after.
+#   (`wrap <name> ld-wrapper.sh <prog>` in `extraBuildCommands`, the mechanism
+#   stdenvAdapters.useMoldLinker uses to put mold there). ld-wrapper keeps doing everything it
+#   does (purity filter, hardening, `-rpath` per store `-L` dir, response files, its hooks) and
+#   ldnote sees the final argv. For each `<targetPrefix>ld*` of the unwrapped bintools, a
+#   small script named exactly like it runs `ldnote link -- <real linker>`, so nothing is
+#   looked up on PATH (where the wrapped `ld` would be found again). ldnote reserves the note
+#   inside the link and fills it at the fixup.
 # - Fixup: nix/ldnote-fixup-hook.sh replaces patchelf's `--shrink-rpath` pass with
-#   `ldnote patch --shrink-rpath` (shrink + note, in place, one process per output). The stock
-#   generate-ld-cache hook, if the stdenv has it, then finds every note up to date.
+#   `ldnote patch --shrink-rpath` (shrink + note, in place) and runs the stock generate-ld-cache
+#   hook last, on the files ldnote did not note.
 {
   lib,
   buildPackages,
@@ -24,7 +24,12 @@ stdenv:
 
 let
   bintools = stdenv.cc.bintools;
-  unwrapped = bintools.bintools;
+  # The unwrapped bintools' binaries, as the wrapper takes its own `ldPath` (`getBin`).
+  unwrapped =
+    if (bintools.bintools or null) == null then
+      throw "withLdnote: the stdenv's bintools wrapper has no unwrapped bintools (nativeTools)"
+    else
+      lib.getBin bintools.bintools;
   prefix = bintools.targetPrefix;
   ldnote = buildPackages.ldnote;
   libc = stdenv.cc.libc or null;
@@ -32,24 +37,15 @@ let
     if libc != null && (libc.pname or "") == "glibc" then lib.versions.majorMinor libc.version else "";
   ldWrapper = path + "/pkgs/build-support/bintools-wrapper/ld-wrapper.sh";
 
-  # bin/<prefix>ld, bin/<prefix>ld.bfd, ... : ldnote under the linker's own name.
-  innerLinkers =
-    buildPackages.runCommand "ldnote-linkers-${stdenv.targetPlatform.config}"
-      { nativeBuildInputs = [ buildPackages.makeBinaryWrapper ]; }
-      ''
-        mkdir -p $out/bin
-        for real in ${unwrapped}/bin/${prefix}ld ${unwrapped}/bin/${prefix}ld.*; do
-          [ -x "$real" ] || continue
-          name=''${real##*/}
-          var=LDNOTE_REAL_$(printf '%s' "$name" | tr 'a-z' 'A-Z' | tr -c 'A-Z0-9' '_')
-          makeBinaryWrapper ${lib.getExe ldnote} "$out/bin/$name" \
-            --argv0 "$name" \
-            --set "$var" "$real" \
-            --set-default LDNOTE_IMMUTABLE ${builtins.storeDir} \
-            ${lib.optionalString (glibcVersion != "") "--set-default LDNOTE_GLIBC ${glibcVersion}"}
-        done
-        [ -e "$out/bin/${prefix}ld" ] || { echo "no ${prefix}ld in ${unwrapped}/bin" >&2; exit 1; }
-      '';
+  # bin/<prefix>ld, bin/<prefix>ld.bfd, ... : scripts running `ldnote link -- <real linker>`.
+  # They run on the build machine, so they are scripts for its shell (`buildPackages`), never
+  # binaries from a compiler: `buildPackages.makeBinaryWrapper` compiles with
+  # `targetPackages.stdenv.cc`, which in a cross package set targets the host (exec format
+  # error on the builder). tests/nix_fixup.rs runs this builder for a cross prefix.
+  innerLinkers = buildPackages.runCommand "ldnote-linkers-${stdenv.targetPlatform.config}" { } ''
+    ${buildPackages.runtimeShell} ${./make-inner-linkers.sh} "$out" ${lib.getExe ldnote} \
+      ${unwrapped}/bin "${prefix}" ${buildPackages.runtimeShell} ${builtins.storeDir} "${glibcVersion}"
+  '';
 
   ldnoteBintools = bintools.override (old: {
     extraBuildCommands = (old.extraBuildCommands or "") + ''

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+pub mod triple;
+
 include!(concat!(env!("OUT_DIR"), "/targets.rs"));
 
 /// What `open_verify` does with a candidate when a rule fires.
@@ -189,6 +191,48 @@ impl FlagRule {
 /// Find the target for an output's header; `None` when no target file describes it.
 pub fn for_ident<'a>(targets: &'a [Target], id: &Ident) -> Option<&'a Target> {
     targets.iter().find(|t| t.matches(id))
+}
+
+/// The target a GNU triple names, compared by its parts ([`triple::same`]): nixpkgs'
+/// `armv7l-unknown-linux-gnueabihf` is Debian's `arm-linux-gnueabihf`.
+pub fn by_triple<'a>(targets: &'a [Target], name: &str) -> Option<&'a Target> {
+    let want = triple::parse(name)?;
+    targets.iter().find(|t| {
+        t.triples
+            .iter()
+            .any(|x| triple::parse(x).is_some_and(|p| p == want))
+    })
+}
+
+/// A target by its short name (`armhf`) or by a triple.
+pub fn by_name<'a>(targets: &'a [Target], name: &str) -> Option<&'a Target> {
+    targets
+        .iter()
+        .find(|t| t.name == name)
+        .or_else(|| by_triple(targets, name))
+}
+
+/// The target of a link from its GNU ld emulation (`-m`) and the triple it names (`--target`,
+/// or the linker's `<triple>-ld` name). An emulation several targets share (ARM's
+/// `armelf_linux_eabi` is both armel's and armhf's: the float ABI is not part of it) decides only
+/// together with a triple among them; alone it is not certain, and `None` is returned.
+pub fn for_link<'a>(
+    targets: &'a [Target],
+    emulation: Option<&str>,
+    triple: Option<&str>,
+) -> Option<&'a Target> {
+    let named = triple.and_then(|t| by_triple(targets, t));
+    let Some(e) = emulation else {
+        return named;
+    };
+    let mut with_emulation = targets
+        .iter()
+        .filter(|t| t.emulations.iter().any(|x| x == e));
+    let first = with_emulation.next()?;
+    match with_emulation.next() {
+        None => Some(first),
+        Some(_) => named.filter(|n| n.emulations.iter().any(|x| x == e)),
+    }
 }
 
 /// The loader's rules for a candidate file, derived from the requesting object's header and,
@@ -390,6 +434,63 @@ mod tests {
             })
             .count();
         assert_eq!(on_disk, EMBEDDED_JSON.len());
+    }
+
+    #[test]
+    fn nixpkgs_triples_name_their_targets() {
+        let t = builtin().expect("targets parse");
+        for (triple, want) in [
+            ("armv7l-unknown-linux-gnueabihf", "armhf"),
+            ("armv6l-unknown-linux-gnueabihf", "armhf"),
+            ("armv5tel-unknown-linux-gnueabi", "armel"),
+            ("aarch64-unknown-linux-gnu", "aarch64"),
+            ("x86_64-unknown-linux-gnu", "x86_64"),
+            ("i686-unknown-linux-gnu", "i686"),
+            ("riscv64-unknown-linux-gnu", "riscv64"),
+            ("powerpc64le-unknown-linux-gnu", "ppc64le"),
+            ("s390x-unknown-linux-gnu", "s390x"),
+        ] {
+            assert_eq!(by_triple(&t, triple).map(|t| t.name.as_str()), Some(want));
+        }
+        for other in [
+            "x86_64-unknown-linux-musl",
+            "armv7eb-unknown-linux-gnueabihf",
+        ] {
+            assert!(by_triple(&t, other).is_none(), "{other}");
+        }
+        assert_eq!(by_name(&t, "armhf").map(|t| t.name.as_str()), Some("armhf"));
+    }
+
+    #[test]
+    fn a_shared_emulation_needs_a_triple() {
+        let t = builtin().expect("targets parse");
+        let name = |e, tr| for_link(&t, e, tr).map(|t| t.name.clone());
+        assert_eq!(name(Some("armelf_linux_eabi"), None), None);
+        for (tr, want) in [
+            ("arm-linux-gnueabihf", "armhf"),
+            ("armv7l-unknown-linux-gnueabihf", "armhf"),
+            ("arm-linux-gnueabi", "armel"),
+        ] {
+            assert_eq!(
+                name(Some("armelf_linux_eabi"), Some(tr)).as_deref(),
+                Some(want)
+            );
+        }
+        // A triple of another target does not make a shared emulation certain.
+        assert_eq!(
+            name(Some("armelf_linux_eabi"), Some("aarch64-linux-gnu")),
+            None
+        );
+        // An emulation of one target decides alone, as before.
+        assert_eq!(name(Some("aarch64linux"), None).as_deref(), Some("aarch64"));
+        assert_eq!(
+            name(None, Some("aarch64-unknown-linux-gnu")).as_deref(),
+            Some("aarch64")
+        );
+        assert_eq!(
+            name(Some("no_such_emulation"), Some("aarch64-linux-gnu")),
+            None
+        );
     }
 
     #[test]

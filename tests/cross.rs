@@ -56,6 +56,10 @@ fn cross_ppc64le() {
 fn cross_s390x() {
     run_target(&S390X);
 }
+#[test]
+fn cross_mips64el() {
+    run_target(&MIPS64EL);
+}
 
 /// Build the image and run every case for one target; print the counts; fail on any mismatch.
 fn run_target(a: &Arch) {
@@ -289,8 +293,23 @@ fn case_host_decoys(img: &Image, t: &mut Tally) {
     // patched program still loads and runs on the target.
     let patched = "/opt/decoy/bin/prog-patched";
     img.link_plain(&host(&img.root, patched), &[&o], &args);
+    let before = fs::read(host(&img.root, patched)).expect("read");
     let out = img.patch(&host(&img.root, patched));
-    if !out.status.success() {
+    if !img.arch.append {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let unchanged = fs::read(host(&img.root, patched)).expect("read") == before;
+        if out.status.success() || !err.contains("cannot add the note") || !unchanged {
+            t.fail(
+                "host-decoys",
+                format!("expected a clean append failure, file unchanged ({unchanged}): {err}"),
+            );
+        } else {
+            t.notes.push(format!(
+                "host-decoys: append not possible here: {}",
+                err.trim()
+            ));
+        }
+    } else if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         t.fail(
             "host-decoys",

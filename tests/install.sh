@@ -7,7 +7,8 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386-cross
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-arm-linux-gnueabi libc6-dev-armel-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
-  gcc-s390x-linux-gnu libc6-dev-s390x-cross nix-bin python3-pip llvm man-db imagemagick)
+  gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross
+  nix-bin python3-pip llvm man-db imagemagick)
 . "$(dirname "$0")/debs.sh"
 need_debs install.sh "${need_pkgs[@]}"
 # The audit module (audit/) is cross-built for aarch64: the Rust target's standard library.

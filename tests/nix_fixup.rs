@@ -19,6 +19,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "nix/hook.rs"]
+mod hook;
+#[path = "nix/inner.rs"]
+mod inner;
 #[path = "nix/real.rs"]
 mod real;
 #[path = "nix/shrink.rs"]
@@ -43,6 +47,11 @@ fn have_all(tools: &[&str]) -> bool {
 /// patchelf, bypassing a pyenv shim (a shell script costing ~150 ms per call, which would
 /// swamp the timing); `PATCHELF` overrides.
 fn patchelf() -> Command {
+    Command::new(patchelf_bin())
+}
+
+/// The patchelf binary [`patchelf`] runs.
+fn patchelf_bin() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let bin = BIN.get_or_init(|| {
         if let Some(p) = std::env::var_os("PATCHELF") {
@@ -59,7 +68,7 @@ fn patchelf() -> Command {
         }
         found
     });
-    Command::new(bin)
+    bin
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -81,6 +90,14 @@ struct Tgt {
     strip: &'static str,
     ar: &'static str,
     runner: &'static [&'static str],
+    /// The dynamic loader (`NIX_DYNAMIC_LINKER`).
+    loader: &'static str,
+    /// Where the toolchain's `libc.so.6` and `libc.so` are (the fake glibc output links there).
+    libc: &'static str,
+    /// Whether the ld-wrapper passes its argv in a response file (NIX_LD_USE_RESPONSE_FILE).
+    rsp: bool,
+    /// stdenv's NIX_LIB64_IN_SELF_RPATH (set for x86_64-linux): `-rpath $out/lib64` too.
+    lib64_rpath: bool,
 }
 
 const NATIVE: Tgt = Tgt {
@@ -89,6 +106,10 @@ const NATIVE: Tgt = Tgt {
     strip: "strip",
     ar: "ar",
     runner: &[],
+    loader: "/lib64/ld-linux-x86-64.so.2",
+    libc: "/usr/lib/x86_64-linux-gnu",
+    rsp: false,
+    lib64_rpath: true,
 };
 const AARCH64: Tgt = Tgt {
     cc: "aarch64-linux-gnu-gcc",
@@ -96,6 +117,10 @@ const AARCH64: Tgt = Tgt {
     strip: "aarch64-linux-gnu-strip",
     ar: "aarch64-linux-gnu-ar",
     runner: &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+    loader: "/lib/ld-linux-aarch64.so.1",
+    libc: "/usr/aarch64-linux-gnu/lib",
+    rsp: true,
+    lib64_rpath: false,
 };
 
 /// (name, store hash, dependencies in `-L` order). `extra` comes before `base` for app, so
@@ -199,22 +224,92 @@ impl World {
         out
     }
 
-    /// The compiler as the cc-wrapper runs it: its `ld` is the emulated ld-wrapper.
-    /// nixpkgs' gcc does not default to --as-needed (Debian's does).
-    fn cc(&self, tgt: &Tgt) -> String {
+    /// The compiler as stdenv's `CC`: the emulated cc-wrapper (tests/nix/cc-wrapper-emu.sh:
+    /// NIX_LDFLAGS as `-Wl,` flags, `-Wl,-dynamic-linker=`), running [`World::driver`].
+    fn cc(&self, _tgt: &Tgt) -> String {
+        repo()
+            .join("tests/nix/cc-wrapper-emu.sh")
+            .display()
+            .to_string()
+    }
+
+    /// The driver behind the cc-wrapper: its `ld` is the emulated ld-wrapper. nixpkgs' gcc does
+    /// not default to --as-needed (Debian's does).
+    fn driver(&self, tgt: &Tgt) -> String {
         format!("{} -B{}/ -Wl,--no-as-needed", tgt.cc, self.ccbin.display())
     }
 
+    /// glibc as a store path: `$NIX_STORE/<hash>-glibc-<target>/lib` with `libc.so.6` and
+    /// `libc.so` linking to the toolchain's, so that, as in Nix, glibc's directory is a store
+    /// `-L` directory holding `libc.so` (the wrapper adds it to every run path) and every
+    /// program's note records libc.so.6 there.
+    fn glibc(&self, tgt: &Tgt) -> PathBuf {
+        let dir = self
+            .store
+            .join(format!(
+                "9g1bc0000000000000000000000000zz-glibc-{}",
+                tgt.strip
+            ))
+            .join("lib");
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for n in ["libc.so.6", "libc.so"] {
+                std::os::unix::fs::symlink(Path::new(tgt.libc).join(n), dir.join(n))
+                    .expect("symlink");
+            }
+        }
+        dir
+    }
+
     /// The environment of a build of `out` depending on `deps` (finished store paths): what
-    /// stdenv and the ld-wrapper add (`-rpath $out/lib`, `-L<dep>/lib`, include paths), and
-    /// below the wrapper either the real linker (stock) or ldnote's `ld` (the adapter).
+    /// stdenv and the ld-wrapper add (glibc's `-L` first, `-rpath $out/lib`, `-L<dep>/lib`,
+    /// include paths, the dynamic loader, hardening and build-id, the purity filter, a response
+    /// file for cross links, the wrapper's hooks), and below the wrapper either the real linker
+    /// (stock) or ldnote's `ld` (the adapter). The system toolchain's files under /usr stand in
+    /// for its store paths in the purity filter (`NIX_BUILD_TOP=/usr`).
     fn nix_env(&self, c: &mut Command, tgt: &Tgt, v: Variant, out: &Path, deps: &[PathBuf]) {
+        // stdenv puts the output's own run path first (`_addRpathPrefix`: `lib`, then `lib64`
+        // before it when NIX_LIB64_IN_SELF_RPATH); the bintools setup hook adds `-L<dep>/lib64`
+        // (a directory, not a symlink) and `-L<dep>/lib` per dependency.
         let mut ldflags = format!("-rpath {}/lib", out.display());
+        if tgt.lib64_rpath {
+            ldflags = format!("-rpath {}/lib64 {ldflags}", out.display());
+        }
+        ldflags.push_str(&format!(" -L{}", self.glibc(tgt).display()));
         let mut cpath = Vec::new();
         for d in deps {
+            let lib64 = d.join("lib64");
+            if lib64.is_dir() && !lib64.is_symlink() {
+                ldflags.push_str(&format!(" -L{}", lib64.display()));
+            }
             ldflags.push_str(&format!(" -L{}/lib", d.display()));
             cpath.push(format!("{}/include", d.display()));
         }
+        let support = self.root.join("nix-support");
+        if !support.exists() {
+            std::fs::create_dir_all(&support).expect("mkdir");
+            let log = self.root.join("wrapper-hooks.log");
+            std::fs::write(
+                support.join("ld-wrapper-hook"),
+                format!("echo \"ld-wrapper-hook $linker\" >> '{}'\n", log.display()),
+            )
+            .expect("write");
+            std::fs::write(
+                support.join("post-link-hook"),
+                format!(
+                    "echo \"post-link-hook $linkerOutput\" >> '{}'\n",
+                    log.display()
+                ),
+            )
+            .expect("write");
+        }
+        c.env("NIX_EMU_CC", self.driver(tgt))
+            .env("NIX_ENFORCE_PURITY", "1")
+            .env("NIX_BUILD_TOP", "/usr")
+            .env("NIX_SET_BUILD_ID", "1")
+            .env("NIX_DYNAMIC_LINKER", tgt.loader)
+            .env("NIX_LD_USE_RESPONSE_FILE", if tgt.rsp { "1" } else { "0" })
+            .env("NIX_EMU_SUPPORT", &support);
         let real_ld = which::which(tgt.ld).expect("linker");
         c.env("NIX_STORE", &self.store)
             .env("NIX_LDFLAGS", ldflags)
@@ -463,6 +558,20 @@ fn package_set(tgt: &Tgt) {
     }
     // Every dynamic object with a store dependency or own library carries a note.
     assert!(noted >= 8, "only {noted} noted files: {ours:#?}");
+    // glibc stays in the run path as a store path, and the notes record libc.so.6 there.
+    let libc = w.glibc(tgt).join("libc.so.6");
+    for (rel, f) in &ours {
+        if rel.ends_with("bin/app") || rel.ends_with("bin/midtool") {
+            assert!(f.rpath.contains(&*w.glibc(tgt).to_string_lossy()), "{rel}");
+            assert!(
+                f.note.to_string().contains(&*libc.to_string_lossy()),
+                "{rel}"
+            );
+        }
+    }
+    // The wrapper's hooks ran around the links.
+    let hooks = std::fs::read_to_string(w.root.join("wrapper-hooks.log")).expect("hook log");
+    assert!(hooks.contains("ld-wrapper-hook ") && hooks.contains("post-link-hook "));
     // The stock results satisfy `ldnote check` too (they were removed; ours are in place).
     let files: Vec<PathBuf> = elf_files(&w.store);
     run(w.ldnote().arg("check").args(&files));
@@ -497,7 +606,12 @@ fn stock_shrink_deletes_a_link_time_note() {
         return;
     }
     let w = World::new();
-    let out = w.build(&NATIVE, Variant::LdnoteEager, "base");
+    // Without `$out/lib64` in the run path, so that the stock shrink leaves it unchanged.
+    let native = Tgt {
+        lib64_rpath: false,
+        ..NATIVE
+    };
+    let out = w.build(&native, Variant::LdnoteEager, "base");
     let lib = out.join("lib/libbaseutil.so");
     // Link time: `$out/lib` did not exist yet, so libbase.so.1 got a `?` hint there.
     let show = run(w.ldnote().arg("show").arg(&lib));
@@ -526,11 +640,12 @@ fn stock_shrink_deletes_a_link_time_note() {
     run(w.ldnote().arg("patch").arg(&prog));
     run(w.ldnote().arg("check").arg(&prog));
     let before = std::fs::read(&prog).expect("read");
+    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
     let o = patchelf()
         .arg("--set-rpath")
         .arg(format!(
-            "{}/lib:{}/a-much-longer-directory-name",
-            out.display(),
+            "{}:{}/a-much-longer-directory-name",
+            String::from_utf8_lossy(&rp.stdout).trim_end(),
             w.store.display()
         ))
         .arg(&prog)

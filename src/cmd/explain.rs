@@ -168,10 +168,7 @@ fn get_facts(
     let targets = target::builtin().map_err(|e| Failure(e.to_string()))?;
     let tdata = match &a.target {
         Some(n) => Some(
-            targets
-                .iter()
-                .find(|t| &t.name == n || t.triples.iter().any(|x| x == n))
-                .ok_or_else(|| Failure(format!("unknown target `{n}`")))?,
+            target::by_name(&targets, n).ok_or_else(|| Failure(format!("unknown target `{n}`")))?,
         ),
         None => target::for_ident(&targets, id),
     };

@@ -204,12 +204,6 @@ fn reservation_ident(
             return Some(id);
         }
     }
-    let by_name = |n: &OsStr| {
-        let n = n.to_string_lossy();
-        targets
-            .iter()
-            .find(|t| t.triples.iter().any(|x| *x == n) || t.emulations.iter().any(|x| *x == n))
-    };
     let from_target = |t: &Target| Ident {
         is_64: t.class == 64,
         big_endian: t.endian == "big",
@@ -217,11 +211,14 @@ fn reservation_ident(
         e_flags: t.reserve_eflags,
         osabi: 0,
     };
-    if let Some(e) = &plan.emulation {
-        return by_name(e).map(from_target);
-    }
-    if let Some(t) = plan.target.as_deref().or(triple) {
-        return by_name(t).map(from_target);
+    let emulation = plan.emulation.as_deref().map(OsStr::to_string_lossy);
+    let named = plan
+        .target
+        .as_deref()
+        .or(triple)
+        .map(OsStr::to_string_lossy);
+    if emulation.is_some() || named.is_some() {
+        return target::for_link(targets, emulation.as_deref(), named.as_deref()).map(from_target);
     }
     if kind == ToolKind::Linker {
         return None;

@@ -69,9 +69,7 @@ impl NoteOpts {
     /// The target description to use for an object (explicit `--target` wins).
     pub fn target<'a>(&self, all: &'a [Target], id: &target::Ident) -> Option<&'a Target> {
         match &self.target {
-            Some(name) => all
-                .iter()
-                .find(|t| &t.name == name || t.triples.iter().any(|x| x == name)),
+            Some(name) => target::by_name(all, name),
             None => target::for_ident(all, id),
         }
     }

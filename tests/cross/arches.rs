@@ -27,6 +27,7 @@ pub const X86_64: Arch = Arch {
     linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
+    append: true,
 };
 pub const AARCH64: Arch = Arch {
     name: "aarch64",
@@ -44,6 +45,7 @@ pub const AARCH64: Arch = Arch {
     linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
+    append: true,
 };
 pub const I686: Arch = Arch {
     name: "i686",
@@ -61,6 +63,7 @@ pub const I686: Arch = Arch {
     linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
+    append: true,
 };
 pub const ARMHF: Arch = Arch {
     name: "armhf",
@@ -78,6 +81,7 @@ pub const ARMHF: Arch = Arch {
     linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
+    append: true,
 };
 pub const ARMEL: Arch = Arch {
     name: "armel",
@@ -95,6 +99,7 @@ pub const ARMEL: Arch = Arch {
     linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
+    append: true,
 };
 pub const RISCV64: Arch = Arch {
     name: "riscv64",
@@ -112,6 +117,7 @@ pub const RISCV64: Arch = Arch {
     linkers: &[],
     one_step_cflags: &["-march=rv64g"],
     big_endian: false,
+    append: true,
 };
 pub const PPC64LE: Arch = Arch {
     name: "ppc64le",
@@ -129,6 +135,7 @@ pub const PPC64LE: Arch = Arch {
     linkers: &["gold", "lld"],
     one_step_cflags: &[],
     big_endian: false,
+    append: true,
 };
 pub const S390X: Arch = Arch {
     name: "s390x",
@@ -146,4 +153,23 @@ pub const S390X: Arch = Arch {
     linkers: &["gold"],
     one_step_cflags: &[],
     big_endian: true,
+    append: true,
+};
+pub const MIPS64EL: Arch = Arch {
+    name: "mips64el",
+    triple: "mips64el-linux-gnuabi64",
+    qemu: "mips64el",
+    libc_dir: "/usr/mips64el-linux-gnuabi64/lib",
+    ldso: "ld.so.1",
+    interp_dir: "lib64",
+    link_extra: &[],
+    other_class: ("mips64el-linux-gnuabi64-gcc", &["-mabi=n32"]),
+    foreign: "x86_64-linux-gnu-gcc",
+    other_endian: ("s390x-linux-gnu-gcc", &[]),
+    flags_decoy: Some(("mips64el-linux-gnuabi64-gcc", &["-mnan=2008"])),
+    legacy_subdir: "tls",
+    linkers: &["gold"],
+    one_step_cflags: &[],
+    big_endian: false,
+    append: false,
 };

@@ -40,6 +40,10 @@ pub struct Arch {
     /// Compiler flags for the one-step compile+link (riscv64: rv64g, no RVC flag in e_flags).
     pub one_step_cflags: &'static [&'static str],
     pub big_endian: bool,
+    /// Whether `ldnote patch` can append a note to a file linked without a reservation. On
+    /// mips64el it cannot make room ("a section in the way cannot be moved"): it must then fail
+    /// cleanly and leave the file unchanged.
+    pub append: bool,
 }
 
 /// Whether CI is on (a missing tool is then an error).
@@ -112,10 +116,15 @@ impl<'a> Image<'a> {
         }
         fs::create_dir_all(&work).expect("mkdir");
         let src = Path::new(arch.libc_dir);
-        copy(
-            &src.join(arch.ldso),
-            &root.join(arch.interp_dir).join(arch.ldso),
-        );
+        // The loader is next to libc.so.6, or (mips64el) in the cross tree's own lib64.
+        let ldso = [
+            src.join(arch.ldso),
+            src.join("..").join(arch.interp_dir).join(arch.ldso),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| src.join(arch.ldso));
+        copy(&ldso, &root.join(arch.interp_dir).join(arch.ldso));
         copy(&src.join("libc.so.6"), &root.join("lib/libc.so.6"));
         fs::write(root.join("etc/ld.so.cache"), b"").expect("write");
         Image {
