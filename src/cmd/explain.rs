@@ -88,7 +88,7 @@ pub fn explain(a: ExplainArgs) -> i32 {
     match run(&a) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ldnote explain: {e}");
+            errln!("ldnote explain: {e}");
             2
         }
     }

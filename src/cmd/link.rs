@@ -59,6 +59,13 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             return run(tool, args).unwrap_or_else(|e| fail(&e));
         }
     };
+    if plan.skip == Some(argv::SkipReason::AmbiguousOutput) {
+        errln!(
+            "ldnote: warning: {}; running the linker without noting",
+            argv::SkipReason::AmbiguousOutput
+        );
+        return run(tool, args).unwrap_or_else(|e| fail(&e));
+    }
     if let Some(why) = &plan.skip {
         say(
             &opts,
@@ -96,6 +103,8 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             ),
         }
     }
+    let output = cwd.join(&plan.output);
+    let before = stamp(&output);
     let status = match run(tool, &final_args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -103,7 +112,20 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     if status != 0 {
         return status;
     }
-    let output = cwd.join(&plan.output);
+    if before.is_some() && stamp(&output) == before {
+        // The link succeeded but did not write this file (the line names the output in a way the
+        // analysis missed, or a wrapper wrote elsewhere): a stale file is never noted.
+        let msg = format!(
+            "`{}` is unchanged since before the link (same inode and times): the linker did not write it",
+            output.display()
+        );
+        if opts.strict {
+            errln!("ldnote: error: {msg}");
+            return 1;
+        }
+        errln!("ldnote: warning: {msg}; not noted");
+        return status;
+    }
     let sysroot = sysroot(&plan, &opts);
     let result = Noter::new(opts.clone(), &sysroot).and_then(|mut n| n.note_file(&output));
     match result {
@@ -113,16 +135,32 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         ),
         Ok(_) => {}
         Err(e) if opts.strict => {
-            eprintln!("ldnote: error: {e}");
+            errln!("ldnote: error: {e}");
             return 1;
         }
-        Err(e) => eprintln!("ldnote: warning: {e}; the linker's output is kept without a note"),
+        Err(e) => errln!("ldnote: warning: {e}; the linker's output is kept without a note"),
     }
     status
 }
 
+/// What identifies one version of a file: a linker that writes the output replaces the inode
+/// (GNU ld, gold and lld unlink it first) or at least changes its modification and change times.
+fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
 fn fail(e: &Failure) -> i32 {
-    eprintln!("ldnote: error: {e}");
+    errln!("ldnote: error: {e}");
     127
 }
 
@@ -359,7 +397,7 @@ pub fn patch(opts: NoteOpts, files: &[PathBuf]) -> i32 {
     let mut failed = 0;
     for f in files {
         if let Err(e) = noter.note_file(f) {
-            eprintln!("ldnote: error: {e}");
+            errln!("ldnote: error: {e}");
             failed += 1;
         }
     }

@@ -54,7 +54,7 @@ pub struct Noter {
 
 pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
     if opts.verbose {
-        eprintln!("ldnote: {}", msg.as_ref());
+        errln!("ldnote: {}", msg.as_ref());
     }
 }
 

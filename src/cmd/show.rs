@@ -81,7 +81,7 @@ pub fn show(file: &Path, json: bool) -> i32 {
             Ok(s) => {
                 let _ = writeln!(out, "{s}");
             }
-            Err(e) => eprintln!("ldnote: error: {e}"),
+            Err(e) => errln!("ldnote: error: {e}"),
         }
     } else {
         match status {
@@ -126,7 +126,7 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
     let mut noter = match Noter::new(opts, &sysroot) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("ldnote: error: {e}");
+            errln!("ldnote: error: {e}");
             return 2;
         }
     };
@@ -150,10 +150,10 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
             },
         };
         match msg {
-            None => println!("{name}: ok"),
+            None => outln!("{name}: ok"),
             Some(m) => {
                 bad += 1;
-                println!("{name}: {m}");
+                outln!("{name}: {m}");
             }
         }
     }
