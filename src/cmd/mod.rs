@@ -22,6 +22,7 @@ pub mod explain;
 pub mod link;
 pub mod note;
 pub mod options;
+mod replace;
 pub mod show;
 
 /// An error with its context, printed at the edge.

@@ -36,10 +36,30 @@ fn entries_json(e: &Entries) -> Vec<JsonEntry> {
 /// A note as read: its segment's `p_align`, and its entries or why they cannot be decoded.
 type ReadNote = (u64, Result<Entries, String>);
 
+/// Open a file to inspect: non-blocking (a FIFO has no writer to wait for), and only a regular
+/// file (a FIFO, `/dev/zero` or a directory is refused with a message, never read to the end).
+/// Only the headers and the parts needed are then read, whatever the file's (apparent) size.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let show = path.display();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let meta = f.metadata().map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    if !meta.is_file() {
+        return Err(Failure(format!("`{show}` is not a regular file")));
+    }
+    Ok(f)
+}
+
 /// Read the note of `path` as the loader would: Ok(None) when there is none.
 fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
-    let data = std::fs::read(path).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
-    let info = elf::read(&data[..]).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
+    let file = open_regular(path)?;
+    let data = object::ReadCache::new(&file);
+    let data = &data;
+    let info = elf::read(data).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
     let Some(n) = info.live_note() else {
         return Ok(None);
     };
@@ -54,7 +74,7 @@ fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
             Err("the descriptor lies outside its PT_NOTE segment".into()),
         )));
     }
-    let decoded = note::decode_descriptor(elf::note_desc(&data[..], n)).map_err(|e| e.to_string());
+    let decoded = note::decode_descriptor(elf::note_desc(data, n)).map_err(|e| e.to_string());
     Ok(Some((align, decoded)))
 }
 
@@ -133,11 +153,20 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
     let mut bad = 0;
     for f in files {
         let name = f.display();
-        let verdict = std::fs::read(f)
-            .map_err(|e| Failure(format!("`{name}`: {e}")))
-            .and_then(|data| noter.compute(&data[..], f));
+        let file = match open_regular(f) {
+            Ok(file) => file,
+            Err(e) => {
+                bad += 1;
+                outln!("{name}: error: {e}");
+                continue;
+            }
+        };
+        let data = object::ReadCache::new(&file);
+        let verdict = noter.compute(&data, f);
+        let damage = ldnote::verify::problems(&data);
         let msg = match verdict {
             Err(e) => Some(format!("error: {e}")),
+            Ok(_) if !damage.is_empty() => Some(format!("damaged: {}", damage.join("; "))),
             Ok(c) => match (&c.current, &c.desired) {
                 (None, None) => None,
                 (Some(Ok(cur)), Some(want)) if cur == want => None,
