@@ -37,7 +37,10 @@ fn abbreviations_match_the_real_linker() {
         ("--sysr=/", Some("decoy")),
     ];
     for (arg, wrote) in cases {
-        let dir = l.mkdir(format!("case{}", arg.len() * 131 + arg.as_bytes()[2] as usize));
+        let dir = l.mkdir(format!(
+            "case{}",
+            arg.len() * 131 + arg.as_bytes()[2] as usize
+        ));
         for e in std::fs::read_dir(&dir).expect("ls").flatten() {
             std::fs::remove_file(e.path()).expect("clean");
         }
@@ -121,15 +124,21 @@ fn abbreviated_output_is_the_file_noted_and_the_decoy_is_untouched() {
             cat(&[b"-Wl,-rpath,", &l.pb("d1")]),
         ]
     };
-    run_ok(Command::new("gcc").args(line("decoy")).current_dir(l.root()));
+    run_ok(
+        Command::new("gcc")
+            .args(line("decoy"))
+            .current_dir(l.root()),
+    );
     let decoy = std::fs::read(l.p("decoy")).expect("decoy");
     let mut args = line("decoy");
     args.push("-Wl,--outpu=real".into());
-    let o = run_ok(ldnote_cmd()
-        .args(["link", "--"])
-        .arg("gcc")
-        .args(&args)
-        .current_dir(l.root()));
+    let o = run_ok(
+        ldnote_cmd()
+            .args(["link", "--"])
+            .arg("gcc")
+            .args(&args)
+            .current_dir(l.root()),
+    );
     assert_eq!(
         std::fs::read(l.p("decoy")).expect("decoy"),
         decoy,
@@ -178,7 +187,12 @@ fn a_file_the_linker_did_not_write_is_never_noted() {
             .arg(&main)
             .arg(&lib)
             .current_dir(l.root()));
-        assert_eq!(o.status.code(), Some(i32::from(strict)), "{}", stderr_of(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(i32::from(strict)),
+            "{}",
+            stderr_of(&o)
+        );
         assert!(
             stderr_of(&o).contains("did not write it"),
             "{}",

@@ -17,6 +17,7 @@ macro_rules! outln {
     }};
 }
 
+mod cache;
 pub mod demo;
 pub mod explain;
 pub mod link;

@@ -330,9 +330,7 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
         }
         return match OpenOptions::new().read(true).write(true).open(path) {
             Ok(rw) => match rw.metadata() {
-                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => {
-                    Ok((rw, Some(ro), None))
-                }
+                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => Ok((rw, Some(ro), None)),
                 _ => continue,
             },
             Err(e) => Ok((ro, None, Some(e))),

@@ -70,14 +70,14 @@ pub(super) fn rewrite_in_place(file: &File, old: &[u8], new: &[u8]) -> io::Resul
 /// when the owner or the group could not be kept (a non-root user replacing a root-owned
 /// set-user-ID file would otherwise own a set-user-ID file); the message says so. Returns the
 /// warnings; an error when an extended attribute cannot be kept (the original then stays).
-pub(super) fn keep_metadata(meta: &Metadata, from: &File, to: &File) -> Result<Vec<String>, String> {
+pub(super) fn keep_metadata(
+    meta: &Metadata,
+    from: &File,
+    to: &File,
+) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
     let (uid, gid) = (meta.uid(), meta.gid());
-    let owner = rustix::fs::fchown(
-        to,
-        Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
-    );
+    let owner = rustix::fs::fchown(to, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
     if owner.is_err() {
         // An ordinary user may still keep a group they belong to.
         let _ = rustix::fs::fchown(to, None, Some(Gid::from_raw(gid)));
@@ -109,7 +109,10 @@ fn copy_xattrs(from: &File, to: &File) -> Result<(), String> {
     let mut names = vec![0u8; size];
     let n = rustix::fs::flistxattr(from, &mut names[..])
         .map_err(|e| format!("cannot list extended attributes: {e}"))?;
-    for name in names[..n.min(size)].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+    for name in names[..n.min(size)]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
         if name == b"security.capability" {
             continue;
         }

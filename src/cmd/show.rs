@@ -47,7 +47,9 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, Failure> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Failure(format!("`{show}`: {e}")))?;
-    let meta = f.metadata().map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
     if !meta.is_file() {
         return Err(Failure(format!("`{show}` is not a regular file")));
     }
@@ -123,14 +125,14 @@ pub fn show(file: &Path, json: bool) -> i32 {
                     align.unwrap_or(4)
                 );
                 for (soname, list) in &entries {
-                    let _ = writeln!(out, "  {}", lossy(soname));
+                    let _ = writeln!(out, "  {}", printable(soname));
                     for e in list {
                         let kind = if matches!(e, Entry::Exact(_)) {
                             "open exactly"
                         } else {
                             "search dir  "
                         };
-                        let _ = writeln!(out, "    {kind}  {}", lossy(&e.encode()));
+                        let _ = writeln!(out, "    {kind}  {}", printable(&e.encode()));
                     }
                 }
             }
@@ -196,10 +198,10 @@ fn diff(cur: &[u8], want: &[u8]) -> String {
     let mut out = Vec::new();
     for (s, v) in &w {
         match c.get(s) {
-            None => out.push(format!("{} not recorded", lossy(s))),
+            None => out.push(format!("{} not recorded", printable(s))),
             Some(x) if x != v => out.push(format!(
                 "{} differs (has {}, wants {})",
-                lossy(s),
+                printable(s),
                 join(x),
                 join(v)
             )),
@@ -207,14 +209,54 @@ fn diff(cur: &[u8], want: &[u8]) -> String {
         }
     }
     for s in c.keys().filter(|s| !w.contains_key(*s)) {
-        out.push(format!("{} recorded but should not be", lossy(s)));
+        out.push(format!("{} recorded but should not be", printable(s)));
     }
     out.join("; ")
 }
 
+/// Bytes from a file, made safe for a terminal as readelf prints names: a control character
+/// becomes `^X` (`^[` for ESC, `^?` for DEL), a byte that is not UTF-8 becomes `\xNN`, so a
+/// soname cannot move the cursor or change colours.
+pub fn printable(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\u{7f}' => out.push_str("^?"),
+                c if (c as u32) < 0x20 => {
+                    out.push('^');
+                    out.push(char::from(c as u8 + 0x40));
+                }
+                // C1 controls (U+0080..U+009F) act as escapes on some terminals.
+                c if ('\u{80}'..='\u{9f}').contains(&c) => {
+                    out.push_str(&format!("\\u{{{:x}}}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
 fn join(v: &[Entry]) -> String {
     v.iter()
-        .map(|e| lossy(&e.encode()))
+        .map(|e| printable(&e.encode()))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(printable(b"libc.so.6"), "libc.so.6");
+        assert_eq!(printable(b"lib\x1b[31mred.so"), "lib^[[31mred.so");
+        assert_eq!(printable(b"a\x7fb\x00\xff"), "a^?b^@\\xff");
+        assert_eq!(printable("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
 }
