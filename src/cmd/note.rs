@@ -452,6 +452,9 @@ fn append_file(
         .map_err(|e| refuse(format!("`{show}`: cannot write the noted copy: {e}")))?;
     let warnings = super::replace::keep_metadata(&meta, file, tmp.as_file())
         .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
+    // Closed before the rename: a descriptor open for writing on the new file would make a
+    // concurrent run take it for a linker still writing it.
+    let tmp = tmp.into_temp_path();
     // The name must still be the file that was read (a small window remains between this check
     // and the rename; closing it needs renameat2(RENAME_EXCHANGE)).
     match std::fs::metadata(&real) {
