@@ -329,8 +329,19 @@ fn kill9_during_hard_linked_rewrite_never_shortens_it() {
 fn parallel_patch_runs_on_one_file_all_succeed() {
     require!("gcc");
     let l = Layout::new();
-    let prog = plain_program(&l, "prog", 512);
-    let children: Vec<_> = (0..24)
+    for prog in [
+        plain_program(&l, "prog", 512),
+        Link::program(&l).build("nothing"),
+    ] {
+        parallel_patch(&prog);
+    }
+}
+
+/// 50 `patch` runs on `prog` at once: all succeed, the file ends noted (or, with nothing to
+/// record, unchanged).
+fn parallel_patch(prog: &Path) {
+    let prog = prog.to_owned();
+    let children: Vec<_> = (0..50)
         .map(|_| {
             ldnote_cmd()
                 .arg("patch")

@@ -193,7 +193,9 @@ impl Noter {
             self.shrink_file(path)?;
         }
         let show = path.display().to_string();
-        let (file, _lock, write_err) = open_for_noting(path, &show)?;
+        // Declared first, dropped last: the lock outlives the descriptor open for writing, so
+        // the next run never sees this one's writer in its lease check.
+        let (_lock, file, write_err) = open_for_noting(path, &show)?;
         let cannot_write = |e: &std::io::Error| {
             Failure(format!(
                 "`{show}`: cannot open for writing: {e}; the file is left unchanged"
@@ -298,10 +300,10 @@ impl Noter {
 /// output never blocks, and is refused), then, under an exclusive `flock` that serialises ldnote
 /// runs on the same file (a second `patch` then sees the first one's result), refused if
 /// another process has it open for writing (its bytes are not final: a linker still writing),
-/// and only then opened for writing. Returns the descriptor to read and write through, the
-/// descriptor holding the lock (kept open until the file is done), and why the file could not
-/// be opened for writing (the first is then the read-only one).
-type Opened = (File, Option<File>, Option<std::io::Error>);
+/// and only then opened for writing. Returns the descriptor holding the lock (to be closed
+/// last), the descriptor to read and write through, and why the file could not be opened for
+/// writing (the second is then the read-only one, holding the lock itself).
+type Opened = (Option<File>, File, Option<std::io::Error>);
 fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let fail = |e: std::io::Error| Failure(format!("`{show}`: cannot open: {e}"));
@@ -330,10 +332,10 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
         }
         return match OpenOptions::new().read(true).write(true).open(path) {
             Ok(rw) => match rw.metadata() {
-                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => Ok((rw, Some(ro), None)),
+                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => Ok((Some(ro), rw, None)),
                 _ => continue,
             },
-            Err(e) => Ok((ro, None, Some(e))),
+            Err(e) => Ok((None, ro, Some(e))),
         };
     }
     Err(Failure(format!(
