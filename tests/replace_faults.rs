@@ -483,3 +483,35 @@ fn setuid_bits_are_dropped_when_the_owner_cannot_be_kept() {
     assert!(stderr_of(&o).contains("set-user-ID"), "{}", stderr_of(&o));
     run_ok(ldnote_cmd().arg("check").arg(&f));
 }
+
+/// The fallback holds the file and its rewritten image: under an address-space limit that fits
+/// one but not both, it reports the lack of memory (never an abort, exit 134), leaves the file
+/// unchanged and leaves no temporary file.
+#[test]
+fn allocation_failure_is_an_error_not_an_abort() {
+    require!("gcc");
+    require!("prlimit");
+    let l = Layout::new();
+    let prog = plain_program(&l, "prog", 96 * 1024);
+    let before = std::fs::metadata(&prog).expect("meta").len();
+    let limit = before + before / 2 + (24 << 20);
+    let o = run(Command::new("prlimit")
+        .arg(format!("--as={limit}"))
+        .arg(ldnote())
+        .arg("patch")
+        .arg(&prog));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("not enough memory"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert_eq!(std::fs::metadata(&prog).expect("meta").len(), before);
+    assert_eq!(
+        leftovers(&prog),
+        Vec::<PathBuf>::new(),
+        "temporary file left"
+    );
+    run_ok(ldnote_cmd().arg("patch").arg(&prog));
+    run_ok(ldnote_cmd().arg("check").arg(&prog));
+}
