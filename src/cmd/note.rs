@@ -375,9 +375,11 @@ fn commit_in_one_write(writes: Vec<embed::Write>) -> Vec<embed::Write> {
 /// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
 /// same directory and a rename (never a torn output). The bytes come from `file`, the descriptor
 /// the output was read through, and the rename happens only if the name still refers to that
-/// file. A symlink is followed (the file it names is noted, the link stays); mode and owner are
-/// kept. With `keep_links` (patch mode) a file with several hard links is rewritten in place
-/// instead, so that every name sees the noted file, as with patchelf (not atomic).
+/// file. A symlink is followed (the file it names is noted, the link stays); owner, group,
+/// extended attributes and mode are kept (`replace::keep_metadata`). With `keep_links` (patch
+/// mode) a file with several hard links is rewritten in place instead, so that every name sees
+/// the noted file, as with patchelf (`replace::rewrite_in_place`: never shortened, not atomic).
+/// Everything is checked before the first byte is written: a refusal leaves the file as it was.
 fn append_file(
     path: &Path,
     file: &File,
