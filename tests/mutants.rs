@@ -56,7 +56,26 @@ fn refused_files_are_never_modified() {
     let mut bases = vec![
         base("deferred", &["--defer"], &[]),
         base("plain", &["--no-reserve", "--defer"], &[]),
+        small_reservation(&l),
     ];
+    // The linker's own output with a reservation too small for its note: `patch` must take the
+    // fallback; with the section name table's type broken the fallback refuses. That refusal
+    // once came after the reservation's section had been renamed.
+    {
+        let mut m = bases[2].clone();
+        let at = shstrtab_type_offset(&m).expect("section headers");
+        m[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+        let f = l.p("broken-names");
+        std::fs::write(&f, &m).expect("write");
+        let o = run(Command::new(ldnote()).arg("patch").arg(&f));
+        assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+        assert!(
+            stderr_of(&o).contains("section name table"),
+            "{}",
+            stderr_of(&o)
+        );
+        assert_eq!(std::fs::read(&f).expect("read"), m, "refused and modified");
+    }
     if which::which("mold").is_ok() {
         bases.push(base("mold", &["--defer"], &["-fuse-ld=mold"]));
     }
@@ -104,4 +123,64 @@ fn refused_files_are_never_modified() {
         "refused but modified:\n{}",
         modified.join("\n")
     );
+}
+
+/// File offset of the section name table header's `sh_type` (64-bit little-endian).
+fn shstrtab_type_offset(data: &[u8]) -> Option<usize> {
+    let word = |o: usize, n: usize| -> Option<u64> {
+        let b = data.get(o..o + n)?;
+        Some(b.iter().rev().fold(0, |a, x| a << 8 | u64::from(*x)))
+    };
+    let shoff = word(0x28, 8)? as usize;
+    let ndx = word(0x3e, 2)? as usize;
+    Some(shoff + ndx * 64 + 4)
+}
+
+/// The linker's bytes (no note step) of a program needing eight libraries named without `.so`
+/// from a long directory: the reservation is sized from `-l` and `.so` inputs, so it is too
+/// small for this note.
+fn small_reservation(l: &Layout) -> Vec<u8> {
+    let dir = l.mkdir("x".repeat(120));
+    let libs: Vec<std::path::PathBuf> = (1..=8)
+        .map(|i| {
+            let p = dir.join(format!("lib{i}"));
+            run_ok(
+                Command::new("gcc")
+                    .args(["-shared", "-o"])
+                    .arg(&p)
+                    .arg(l.pic_object())
+                    .arg(format!("-Wl,-soname,lib{i}")),
+            );
+            p
+        })
+        .collect();
+    let main = l.object("m", MAIN_C, &[]);
+    let mut args: Vec<std::ffi::OsString> = vec!["-o".into(), "probe".into(), main.into()];
+    args.push("-Wl,--no-as-needed".into());
+    args.extend(libs.iter().map(|p| p.clone().into_os_string()));
+    args.push("-Wl,--enable-new-dtags".into());
+    args.push(cat(&[b"-Wl,-rpath,", bytes(&dir)]));
+    let o = run_ok(
+        ldnote_cmd()
+            .args(["link", "-v", "--", "gcc"])
+            .args(&args)
+            .current_dir(l.root()),
+    );
+    let err = stderr_of(&o);
+    let reserve = err
+        .split(['(', ')'])
+        .find(|w| w.ends_with(".o") && w.contains("reserve-"))
+        .unwrap_or_else(|| panic!("no reservation in: {err}"));
+    assert!(
+        err.contains("the note needs"),
+        "the reservation was big enough: {err}"
+    );
+    args[1] = "raw".into();
+    run_ok(
+        Command::new("gcc")
+            .arg(reserve)
+            .args(&args)
+            .current_dir(l.root()),
+    );
+    std::fs::read(l.p("raw")).expect("read")
 }
