@@ -117,7 +117,7 @@ fn copy_xattrs(from: &File, to: &File) -> Result<(), String> {
             continue;
         }
         let shown = String::from_utf8_lossy(name);
-        let name = std::ffi::OsStr::new(std::str::from_utf8(name).unwrap_or_default());
+        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
         let len = rustix::fs::fgetxattr_query(from, name)
             .map_err(|e| format!("cannot read extended attribute `{shown}`: {e}"))?;
         let mut value = vec![0u8; len];
