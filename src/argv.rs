@@ -12,6 +12,7 @@
 
 mod driver;
 mod ld;
+mod ld_table;
 mod tool;
 
 pub use tool::{classify_tool, ToolKind, ToolName};
@@ -42,6 +43,9 @@ pub enum SkipReason {
     NotAFile,
     /// No input files or libraries at all: the tool will only report an error.
     NoInputs,
+    /// An abbreviated long option that may or may not name the output (`--o=x`: GNU ld refuses
+    /// it as ambiguous, another linker may take it): the output is not known for certain.
+    AmbiguousOutput,
 }
 
 impl fmt::Display for SkipReason {
@@ -54,6 +58,9 @@ impl fmt::Display for SkipReason {
             SkipReason::NonElfOutput => "output format is not ELF",
             SkipReason::NotAFile => "output is not a regular file",
             SkipReason::NoInputs => "no input files",
+            SkipReason::AmbiguousOutput => {
+                "an abbreviated option may name the output: the output is not known for certain"
+            }
         })
     }
 }
@@ -139,6 +146,8 @@ struct Facts {
     inputs: Vec<OsString>,
     libs: Vec<OsString>,
     lib_dirs: Vec<OsString>,
+    /// An ambiguous abbreviation that could be `--output`.
+    output_ambiguous: bool,
 }
 
 /// Analyse one invocation. `args` excludes `argv[0]`; `cwd` resolves relative `@file`s, `-R`
@@ -202,6 +211,9 @@ fn skip_reason(f: &Facts, non_elf_flavor: bool, output: &OsStr, cwd: &Path) -> O
     }
     if f.compile_only {
         return Some(SkipReason::CompileOnly);
+    }
+    if f.output_ambiguous {
+        return Some(SkipReason::AmbiguousOutput);
     }
     let non_elf = non_elf_flavor
         || f.oformat

@@ -17,3 +17,4 @@ pub mod resolve;
 pub mod rsp;
 pub mod shrink;
 pub mod target;
+pub mod verify;

@@ -4,18 +4,26 @@
 //! `ld`:
 //! - long options take one or two dashes (`-rpath X`, `--rpath=X`, `-soname=X`); a long option with
 //!   a required value takes it joined with `=` or as the next argument;
-//! - a single-dash argument starting with `o` or `l` is always the short option (`-omagic` writes
-//!   the file `magic`, `-oformat binary` writes `format` and reads input `binary`, `-lib` links
-//!   `libib`); other short options with values take them joined or separate (`-melf_i386`,
-//!   `-m elf_i386`, `-znow`, `-Tscript.ld`), unless the whole word is a long option (`-Map`,
-//!   `-Ttext`);
+//! - `-lX` is always the short option (ld rewrites it to `--library=X`: `-lib` links `libib`);
+//!   `-o...` is the short option unless it is a one-dash long option or an abbreviation of one
+//!   (`-omagic` writes the file `magic`, `-oformat binary` writes `format` and reads input `binary`,
+//!   since `--omagic`/`--oformat` need two dashes; `-ou=x` is `--out-implib`); other short options
+//!   with values take them joined or separate (`-melf_i386`, `-m elf_i386`, `-znow`,
+//!   `-Tscript.ld`), unless the word is a long option or its abbreviation (`-Map`, `-Ttext`, `-M=x`);
 //! - `-R X` is `--just-symbols` when X is an existing non-directory and `-rpath` otherwise;
 //! - `-v`/`-V`/`--verbose`/`--print-output-format` print and then link if there are inputs, while
 //!   `--version`/`--help` exit at once.
 //!
-//! Abbreviated long options (`--out=x`, accepted by GNU ld only) are not recognised; an unknown
-//! option is taken to be a flag without value.
+//! - long options may be abbreviated to any unambiguous prefix, as `getopt_long` allows: GNU ld
+//!   first tries every option except the `EXACTLY_TWO_DASHES` ones with `getopt_long_only` (so
+//!   `--ou=x` and `-ou=x` are `--out-implib`), and when that fails (no match or an ambiguous
+//!   one) tries those with `getopt_long`: `--outpu=x` is `--output` (`argv/ld_table.rs`). An
+//!   abbreviation whose meaning could be the output but is ambiguous makes the output unknown.
+//!
+//! Names only gold, lld or mold know are matched exactly first; an unknown option is taken to be
+//! a flag without value.
 
+use super::ld_table::{Arg, GNU_LD_LONG};
 use super::{ArgvError, Facts};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -170,6 +178,60 @@ fn long_opt(name: &[u8]) -> Option<Opt> {
         })
 }
 
+/// GNU ld's options that `-NAME` (one dash) never means: `-omagic` is `-o magic`.
+fn gnu_two_dashes_only(name: &[u8]) -> bool {
+    GNU_LD_LONG
+        .iter()
+        .any(|&(n, _, two)| two && n.as_bytes() == name)
+}
+
+/// What GNU ld makes of a long option name that is not spelled out in full.
+#[derive(Debug, PartialEq, Eq)]
+enum Abbrev {
+    /// No option has this name or prefix.
+    Unknown,
+    /// `getopt_long` finds it (exactly, or as the only option with this prefix).
+    Option(&'static str, Arg),
+    /// More than one option has this prefix: GNU ld stops with an error. `output`: one of the
+    /// candidates is `--output`.
+    Ambiguous { output: bool },
+}
+
+/// GNU ld's two passes over its long options (`ld/lexsup.c` `parse_args`): `getopt_long_only`
+/// over all but the two-dash-only ones, then, when that fails, `getopt_long` over those (only for
+/// `--` arguments: `getopt_long` reads `-x` as short options). In each pass an exact name wins;
+/// otherwise a prefix must be unique (`getopt_long_only` treats any two matches as ambiguous; in
+/// the second pass the options differ, so two matches are ambiguous too).
+fn gnu_abbreviation(name: &[u8], two: bool) -> Abbrev {
+    if name.is_empty() {
+        return Abbrev::Unknown;
+    }
+    let pass = |second: bool| {
+        let mut hits = GNU_LD_LONG
+            .iter()
+            .filter(|&&(n, _, t)| t == second && n.as_bytes().starts_with(name));
+        let all: Vec<_> = hits.clone().collect();
+        if let Some(&(n, a, _)) = all.iter().find(|(n, _, _)| n.as_bytes() == name) {
+            return Abbrev::Option(n, *a);
+        }
+        match (hits.next(), hits.next()) {
+            (None, _) => Abbrev::Unknown,
+            (Some(&(n, a, _)), None) => Abbrev::Option(n, a),
+            _ => Abbrev::Ambiguous {
+                output: all.iter().any(|(n, _, _)| *n == "output"),
+            },
+        }
+    };
+    let first = pass(false);
+    if matches!(first, Abbrev::Option(..)) || !two {
+        return first;
+    }
+    match (pass(true), first) {
+        (Abbrev::Unknown, first) => first,
+        (second, _) => second,
+    }
+}
+
 /// Stateful reader of a GNU ld argument stream. Values may come in a later call (as with
 /// `-Wl,-rpath -Wl,/dir` or `-Xlinker -rpath -Xlinker /dir`).
 #[derive(Debug, Default)]
@@ -192,12 +254,14 @@ impl LdParser {
             return;
         };
         if let Some(long) = body.strip_prefix(b"-") {
-            self.long(long, arg, facts, cwd);
+            self.long(long, true, arg, facts, cwd);
             return;
         }
         let first = body[0];
-        // GNU ld never reads `-o...`/`-l...` as long options (see module docs).
-        if first != b'o' && first != b'l' && self.long(body, arg, facts, cwd) {
+        // GNU ld rewrites `-lNAME` to `--library=NAME` before parsing; `getopt_long_only` reads a
+        // lone short letter as the short option without trying the long ones.
+        let short_only = first == b'l' || body.len() == 1;
+        if !short_only && self.long(body, false, arg, facts, cwd) {
             return;
         }
         if let Some(val) = short_value(first) {
@@ -223,28 +287,41 @@ impl LdParser {
     }
 
     /// Try `name` or `name=value` as a long option; false when it is not a known one.
-    fn long(&mut self, body: &[u8], arg: &OsStr, facts: &mut Facts, cwd: &Path) -> bool {
-        if let Some(opt) = long_opt(body) {
-            match opt {
-                Opt::Value(val) => self.pending = Some((val, arg.to_owned())),
-                Opt::Flag(flag) => apply_flag(flag, facts),
-                Opt::Optional => {}
-            }
-            return true;
-        }
-        let Some(eq) = body.iter().position(|&b| b == b'=') else {
-            return false;
+    /// `two`: written with two dashes (GNU ld's `EXACTLY_TWO_DASHES` options need them).
+    fn long(&mut self, body: &[u8], two: bool, arg: &OsStr, facts: &mut Facts, cwd: &Path) -> bool {
+        let (name, value) = match body.iter().position(|&b| b == b'=') {
+            Some(eq) => (&body[..eq], Some(OsStr::from_bytes(&body[eq + 1..]))),
+            None => (body, None),
         };
-        match long_opt(&body[..eq]) {
-            Some(Opt::Value(val)) => {
-                apply_value(val, OsStr::from_bytes(&body[eq + 1..]), facts, cwd);
-                true
-            }
-            Some(Opt::Optional) => true,
+        let exact = long_opt(name).filter(|_| two || !gnu_two_dashes_only(name));
+        let opt = match exact {
+            Some(opt) => opt,
+            None => match gnu_abbreviation(name, two) {
+                Abbrev::Unknown => return false,
+                Abbrev::Ambiguous { output } => {
+                    // GNU ld refuses the argument; another linker may not. Either way the
+                    // output cannot be told for certain.
+                    facts.output_ambiguous |= output;
+                    return true;
+                }
+                Abbrev::Option(full, arg) => {
+                    let base = full.split('=').next().unwrap_or(full);
+                    long_opt(base.as_bytes()).unwrap_or(match arg {
+                        Arg::R => Opt::Value(Val::Ignore),
+                        Arg::O => Opt::Optional,
+                        Arg::N => Opt::Flag(Flag::Inert),
+                    })
+                }
+            },
+        };
+        match (opt, value) {
+            (Opt::Value(val), Some(v)) => apply_value(val, v, facts, cwd),
+            (Opt::Value(val), None) => self.pending = Some((val, arg.to_owned())),
+            (Opt::Flag(flag), None) => apply_flag(flag, facts),
             // `--flag=x` is an error for the linker; nothing to learn from it.
-            Some(Opt::Flag(_)) => true,
-            None => false,
+            (Opt::Flag(_), Some(_)) | (Opt::Optional, _) => {}
         }
+        true
     }
 
     /// End of the argument stream: a dangling option is an error the linker will report too.

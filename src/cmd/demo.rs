@@ -49,7 +49,7 @@ fn go(dir: &Path) -> Result<(), String> {
     std::fs::write(&main_c, MAIN).map_err(|e| e.to_string())?;
     let prog = dir.join("bin/demo");
     std::fs::create_dir_all(dir.join("bin")).map_err(|e| e.to_string())?;
-    println!(
+    outln!(
         "$ ldnote link -- {cc} main.c -o bin/demo -Wl,--enable-new-dtags,-rpath,<3 store dirs> ..."
     );
     sh(Command::new(&me)
@@ -59,11 +59,11 @@ fn go(dir: &Path) -> Result<(), String> {
         .arg(&prog)
         .arg(format!("-Wl,--enable-new-dtags,-rpath,{}", rpath.join(":")))
         .args(&link_flags))?;
-    println!("$ bin/demo");
+    outln!("$ bin/demo");
     sh(&mut Command::new(&prog))?;
-    println!("$ ldnote show bin/demo");
+    outln!("$ ldnote show bin/demo");
     sh(Command::new(&me).arg("show").arg(&prog))?;
-    println!("$ ldnote check bin/demo");
+    outln!("$ ldnote check bin/demo");
     sh(Command::new(&me).arg("check").arg(&prog))
 }
 
@@ -72,14 +72,14 @@ pub fn demo() -> i32 {
     let dir = match tempfile::Builder::new().prefix("ldnote-demo").tempdir() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("ldnote: error: cannot create a temporary directory: {e}");
+            errln!("ldnote: error: cannot create a temporary directory: {e}");
             return 1;
         }
     };
     match go(dir.path()) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("ldnote: error: demo: {e}");
+            errln!("ldnote: error: demo: {e}");
             1
         }
     }

@@ -91,7 +91,7 @@ pub fn explain(a: ExplainArgs) -> i32 {
     match run(&a) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ldnote explain: {e}");
+            errln!("ldnote explain: {e}");
             2
         }
     }
@@ -218,8 +218,10 @@ fn get_facts(
 }
 
 fn run(a: &ExplainArgs) -> Result<i32, Failure> {
-    let data =
-        std::fs::read(&a.file).map_err(|e| Failure(format!("`{}`: {e}", a.file.display())))?;
+    // A FIFO or device is refused before anything is read (it would block or never end).
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut super::show::open_regular(&a.file)?, &mut data)
+        .map_err(|e| Failure(format!("`{}`: {e}", a.file.display())))?;
     let info = elf::read(&data[..]).map_err(|e| Failure(format!("`{}`: {e}", a.file.display())))?;
     let mut env = Vec::new();
     for kv in &a.env {

@@ -1,6 +1,5 @@
 //! `ldnote link -- LINKER ARGS` and the multicall entry: run the real tool, then note.
 use std::ffi::{OsStr, OsString};
-use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -26,20 +25,35 @@ fn code(status: std::process::ExitStatus) -> i32 {
 fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
     let status = Command::new(tool)
         .args(args)
-        .env(env::ACTIVE, "1")
+        .env(env::ACTIVE, (depth() + 1).to_string())
         .status()
         .map_err(|e| Failure(format!("cannot run `{}`: {e}", Path::new(tool).display())))?;
     Ok(code(status))
 }
 
+/// How many ldnote processes run this one (`LDNOTE_ACTIVE` holds the count; any other
+/// non-empty value counts as one).
+fn depth() -> u32 {
+    match std::env::var_os(env::ACTIVE) {
+        Some(v) if !v.is_empty() && v != "0" => {
+            v.to_str().and_then(|s| s.parse().ok()).unwrap_or(1)
+        }
+        _ => 0,
+    }
+}
+
+/// A driver runs our `ld` (two levels); more nested ldnote runs than this can only be ldnote
+/// running itself under names that do not resolve to it (a copy of another version on PATH).
+const MAX_DEPTH: u32 = 8;
+
 fn on(k: &str) -> bool {
-    std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0")
+    super::options::env_on(k)
 }
 
 /// `ldnote link`: returns the exit code.
 pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKind>) -> i32 {
     let opts = opts.with_env();
-    if on(env::DISABLE) || on(env::ACTIVE) {
+    if on(env::DISABLE) || depth() > 0 {
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
@@ -59,6 +73,13 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             return run(tool, args).unwrap_or_else(|e| fail(&e));
         }
     };
+    if plan.skip == Some(argv::SkipReason::AmbiguousOutput) {
+        errln!(
+            "ldnote: warning: {}; running the linker without noting",
+            argv::SkipReason::AmbiguousOutput
+        );
+        return run(tool, args).unwrap_or_else(|e| fail(&e));
+    }
     if let Some(why) = &plan.skip {
         say(
             &opts,
@@ -68,8 +89,6 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     }
     let targets = target::builtin().unwrap_or_default();
     let triple = name.as_ref().and_then(|n| n.triple.clone());
-    // The reservation lives in a temp dir removed when this function returns.
-    let mut _keep = None;
     let mut final_args: Vec<OsString> = args.to_vec();
     // mold (1.10) merges every note into one 8-aligned PT_NOTE where a 4-aligned note cannot be
     // found by the loader's walk: a reservation would only be wasted bytes, so append instead.
@@ -83,12 +102,11 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     }
     if !opts.no_reserve && !mold {
         match reservation(&plan, kind, triple.as_deref(), &targets, &opts) {
-            Some((path, dir)) => {
+            Some(path) => {
                 final_args.insert(
                     plan.flavor_prefix.min(final_args.len()),
                     path.into_os_string(),
                 );
-                _keep = Some(dir);
             }
             None => say(
                 &opts,
@@ -100,6 +118,8 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         Ok(extra) => final_args.extend(extra),
         Err(code) => return code,
     }
+    let output = cwd.join(&plan.output);
+    let before = stamp(&output);
     let status = match run(tool, &final_args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -107,7 +127,20 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     if status != 0 {
         return status;
     }
-    let output = cwd.join(&plan.output);
+    if before.is_some() && stamp(&output) == before {
+        // The link succeeded but did not write this file (the line names the output in a way the
+        // analysis missed, or a wrapper wrote elsewhere): a stale file is never noted.
+        let msg = format!(
+            "`{}` is unchanged since before the link (same inode and times): the linker did not write it",
+            output.display()
+        );
+        if opts.strict {
+            errln!("ldnote: error: {msg}");
+            return 1;
+        }
+        errln!("ldnote: warning: {msg}; not noted");
+        return status;
+    }
     let sysroot = sysroot(&plan, &opts);
     let result = Noter::new(opts.clone(), &sysroot).and_then(|mut n| n.note_file(&output));
     match result {
@@ -117,10 +150,10 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         ),
         Ok(_) => {}
         Err(e) if opts.strict => {
-            eprintln!("ldnote: error: {e}");
+            errln!("ldnote: error: {e}");
             return 1;
         }
-        Err(e) => eprintln!("ldnote: warning: {e}; the linker's output is kept without a note"),
+        Err(e) => errln!("ldnote: warning: {e}; the linker's output is kept without a note"),
     }
     status
 }
@@ -155,7 +188,7 @@ fn audit_args(
     if let Some(why) =
         super::audit::unsafe_reason(path.as_bytes(), Path::new(&root), &opts.immutable)
     {
-        eprintln!(
+        errln!(
             "ldnote: error: --audit {}: refused: {why}",
             Path::new(&path).display()
         );
@@ -168,14 +201,30 @@ fn audit_args(
         }
         Err(e) if opts.strict => Err(fail(&e)),
         Err(e) => {
-            eprintln!("ldnote: warning: {e}");
+            errln!("ldnote: warning: {e}");
             Ok(Vec::new())
         }
     }
 }
 
+/// What identifies one version of a file: a linker that writes the output replaces the inode
+/// (GNU ld, gold and lld unlink it first) or at least changes its modification and change times.
+fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
 fn fail(e: &Failure) -> i32 {
-    eprintln!("ldnote: error: {e}");
+    errln!("ldnote: error: {e}");
     127
 }
 
@@ -291,7 +340,7 @@ fn reservation(
     triple: Option<&OsStr>,
     targets: &[Target],
     opts: &NoteOpts,
-) -> Option<(PathBuf, tempfile::TempDir)> {
+) -> Option<PathBuf> {
     let id = reservation_ident(plan, kind, triple, targets)?;
     let comps: Vec<&[u8]> = plan
         .rpaths
@@ -311,15 +360,21 @@ fn reservation(
             return None;
         }
     };
-    let dir = tempfile::Builder::new().prefix("ldnote").tempdir().ok()?;
-    let path = dir.path().join("ldnote-reserve.o");
-    let mut f = std::fs::File::create(&path).ok()?;
-    f.write_all(&bytes).ok()?;
+    let path = match super::cache::object_path(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            say(
+                opts,
+                format!("no reservation: no cache directory for it ({e})"),
+            );
+            return None;
+        }
+    };
     say(
         opts,
         format!("reserved {size} bytes for the note ({})", path.display()),
     );
-    Some((path, dir))
+    Some(path)
 }
 
 /// The environment variable naming the real tool for an invoked name: `LDNOTE_REAL_LD_LLD`.
@@ -343,10 +398,12 @@ pub fn real_var(name: &OsStr) -> String {
 /// directory of ldnote symlinks early in PATH cannot make ldnote call itself).
 pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
     let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    // A link, or a copy with the same bytes (two ldnote directories on PATH, each with an `ld`
+    // that is a copy: by path alone each would run the other, without end).
     let is_me = |p: &Path| {
-        std::fs::canonicalize(p)
-            .ok()
-            .is_some_and(|c| Some(&c) == me.as_ref())
+        std::fs::canonicalize(p).ok().is_some_and(|c| {
+            Some(&c) == me.as_ref() || me.as_deref().is_some_and(|m| same_content(m, &c))
+        })
     };
     let explicit = std::env::var_os(real_var(name))
         .or_else(|| {
@@ -389,8 +446,30 @@ pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
         })
 }
 
+/// Two files with the same bytes (sizes first: comparing is rare and cheap).
+fn same_content(a: &Path, b: &Path) -> bool {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    match (size(a), size(b)) {
+        (Some(x), Some(y)) if x == y => matches!(
+            (std::fs::read(a), std::fs::read(b)),
+            (Ok(x), Ok(y)) if x == y
+        ),
+        _ => false,
+    }
+}
+
 /// Invoked through a symlink named like a tool.
 pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
+    if depth() >= MAX_DEPTH {
+        errln!(
+            "ldnote: error: `{}` ran ldnote again {} times in a row: another copy of ldnote is on \
+             PATH under this name; set {} to the real tool",
+            name.to_string_lossy(),
+            depth(),
+            real_var(name)
+        );
+        return 127;
+    }
     match find_real(name, kind) {
         Ok(real) => link(NoteOpts::default(), real.as_os_str(), args, Some(kind)),
         Err(e) => fail(&e),
@@ -409,7 +488,7 @@ pub fn patch(opts: NoteOpts, files: &[PathBuf]) -> i32 {
     let mut failed = 0;
     for f in files {
         if let Err(e) = noter.note_file(f) {
-            eprintln!("ldnote: error: {e}");
+            errln!("ldnote: error: {e}");
             failed += 1;
         }
     }

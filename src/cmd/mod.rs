@@ -1,10 +1,30 @@
 //! The command-line driver: the only code that prints, spawns and exits.
+
+/// `eprintln!` that cannot panic: a closed or full stderr (`ldnote link ... 2>&1 | head -0`) must
+/// never change the linker's exit status or stop it from running, so write errors are ignored.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `println!` that cannot panic (a closed stdout, as in `ldnote check f | head -1`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod audit;
+mod cache;
 pub mod demo;
 pub mod explain;
 pub mod link;
 pub mod note;
 pub mod options;
+mod replace;
 pub mod show;
 
 /// An error with its context, printed at the edge.

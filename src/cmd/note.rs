@@ -54,7 +54,7 @@ pub struct Noter {
 
 pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
     if opts.verbose {
-        eprintln!("ldnote: {}", msg.as_ref());
+        errln!("ldnote: {}", msg.as_ref());
     }
 }
 
@@ -193,20 +193,9 @@ impl Noter {
             self.shrink_file(path)?;
         }
         let show = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
-        if !meta.is_file() {
-            return Err(Failure(format!("`{show}` is not a regular file")));
-        }
-        // One descriptor for reading and writing: whatever happens to the name meanwhile (another
-        // process renaming a file over it), the bytes read are the bytes edited, and a file that
-        // replaced the output is never written into.
-        let (file, write_err) = match OpenOptions::new().read(true).write(true).open(path) {
-            Ok(f) => (f, None),
-            Err(e) => (
-                File::open(path).map_err(|e| Failure(format!("`{show}`: cannot open: {e}")))?,
-                Some(e),
-            ),
-        };
+        // Declared first, dropped last: the lock outlives the descriptor open for writing, so
+        // the next run never sees this one's writer in its lease check.
+        let (_lock, file, write_err) = open_for_noting(path, &show)?;
         let cannot_write = |e: &std::io::Error| {
             Failure(format!(
                 "`{show}`: cannot open for writing: {e}; the file is left unchanged"
@@ -284,22 +273,82 @@ impl Noter {
                     format!("{show}: appending a note segment: {why}"),
                 );
                 let keep_links = self.keep_links;
-                if let Err(e) = append_file(path, &file, &c.info, note, keep_links) {
-                    // Leave no half-used reservation that patchelf would mistake for a note
-                    // (only when the file itself was not replaced: written through our fd).
-                    if let Edit::InPlace(writes) =
-                        embed::plan_in_place(&c.info, None, None, &|_| None)
-                    {
-                        for w in &writes {
-                            let _ = file.write_all_at(&w.bytes, w.offset);
+                match append_file(path, &file, &c.info, note, keep_links) {
+                    Ok(()) => {}
+                    // Refused before anything was written: the file stays byte for byte.
+                    Err(AppendFail::Refused(e)) => return Err(e),
+                    Err(AppendFail::Io(e)) => {
+                        // Leave no half-used reservation that patchelf would mistake for a note
+                        // (only when the file itself was not replaced: written through our fd).
+                        if let Edit::InPlace(writes) =
+                            embed::plan_in_place(&c.info, None, None, &|_| None)
+                        {
+                            for w in &writes {
+                                let _ = file.write_all_at(&w.bytes, w.offset);
+                            }
                         }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
                 Ok(Outcome::Appended(why))
             }
         }
     }
+}
+
+/// Open `path` for noting: read-only and non-blocking first (a FIFO or device named like the
+/// output never blocks, and is refused), then, under an exclusive `flock` that serialises ldnote
+/// runs on the same file (a second `patch` then sees the first one's result), refused if
+/// another process has it open for writing (its bytes are not final: a linker still writing),
+/// and only then opened for writing. Returns the descriptor holding the lock (to be closed
+/// last), the descriptor to read and write through, and why the file could not be opened for
+/// writing (the second is then the read-only one, holding the lock itself).
+type Opened = (Option<File>, File, Option<std::io::Error>);
+fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let fail = |e: std::io::Error| Failure(format!("`{show}`: cannot open: {e}"));
+    // The name may be replaced by a concurrent run while this one waits for the lock: the
+    // name is opened again, a few times at most (each replacement is a finished run).
+    for _ in 0..8 {
+        let ro = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(fail)?;
+        let meta = ro.metadata().map_err(fail)?;
+        if !meta.is_file() {
+            return Err(Failure(format!("`{show}` is not a regular file")));
+        }
+        let _ = rustix::fs::flock(&ro, rustix::fs::FlockOperation::LockExclusive);
+        match std::fs::metadata(path) {
+            Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => {}
+            _ => continue,
+        }
+        if super::replace::open_for_writing_elsewhere(&ro) == Some(true) {
+            return Err(Failure(format!(
+                "`{show}` is open for writing by another process (a linker still writing \
+                 it?): its bytes are not final; left unchanged"
+            )));
+        }
+        return match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(rw) => match rw.metadata() {
+                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => Ok((Some(ro), rw, None)),
+                _ => continue,
+            },
+            Err(e) => Ok((None, ro, Some(e))),
+        };
+    }
+    Err(Failure(format!(
+        "`{show}` keeps being replaced by other processes; left alone"
+    )))
+}
+
+/// Why the fallback did not complete.
+enum AppendFail {
+    /// Refused before anything was written (malformed input, no room, too large).
+    Refused(Failure),
+    /// Failed while writing.
+    Io(Failure),
 }
 
 /// The usual in-place edit is one region write (inert type) and the 4-byte commit of the type.
@@ -326,27 +375,38 @@ fn commit_in_one_write(writes: Vec<embed::Write>) -> Vec<embed::Write> {
 /// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
 /// same directory and a rename (never a torn output). The bytes come from `file`, the descriptor
 /// the output was read through, and the rename happens only if the name still refers to that
-/// file. A symlink is followed (the file it names is noted, the link stays); mode and owner are
-/// kept. With `keep_links` (patch mode) a file with several hard links is rewritten in place
-/// instead, so that every name sees the noted file, as with patchelf (not atomic).
+/// file. A symlink is followed (the file it names is noted, the link stays); owner, group,
+/// extended attributes and mode are kept (`replace::keep_metadata`). With `keep_links` (patch
+/// mode) a file with several hard links is rewritten in place instead, so that every name sees
+/// the noted file, as with patchelf (`replace::rewrite_in_place`: never shortened, not atomic).
+/// Everything is checked before the first byte is written: a refusal leaves the file as it was.
 fn append_file(
     path: &Path,
     file: &File,
     info: &ElfInfo,
     note: &[u8],
     keep_links: bool,
-) -> Result<(), Failure> {
+) -> Result<(), AppendFail> {
     use std::os::unix::fs::MetadataExt;
     let show = path.display();
-    let real = std::fs::canonicalize(path).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let refuse = |m: String| AppendFail::Refused(Failure(m));
+    let io = |m: String| AppendFail::Io(Failure(m));
+    let real = std::fs::canonicalize(path).map_err(|e| refuse(format!("`{show}`: {e}")))?;
     let meta = file
         .metadata()
-        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        .map_err(|e| refuse(format!("`{show}`: {e}")))?;
     let len = usize::try_from(meta.len())
-        .map_err(|_| Failure(format!("`{show}`: too large to rewrite")))?;
-    let mut data = vec![0; len];
+        .map_err(|_| refuse(format!("`{show}`: too large to rewrite")))?;
+    // An allocation failure is a refusal with a message, never an abort.
+    let mut data = Vec::new();
+    data.try_reserve_exact(len).map_err(|_| {
+        refuse(format!(
+            "`{show}`: not enough memory to rewrite a {len}-byte file"
+        ))
+    })?;
+    data.resize(len, 0);
     file.read_exact_at(&mut data, 0)
-        .map_err(|e| Failure(format!("`{show}`: cannot read: {e}")))?;
+        .map_err(|e| refuse(format!("`{show}`: cannot read: {e}")))?;
     // An unusable reservation or a stale note: make it inert and hide its section name first.
     if let Edit::InPlace(writes) = embed::plan_in_place(info, None, None, &|_| None) {
         for w in writes {
@@ -359,19 +419,28 @@ fn append_file(
         }
     }
     let new = embed::append::append_note(&data, note)
-        .map_err(|e| Failure(format!("`{show}`: cannot add the note: {e}")))?;
+        .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
+    super::replace::within_file_size_limit(new.len() as u64)
+        .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
     let same_file = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
     let replaced = || {
-        Failure(format!(
+        io(format!(
             "`{show}` was replaced by another process while it was being noted; left alone"
         ))
     };
     if keep_links && meta.nlink() > 1 {
-        file.set_len(0)
-            .and_then(|()| file.write_all_at(&new, 0))
-            .map_err(|e| Failure(format!("`{show}`: cannot rewrite the file: {e}")))?;
+        // The original bytes: `data` had the reservation hidden in memory only.
+        let mut old = data;
+        file.read_exact_at(&mut old, 0)
+            .map_err(|e| refuse(format!("`{show}`: cannot read: {e}")))?;
+        super::replace::rewrite_in_place(file, &old, &new).map_err(|e| {
+            refuse(format!(
+                "`{show}`: cannot rewrite the file: {e}; left unchanged"
+            ))
+        })?;
         return Ok(());
     }
+    drop(data);
     let dir = real.parent().unwrap_or(Path::new("/"));
     let name = real.file_name().unwrap_or_default();
     remove_stale_temps(dir, name);
@@ -379,17 +448,17 @@ fn append_file(
         .prefix(&temp_prefix(name, std::process::id()))
         .tempfile_in(dir)
         .map_err(|e| {
-            Failure(format!(
+            refuse(format!(
                 "`{show}`: cannot create a temporary file beside it: {e}"
             ))
         })?;
     tmp.write_all(&new)
-        .map_err(|e| Failure(format!("`{show}`: cannot write the noted copy: {e}")))?;
-    // Keep the owner where we may (root); an ordinary user owns what they can rename anyway.
-    // chown before chmod: chown clears set-user-ID bits.
-    let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()));
-    std::fs::set_permissions(tmp.path(), meta.permissions())
-        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        .map_err(|e| refuse(format!("`{show}`: cannot write the noted copy: {e}")))?;
+    let warnings = super::replace::keep_metadata(&meta, file, tmp.as_file())
+        .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
+    // Closed before the rename: a descriptor open for writing on the new file would make a
+    // concurrent run take it for a linker still writing it.
+    let tmp = tmp.into_temp_path();
     // The name must still be the file that was read (a small window remains between this check
     // and the rename; closing it needs renameat2(RENAME_EXCHANGE)).
     match std::fs::metadata(&real) {
@@ -397,7 +466,10 @@ fn append_file(
         _ => return Err(replaced()),
     }
     tmp.persist(&real)
-        .map_err(|e| Failure(format!("`{show}`: cannot replace the file: {}", e.error)))?;
+        .map_err(|e| io(format!("`{show}`: cannot replace the file: {}", e.error)))?;
+    for w in warnings {
+        errln!("ldnote: warning: `{show}`: {w}");
+    }
     Ok(())
 }
 

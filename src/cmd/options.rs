@@ -48,10 +48,18 @@ pub struct NoteOpts {
     pub audit: Option<Option<OsString>>,
 }
 
+/// A yes/no `LDNOTE_*` variable; an unknown value is reported and taken as unset (the default).
+pub fn env_on(k: &str) -> bool {
+    env::flag(std::env::var_os(k).as_deref()).unwrap_or_else(|e| {
+        errln!("ldnote: warning: {k}={e}; taken as unset");
+        false
+    })
+}
+
 impl NoteOpts {
     /// Fold in the environment.
     pub fn with_env(mut self) -> Self {
-        let on = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
+        let on = env_on;
         self.verbose |= on(env::LOG);
         self.strict |= on(env::STRICT);
         self.defer |= on(env::DEFER);

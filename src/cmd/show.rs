@@ -36,10 +36,32 @@ fn entries_json(e: &Entries) -> Vec<JsonEntry> {
 /// A note as read: its segment's `p_align`, and its entries or why they cannot be decoded.
 type ReadNote = (u64, Result<Entries, String>);
 
+/// Open a file to inspect: non-blocking (a FIFO has no writer to wait for), and only a regular
+/// file (a FIFO, `/dev/zero` or a directory is refused with a message, never read to the end).
+/// Only the headers and the parts needed are then read, whatever the file's (apparent) size.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let show = path.display();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+    if !meta.is_file() {
+        return Err(Failure(format!("`{show}` is not a regular file")));
+    }
+    Ok(f)
+}
+
 /// Read the note of `path` as the loader would: Ok(None) when there is none.
 fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
-    let data = std::fs::read(path).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
-    let info = elf::read(&data[..]).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
+    let file = open_regular(path)?;
+    let data = object::ReadCache::new(&file);
+    let data = &data;
+    let info = elf::read(data).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
     let Some(n) = info.live_note() else {
         return Ok(None);
     };
@@ -54,7 +76,7 @@ fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
             Err("the descriptor lies outside its PT_NOTE segment".into()),
         )));
     }
-    let decoded = note::decode_descriptor(elf::note_desc(&data[..], n)).map_err(|e| e.to_string());
+    let decoded = note::decode_descriptor(elf::note_desc(data, n)).map_err(|e| e.to_string());
     Ok(Some((align, decoded)))
 }
 
@@ -81,7 +103,7 @@ pub fn show(file: &Path, json: bool) -> i32 {
             Ok(s) => {
                 let _ = writeln!(out, "{s}");
             }
-            Err(e) => eprintln!("ldnote: error: {e}"),
+            Err(e) => errln!("ldnote: error: {e}"),
         }
     } else {
         match status {
@@ -103,14 +125,14 @@ pub fn show(file: &Path, json: bool) -> i32 {
                     align.unwrap_or(4)
                 );
                 for (soname, list) in &entries {
-                    let _ = writeln!(out, "  {}", lossy(soname));
+                    let _ = writeln!(out, "  {}", printable(soname));
                     for e in list {
                         let kind = if matches!(e, Entry::Exact(_)) {
                             "open exactly"
                         } else {
                             "search dir  "
                         };
-                        let _ = writeln!(out, "    {kind}  {}", lossy(&e.encode()));
+                        let _ = writeln!(out, "    {kind}  {}", printable(&e.encode()));
                     }
                 }
             }
@@ -126,18 +148,27 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
     let mut noter = match Noter::new(opts, &sysroot) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("ldnote: error: {e}");
+            errln!("ldnote: error: {e}");
             return 2;
         }
     };
     let mut bad = 0;
     for f in files {
         let name = f.display();
-        let verdict = std::fs::read(f)
-            .map_err(|e| Failure(format!("`{name}`: {e}")))
-            .and_then(|data| noter.compute(&data[..], f));
+        let file = match open_regular(f) {
+            Ok(file) => file,
+            Err(e) => {
+                bad += 1;
+                outln!("{name}: error: {e}");
+                continue;
+            }
+        };
+        let data = object::ReadCache::new(&file);
+        let verdict = noter.compute(&data, f);
+        let damage = ldnote::verify::problems(&data);
         let msg = match verdict {
             Err(e) => Some(format!("error: {e}")),
+            Ok(_) if !damage.is_empty() => Some(format!("damaged: {}", damage.join("; "))),
             Ok(c) => match (&c.current, &c.desired) {
                 (None, None) => None,
                 (Some(Ok(cur)), Some(want)) if cur == want => None,
@@ -150,10 +181,10 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
             },
         };
         match msg {
-            None => println!("{name}: ok"),
+            None => outln!("{name}: ok"),
             Some(m) => {
                 bad += 1;
-                println!("{name}: {m}");
+                outln!("{name}: {m}");
             }
         }
     }
@@ -167,10 +198,10 @@ fn diff(cur: &[u8], want: &[u8]) -> String {
     let mut out = Vec::new();
     for (s, v) in &w {
         match c.get(s) {
-            None => out.push(format!("{} not recorded", lossy(s))),
+            None => out.push(format!("{} not recorded", printable(s))),
             Some(x) if x != v => out.push(format!(
                 "{} differs (has {}, wants {})",
-                lossy(s),
+                printable(s),
                 join(x),
                 join(v)
             )),
@@ -178,14 +209,54 @@ fn diff(cur: &[u8], want: &[u8]) -> String {
         }
     }
     for s in c.keys().filter(|s| !w.contains_key(*s)) {
-        out.push(format!("{} recorded but should not be", lossy(s)));
+        out.push(format!("{} recorded but should not be", printable(s)));
     }
     out.join("; ")
 }
 
+/// Bytes from a file, made safe for a terminal as readelf prints names: a control character
+/// becomes `^X` (`^[` for ESC, `^?` for DEL), a byte that is not UTF-8 becomes `\xNN`, so a
+/// soname cannot move the cursor or change colours.
+pub fn printable(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\u{7f}' => out.push_str("^?"),
+                c if (c as u32) < 0x20 => {
+                    out.push('^');
+                    out.push(char::from(c as u8 + 0x40));
+                }
+                // C1 controls (U+0080..U+009F) act as escapes on some terminals.
+                c if ('\u{80}'..='\u{9f}').contains(&c) => {
+                    out.push_str(&format!("\\u{{{:x}}}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
 fn join(v: &[Entry]) -> String {
     v.iter()
-        .map(|e| lossy(&e.encode()))
+        .map(|e| printable(&e.encode()))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(printable(b"libc.so.6"), "libc.so.6");
+        assert_eq!(printable(b"lib\x1b[31mred.so"), "lib^[[31mred.so");
+        assert_eq!(printable(b"a\x7fb\x00\xff"), "a^?b^@\\xff");
+        assert_eq!(printable("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
 }

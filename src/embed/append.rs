@@ -83,6 +83,9 @@ pub enum AppendError {
     /// No placement keeps the program loadable.
     #[error("no room can be made for the note: {0}")]
     NoRoom(&'static str),
+    /// The new image cannot be allocated (a large output under a memory limit).
+    #[error("not enough memory for the rewritten file ({0} bytes)")]
+    NoMemory(u64),
     /// The rewritten file would not show the note to the loader (an existing PT_NOTE holds a
     /// malformed note that stops the loader's walk before the appended one).
     #[error("the loader would not find the appended note: {0}")]

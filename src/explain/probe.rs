@@ -202,7 +202,9 @@ impl Probe for HostProbe {
         let p = self.map(path);
         let md = std::fs::metadata(&p).map_err(|e| errno_of(&e))?;
         // Opening needs read permission; root ignores it, as the loader run as root would.
-        std::fs::File::open(&p).map_err(|e| errno_of(&e))?;
+        // Non-blocking: a FIFO named like a library has no writer, and the simulation must not
+        // wait for one (the permission check is the same).
+        nonblocking(&p).map_err(|e| errno_of(&e))?;
         let id = std::fs::canonicalize(&p)
             .map(|c| c.as_os_str().as_bytes().to_vec())
             .unwrap_or_else(|_| p.as_os_str().as_bytes().to_vec());
@@ -223,9 +225,17 @@ impl Probe for HostProbe {
 
     fn read(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
         use std::io::Read;
-        let f = std::fs::File::open(self.map(path))?;
+        let f = nonblocking(&self.map(path))?;
         let mut buf = Vec::new();
         f.take(n as u64).read_to_end(&mut buf)?;
         Ok(buf)
     }
+}
+
+fn nonblocking(p: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(p)
 }

@@ -28,7 +28,19 @@ pub(super) fn apply(
     } else {
         u64::from(u32::MAX)
     };
-    let mut out = slice(data, 0, ctx.tail)?.to_vec();
+    // Everything the image will hold, reserved at once and fallibly: an allocation failure is
+    // an error to report, never an abort, and nothing below reallocates.
+    let strtab = &img.secs[img.shstrndx];
+    let capacity = ctx
+        .tail
+        .max(plan.end)
+        .saturating_add(strtab.size)
+        .saturating_add(name.len() as u64 + 1 + img.word())
+        .saturating_add((img.secs.len() as u64 + 1).saturating_mul(img.shentsize()));
+    let mut out = Vec::new();
+    out.try_reserve_exact(idx(capacity)?)
+        .map_err(|_| AppendError::NoMemory(capacity))?;
+    out.extend_from_slice(slice(data, 0, ctx.tail)?);
     if out.len() < idx(plan.end)? {
         out.resize(idx(plan.end)?, 0);
     }
@@ -140,7 +152,6 @@ pub(super) fn apply(
     patch_dynamic(img, &mut out, &ctx.dynamic, plan, mask)?;
     patch_symbols(img, &mut out, &secs, plan, mask)?;
 
-    let strtab = &img.secs[img.shstrndx];
     let mut names = slice(data, strtab.offset, strtab.offset + strtab.size)?.to_vec();
     let name_off = u32::try_from(names.len()).map_err(|_| AppendError::Corrupt("name table"))?;
     names.extend_from_slice(name);
