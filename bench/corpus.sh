@@ -34,6 +34,7 @@ $native || $aarch64 || { native=true; aarch64=true; }
 ci=false
 [ "${CI:-}" = true ] && ci=true
 . tests/debs.sh
+. tests/corpus/fetch-arm64.sh
 missing() { # what: an error under CI=true, a skip otherwise (returns 1)
   if $ci; then echo "corpus: CI: $1 missing" >&2; exit 1; fi
   echo "corpus: SKIP: $1 missing" >&2

@@ -10,6 +10,7 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross
   nix-bin python3-pip llvm man-db imagemagick)
 . "$(dirname "$0")/debs.sh"
+. "$(dirname "$0")/corpus/fetch-arm64.sh"
 need_debs install.sh "${need_pkgs[@]}"
 # The audit module (audit/) is cross-built for aarch64: the Rust target's standard library.
 if command -v rustup >/dev/null 2>&1; then
