@@ -14,5 +14,11 @@ fn main() {
         ] {
             println!("cargo:rustc-cdylib-link-arg={a}");
         }
+        // 32-bit ARM: rustc puts its generated `symbols.o` (e_flags 0) first on the command line;
+        // with no C start files before it, GNU ld takes the output's EABI version from it and
+        // then rejects every EABI5 object. gold takes the flags from the objects that have them.
+        if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") {
+            println!("cargo:rustc-cdylib-link-arg=-fuse-ld=gold");
+        }
     }
 }

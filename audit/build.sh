@@ -3,9 +3,12 @@
 #   audit/build.sh                        -> target/release/libldnote-audit.so (beside ldnote)
 #   audit/build.sh --target aarch64-linux-gnu
 #                                         -> target/audit/aarch64-linux-gnu/libldnote-audit.so
-# Cross builds link with Debian's cross compiler (<triple>-gcc) and need the Rust target's
-# standard library (`rustup target add aarch64-unknown-linux-gnu`, done by tests/install.sh).
-# The last stdout line is `module=PATH`.
+# TRIPLE is Debian's cross-compiler triple (aarch64-linux-gnu, i686-linux-gnu,
+# arm-linux-gnueabihf, arm-linux-gnueabi, riscv64-linux-gnu, powerpc64le-linux-gnu,
+# s390x-linux-gnu, mips64el-linux-gnuabi64). Cross builds link with <triple>-gcc and need the
+# Rust target's `core` (`rustup target add`, done by tests/install.sh), else a nightly
+# toolchain with rust-src. Exit 3: no `core` for the target. The last stdout line is
+# `module=PATH`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -17,14 +20,34 @@ if [ -z "$triple" ]; then
   src=audit/target/release/libldnote_audit.so
   dest=target/release/libldnote-audit.so
 else
+  # Debian's cross-compiler triple -> the Rust target built with it.
   case "$triple" in
-    aarch64-linux-gnu) rt=aarch64-unknown-linux-gnu ;;
     x86_64-linux-gnu) rt=x86_64-unknown-linux-gnu ;;
-    *) echo "audit/build.sh: the module's system calls exist for x86_64 and aarch64 only" >&2; exit 2 ;;
+    aarch64-linux-gnu) rt=aarch64-unknown-linux-gnu ;;
+    i686-linux-gnu) rt=i686-unknown-linux-gnu ;;
+    arm-linux-gnueabihf) rt=armv7-unknown-linux-gnueabihf ;;
+    arm-linux-gnueabi) rt=arm-unknown-linux-gnueabi ;;
+    riscv64-linux-gnu) rt=riscv64gc-unknown-linux-gnu ;;
+    powerpc64le-linux-gnu) rt=powerpc64le-unknown-linux-gnu ;;
+    s390x-linux-gnu) rt=s390x-unknown-linux-gnu ;;
+    mips64el-linux-gnuabi64) rt=mips64el-unknown-linux-gnuabi64 ;;
+    *) echo "audit/build.sh: no Rust target known for $triple" >&2; exit 2 ;;
   esac
   cc=$triple-gcc
   command -v "$cc" >/dev/null || { echo "audit/build.sh: $cc missing" >&2; exit 1; }
-  cargo build "${args[@]}" --target "$rt" --config "target.$rt.linker=\"$cc\"" >&2
+  # The module needs only `core`. Without a prebuilt one for the target (mips64el is tier 3:
+  # rustup has none), it is compiled from source with a nightly toolchain's rust-src.
+  tc=() zs=()
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$rt"; then
+    if rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+      tc=(+nightly) zs=(-Zbuild-std=core)
+    else
+      echo "audit/build.sh: no standard library for $rt: \`rustup target add $rt\`, or a nightly" \
+        "toolchain with rust-src to build core from source" >&2
+      exit 3
+    fi
+  fi
+  cargo "${tc[@]}" build "${args[@]}" "${zs[@]}" --target "$rt" --config "target.$rt.linker=\"$cc\"" >&2
   src=audit/target/$rt/release/libldnote_audit.so
   dest=target/audit/$triple/libldnote-audit.so
 fi

@@ -338,18 +338,20 @@ pub extern "C" fn la_objclose(cookie: *mut usize) -> u32 {
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // No unwinding and no libc to abort with: stop at once (a bug, never an expected path).
-    loop {
-        // SAFETY: an undefined instruction raises SIGILL; nothing else is touched.
-        unsafe {
-            #[cfg(target_arch = "x86_64")]
-            core::arch::asm!("ud2");
-            #[cfg(target_arch = "aarch64")]
-            core::arch::asm!("udf #0");
-        }
-    }
+    sys::trap()
 }
 
 /// `core` is built with unwinding tables that name this symbol; with `panic = "abort"` it is
 /// never called, but the freestanding link must define it.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// The ARM EHABI personality routines the unwind tables of `core` and of this module name (the
+/// C library's libgcc would provide them); with `panic = "abort"` nothing unwinds, so they are
+/// never called.
+#[cfg(target_arch = "arm")]
+#[no_mangle]
+pub extern "C" fn __aeabi_unwind_cpp_pr0() {}
+#[cfg(target_arch = "arm")]
+#[no_mangle]
+pub extern "C" fn __aeabi_unwind_cpp_pr1() {}
