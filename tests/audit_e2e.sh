@@ -50,33 +50,9 @@ json_fails() { jq -r ".$2.totals | .openat_fail + .stat_fail" "$1"; }
 # The loader appears twice with a module (its copy in the audit namespace): loaders dropped.
 dbg_init() { sed -n 's/^ *[0-9]*:\t\{1,\}calling init: //p' "$1" | grep -v -e 'libldnote-audit' -e '/mod.so$' -e '/ld-linux-' | sort; }
 
-make_libs() { # DIR CC
-  local t=$1 cc=$2 i
-  {
-    for i in $(seq 0 $((N - 1))); do echo "int f$i(void);"; done
-    echo '#include <stdio.h>'
-    echo 'int main(void) { long s = 0;'
-    for i in $(seq 0 $((N - 1))); do echo "  s += f$i();"; done
-    echo '  printf("%ld\n", s); return 0; }'
-  } >"$t/main.c"
-  for i in $(seq 0 $((N - 1))); do
-    mkdir -p "$t/d$i"
-    echo "int f$i(void) { return $i; }" >"$t/l$i.c"
-    "$cc" -shared -fPIC -o "$t/d$i/libl$i.so" -Wl,-soname,libl$i.so "$t/l$i.c"
-  done
-}
-link_args() { # DIR GLIBC-DIR
-  local t=$1 i rp=
-  echo "$t/main.c"
-  echo "-Wl,--no-as-needed"
-  for i in $(seq 0 $((N - 1))); do
-    echo "-L$t/d$i"
-    echo "-l:libl$i.so"
-    rp+="$t/d$i:"
-  done
-  echo "-Wl,--enable-new-dtags,-rpath,$rp$2"
-}
-sum() { echo $((N * (N - 1) / 2)); }
+# make_libs, link_args, expected_sum: the Nix-style layout.
+. tests/nix_layout.sh
+sum() { expected_sum; }
 
 native() {
   need gcc strace jq readelf i686-linux-gnu-gcc aarch64-linux-gnu-gcc python3 || return 0

@@ -84,37 +84,8 @@ dbg_init() { sed -n 's/^ *[0-9]*:\t\{1,\}calling init: //p' "$1" | sort; }
 # The same without the loader itself (Debian's and ours have different paths).
 dbg_libs() { dbg_init "$1" | grep -v '/ld-linux-'; }
 
-# make_libs DIR CC: N libraries DIR/d$i/libl$i.so (soname libl$i.so), and main.c printing the
-# sum of their values.
-make_libs() {
-  local t=$1 cc=$2 i
-  {
-    for i in $(seq 0 $((N - 1))); do echo "int f$i(void);"; done
-    echo '#include <stdio.h>'
-    echo 'int main(void) { long s = 0;'
-    for i in $(seq 0 $((N - 1))); do echo "  s += f$i();"; done
-    echo '  printf("%ld\n", s); return 0; }'
-  } >"$t/main.c"
-  for i in $(seq 0 $((N - 1))); do
-    mkdir -p "$t/d$i"
-    echo "int f$i(void) { return $i; }" >"$t/l$i.c"
-    "$cc" -shared -fPIC -o "$t/d$i/libl$i.so" -Wl,-soname,libl$i.so "$t/l$i.c"
-  done
-}
-# link_args DIR LIBDIR LDSO: the gcc arguments after the compiler (no -o).
-link_args() {
-  local t=$1 libdir=$2 ldso=$3 i rp=
-  echo "$t/main.c"
-  echo "-Wl,--no-as-needed"
-  for i in $(seq 0 $((N - 1))); do
-    echo "-L$t/d$i"
-    echo "-l:libl$i.so"
-    rp+="$t/d$i:"
-  done
-  echo "-Wl,--enable-new-dtags,-rpath,$rp$libdir"
-  echo "-Wl,--dynamic-linker=$ldso"
-}
-expected_sum() { echo $((N * (N - 1) / 2)); }
+# make_libs, link_args, expected_sum: the Nix-style layout.
+. tests/nix_layout.sh
 
 native() {
   local ldso=${LDNOTE_NOTE_LDSO:-}

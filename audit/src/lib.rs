@@ -16,6 +16,9 @@
 //!
 //! With feature `host` (and in tests) only the pure [`parse`] code is built, with std.
 #![cfg_attr(not(any(test, feature = "host")), no_std)]
+// MIPS inline assembly is not stable yet: the mips64el module is built with a nightly toolchain
+// (audit/build.sh), as that tier-3 target has no prebuilt `core` anyway.
+#![cfg_attr(target_arch = "mips64", feature(asm_experimental_arch))]
 
 pub mod parse;
 

@@ -198,17 +198,17 @@ unsafe fn call6(n: usize, a: [usize; 6]) -> isize {
 unsafe fn call6(n: usize, a: [usize; 6]) -> isize {
     let (v0, err): (isize, usize);
     // SAFETY: the Linux MIPS n64 convention: v0 ($2) = number, a0..a5 ($4..$9) = arguments;
-    // v0 = result and a3 ($7) non-zero on failure (v0 then holds the positive errno); $1, $3,
-    // $8..$15, $24, $25, hi and lo may change. Callers pass pointers to buffers they own for the
-    // lengths they give.
+    // v0 = result and a3 ($7) non-zero on failure (v0 then holds the positive errno); $3,
+    // $8..$15, $24 and $25 may change ($1, hi and lo too: LLVM keeps no value in them across an
+    // asm block). Callers pass pointers to buffers they own for the lengths they give.
     unsafe {
         core::arch::asm!("syscall",
             inlateout("$2") n as isize => v0, inlateout("$4") a[0] => _,
             inlateout("$5") a[1] => _, inlateout("$6") a[2] => _, inlateout("$7") a[3] => err,
             inlateout("$8") a[4] => _, inlateout("$9") a[5] => _,
-            lateout("$1") _, lateout("$3") _, lateout("$10") _, lateout("$11") _,
+            lateout("$3") _, lateout("$10") _, lateout("$11") _,
             lateout("$12") _, lateout("$13") _, lateout("$14") _, lateout("$15") _,
-            lateout("$24") _, lateout("$25") _, lateout("hi") _, lateout("lo") _,
+            lateout("$24") _, lateout("$25") _,
             options(nostack));
     }
     if err != 0 {
