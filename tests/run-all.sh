@@ -11,11 +11,15 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
-# The rtld-audit module (audit/, its own workspace): fmt, clippy for the host and aarch64, its
-# host tests, then its end-to-end test on Debian's stock glibc (x86_64 and aarch64 under qemu).
+# The rtld-audit module (audit/, its own workspace): fmt, clippy for the host and each cross
+# target's system-call layer (a second per target: `core` is prebuilt; arm-unknown-linux-gnueabi
+# shares armv7's code), its host tests, then its end-to-end test on Debian's stock glibc (x86_64,
+# and the cross targets under qemu).
 (cd audit && cargo fmt -- --check && cargo clippy --release --all-targets --locked -- -D warnings \
-  && cargo clippy --release --locked --target aarch64-unknown-linux-gnu -- -D warnings \
-  && cargo test --release --locked)
+  && for rt in aarch64-unknown-linux-gnu i686-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
+    riscv64gc-unknown-linux-gnu powerpc64le-unknown-linux-gnu s390x-unknown-linux-gnu; do
+    cargo clippy --release --locked --target "$rt" -- -D warnings || exit 1
+  done && cargo test --release --locked)
 bash tests/audit_e2e.sh
 # The note-aware loader end to end (loader/): a missing loader is an error under CI=true, a skip
 # otherwise; .ci/run builds it first.

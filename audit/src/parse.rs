@@ -144,6 +144,17 @@ const fn host() -> Host {
             abi_version_max: 3,
             ..base
         }
+    } else if cfg!(target_arch = "mips64") {
+        // n64 (glibc sysdeps/mips/dl-machine.h `elf_machine_matches_host`): EF_MIPS_NAN2008
+        // other than the loader's legacy NaN, or EF_MIPS_FP64, is skipped. The loader's extra
+        // acceptance of EM_MIPS_RS3_LE and of SYSV objects with an ABI version is not mirrored:
+        // such a file is passed over and the stock search finds it.
+        Host {
+            machine: 8,
+            abi_version_max: 6,
+            reject_flags: &[(0x400, 0x400), (0x200, 0x200)],
+            ..base
+        }
     } else {
         base
     }
