@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod argv;
+pub mod bytes;
 pub mod elf;
 pub mod embed;
 pub mod env;

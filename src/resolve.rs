@@ -5,6 +5,7 @@
 //! loader would not load (see [`Resolver::resolve`]). Each directory is listed at most once (one
 //! `getdents` pass, cached) instead of one `access()` per needed name and directory.
 
+use crate::bytes::lossy;
 use std::collections::HashMap;
 use std::io;
 
@@ -94,10 +95,6 @@ pub struct Resolver<F: Fs> {
     root: Sysroot<F>,
     policy: Policy,
     listings: HashMap<Vec<u8>, Listing>,
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 impl<F: Fs> Resolver<F> {
@@ -360,7 +357,7 @@ impl<F: Fs> Resolver<F> {
         };
         match self.root.fs().head(&real, HEAD_LEN) {
             Ok(head) => Some(verify(&head, acc)),
-            Err(e) if e.raw_os_error() == Some(21) => Some(Verdict::Fatal(
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Some(Verdict::Fatal(
                 "cannot read file data: Is a directory".into(),
             )),
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {

@@ -3,6 +3,7 @@
 //! stock loader and for the note-aware one. The library does the simulation; this file finds
 //! the loader's facts (by running the target loader, natively or under qemu-user), prints
 //! the tree or the JSON (docs/explain-json.md).
+use ldnote::bytes::lossy;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -80,10 +81,6 @@ pub struct ExplainArgs {
     pub json: bool,
     /// The executable.
     pub file: PathBuf,
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Entry point: 0 when the program would start, 1 when loading would fail, 2 on bad input.

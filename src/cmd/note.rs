@@ -530,6 +530,4 @@ pub fn describe(e: &Event) -> String {
     }
 }
 
-pub fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+pub use ldnote::bytes::lossy;

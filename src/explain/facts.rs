@@ -6,6 +6,7 @@
 //! natively or under qemu-user), because the active glibc-hwcaps subdirectories, the legacy
 //! hwcap bits and the platform depend on the CPU. Fallback: `targets/*.toml` data.
 
+use crate::bytes::lossy;
 use crate::target::Target;
 
 /// The loader's search facts.
@@ -38,9 +39,6 @@ pub struct LoaderFacts {
     pub rtld: Vec<u8>,
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&lossy(b))
 }

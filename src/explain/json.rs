@@ -1,14 +1,11 @@
 //! The stable JSON form of `ldnote explain --json` (documented in docs/explain-json.md).
 //! Field names and meanings only ever grow; paths are printed lossily as UTF-8.
 
+use crate::bytes::lossy;
 use serde::Serialize;
 
 use super::model::{Call, Counts, MapKind, NoteState, Outcome, Run, Stage};
 use super::LoaderFacts;
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[derive(Serialize)]
 struct Doc<'a> {

@@ -1,5 +1,6 @@
 //! Types of a simulated run: the objects loaded, each DT_NEEDED search, and the system calls.
 
+use crate::bytes::lossy;
 use crate::note::Entry;
 
 /// Where a search step looked.
@@ -262,10 +263,6 @@ impl Run {
             .map(|e| e.path.clone())
             .collect()
     }
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 impl Run {

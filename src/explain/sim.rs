@@ -4,6 +4,7 @@
 //! variant consults the requesting object's `.note.nixos.ldcache` between LD_LIBRARY_PATH and
 //! DT_RUNPATH (nixpkgs ldcache.patch).
 
+use crate::bytes::lossy;
 use std::collections::{HashMap, VecDeque};
 
 use super::cache::LdCache;
@@ -57,10 +58,6 @@ fn rtld_strerror(e: i32) -> String {
         13 => "Permission denied".into(),
         n => format!("Error {n}"),
     }
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 impl<'a, P: Probe> Sim<'a, P> {
