@@ -102,6 +102,13 @@ pub struct Target {
     /// glibc version of the target image (`major.minor`).
     #[serde(default = "default_glibc")]
     pub glibc: String,
+    /// The qemu-user program that runs this target's programs on another machine.
+    #[serde(default)]
+    pub qemu: String,
+    /// Host architectures (as `std::env::consts::ARCH` names them) that run this target's
+    /// programs natively (an x86_64 kernel runs i686 programs).
+    #[serde(default)]
+    pub runs_on: Vec<String>,
 }
 
 fn default_abi_max() -> u8 {

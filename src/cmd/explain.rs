@@ -97,25 +97,19 @@ pub fn explain(a: ExplainArgs) -> i32 {
 /// qemu-user program for a machine, when it is not the host's.
 /// With `--qemu` the loader always runs under qemu-user (its emulated CPU sets the hwcaps and
 /// platform the program will see); otherwise natively when the host can run it.
-fn qemu_for(id: &target::Ident, force: bool) -> Option<&'static str> {
-    let host = match std::env::consts::ARCH {
-        "x86_64" => (62, true),
-        "aarch64" => (183, true),
-        _ => (0, false),
+fn qemu_for(target: Option<&target::Target>, force: bool) -> Option<String> {
+    let Some(t) = target else {
+        // No target file describes the object: run its loader as it is (with `--qemu`, the
+        // missing program makes the run fail and target data is used instead).
+        return force.then(|| "qemu-unknown".into());
     };
-    if !force && ((id.machine, id.is_64) == host || (id.machine == 3 && host == (62, true))) {
+    if !force && t.runs_on.iter().any(|a| a == std::env::consts::ARCH) {
         return None;
     }
-    Some(match (id.machine, id.is_64, id.big_endian) {
-        (183, true, false) => "qemu-aarch64",
-        (40, false, false) => "qemu-arm",
-        (243, true, _) => "qemu-riscv64",
-        (21, true, false) => "qemu-ppc64le",
-        (21, true, true) => "qemu-ppc64",
-        (22, true, _) => "qemu-s390x",
-        (62, true, _) => "qemu-x86_64",
-        (3, false, _) => "qemu-i386",
-        _ => "qemu-unknown",
+    Some(if t.qemu.is_empty() {
+        "qemu-unknown".into()
+    } else {
+        t.qemu.clone()
     })
 }
 
@@ -171,7 +165,8 @@ fn get_facts(
     };
     if !a.no_run_loader {
         if let Some(interp) = interp.or(tdata.map(|t| t.dynamic_loader.as_bytes())) {
-            let qemu = qemu_for(id, a.qemu);
+            let qemu = qemu_for(tdata, a.qemu);
+            let qemu = qemu.as_deref();
             // The sysroot's loader is run by its host path, natively or under qemu-user.
             let mut p = root.as_os_str().as_bytes().to_vec();
             while p.ends_with(b"/") {
