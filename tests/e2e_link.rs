@@ -599,3 +599,54 @@ fn lto_links() {
         run_ok(ldnote_cmd().arg("check").arg(&out));
     }
 }
+
+/// `patch` and `check` take their sysroot from `LDNOTE_SYSROOT` when `--sysroot` is not given,
+/// as `link` does: a run path that exists only inside the sysroot gets an `=` entry there, and
+/// the same file checked against the host's `/` does not pass.
+#[test]
+fn patch_and_check_take_the_sysroot_from_the_environment() {
+    let l = Layout::new();
+    let dir = "/opt/ldnote-env-sysroot/lib";
+    assert!(!Path::new(dir).exists(), "{dir} exists on the host");
+    let lib = l.lib_in(&format!("root{dir}"), "libsr.so");
+    let prog = Link::program(&l)
+        .input(&lib)
+        .runpath(dir.as_bytes())
+        .build("prog");
+    let root = l.p("root");
+    run_ok(
+        ldnote_cmd()
+            .env("LDNOTE_SYSROOT", &root)
+            .arg("patch")
+            .arg(&prog),
+    );
+    let desc = note_desc(&prog).expect("a note");
+    let want = format!("libsr.so\0={dir}/libsr.so\0");
+    assert!(
+        desc.windows(want.len()).any(|w| w == want.as_bytes()),
+        "not resolved in the sysroot:\n{}",
+        pretty_desc(Some(&desc))
+    );
+    run_ok(
+        ldnote_cmd()
+            .env("LDNOTE_SYSROOT", &root)
+            .arg("check")
+            .arg(&prog),
+    );
+    let host = run(ldnote_cmd()
+        .env_remove("LDNOTE_SYSROOT")
+        .arg("check")
+        .arg(&prog));
+    assert!(!host.status.success(), "check against / passed");
+    // `--sysroot` wins over the environment.
+    let o = run(ldnote_cmd()
+        .env("LDNOTE_SYSROOT", "/")
+        .arg("check")
+        .arg("--sysroot")
+        .arg(&root)
+        .arg(&prog));
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    // The noted program runs, its library found through the run path's host copy.
+    let o = run(Command::new(&prog).env("LD_LIBRARY_PATH", l.p(format!("root{dir}"))));
+    assert!(o.status.success(), "{}", stderr_of(&o));
+}

@@ -233,7 +233,7 @@ fn fail(e: &Failure) -> i32 {
 fn sysroot(plan: &LinkPlan, opts: &NoteOpts) -> OsString {
     plan.sysroot
         .clone()
-        .or_else(|| std::env::var_os(env::SYSROOT).filter(|v| !v.is_empty()))
+        .or_else(super::options::env_sysroot)
         .or_else(|| opts.sysroot.clone())
         .unwrap_or_else(|| OsString::from("/"))
 }
@@ -479,7 +479,7 @@ pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
 /// `ldnote patch FILE...`.
 pub fn patch(opts: NoteOpts, files: &[PathBuf]) -> i32 {
     let opts = opts.with_env();
-    let sysroot = opts.sysroot.clone().unwrap_or_else(|| OsString::from("/"));
+    let sysroot = opts.file_sysroot();
     let mut noter = match Noter::new(opts.clone(), &sysroot) {
         Ok(n) => n,
         Err(e) => return fail(&e),

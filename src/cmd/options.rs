@@ -11,7 +11,8 @@ use ldnote::target::{self, Target};
 #[derive(Args, Clone, Debug, Default)]
 pub struct NoteOpts {
     /// Root of the target filesystem used for resolution (default `/`; in link mode the link
-    /// line's --sysroot and LDNOTE_SYSROOT come first).
+    /// line's --sysroot and LDNOTE_SYSROOT come first; for patch and check, LDNOTE_SYSROOT is
+    /// used when this is not given).
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<OsString>,
     /// A failure to note fails the command (default: warn and keep the linker's output).
@@ -56,7 +57,21 @@ pub fn env_on(k: &str) -> bool {
     })
 }
 
+/// `LDNOTE_SYSROOT`, when set and not empty: the one place it is read.
+pub fn env_sysroot() -> Option<OsString> {
+    std::env::var_os(env::SYSROOT).filter(|v| !v.is_empty())
+}
+
 impl NoteOpts {
+    /// The sysroot of `patch` and `check` (no link line to name one): `--sysroot`, then
+    /// `LDNOTE_SYSROOT`, else the host's `/`.
+    pub fn file_sysroot(&self) -> OsString {
+        self.sysroot
+            .clone()
+            .or_else(env_sysroot)
+            .unwrap_or_else(|| OsString::from("/"))
+    }
+
     /// Fold in the environment.
     pub fn with_env(mut self) -> Self {
         let on = env_on;

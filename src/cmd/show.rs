@@ -144,7 +144,7 @@ pub fn show(file: &Path, json: bool) -> i32 {
 /// `check`: 0 when every file's note equals what would be written now.
 pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
     let opts = opts.with_env();
-    let sysroot = opts.sysroot.clone().unwrap_or_else(|| "/".into());
+    let sysroot = opts.file_sysroot();
     let mut noter = match Noter::new(opts, &sysroot) {
         Ok(n) => n,
         Err(e) => {
