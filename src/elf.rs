@@ -119,6 +119,15 @@ impl ElfInfo {
     }
 }
 
+/// `object`'s byte order for an `EI_DATA` that is (`big`) or is not `ELFDATA2MSB`.
+pub fn byte_order(big: bool) -> Endianness {
+    if big {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    }
+}
+
 /// Parse `data`: a byte slice, or a `&object::ReadCache<File>` so that only the headers, the
 /// dynamic segment, its string table and the note segments are read, whatever the file's size.
 pub fn read<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {

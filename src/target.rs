@@ -1,6 +1,7 @@
 //! Targets as data (`targets/*.toml`), and the target loader's acceptance test for a candidate
 //! file (glibc `open_verify` in elf/dl-load.c, plus each port's `elf_machine_matches_host`).
 
+use object::Endian as _;
 use serde::Deserialize;
 
 pub mod triple;
@@ -44,6 +45,31 @@ pub enum RuleKind {
     Require,
 }
 
+/// A target's byte order, as `targets/*.toml` spells it (`endian = "little"` or `"big"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ByteOrder {
+    /// `ELFDATA2LSB`.
+    Little,
+    /// `ELFDATA2MSB`.
+    Big,
+}
+
+impl ByteOrder {
+    /// The same byte order as `object` names it.
+    pub fn endianness(self) -> object::Endianness {
+        match self {
+            ByteOrder::Little => object::Endianness::Little,
+            ByteOrder::Big => object::Endianness::Big,
+        }
+    }
+
+    /// Whether this is big-endian (`EI_DATA` = `ELFDATA2MSB`).
+    pub fn is_big(self) -> bool {
+        self == ByteOrder::Big
+    }
+}
+
 /// One target, as described by a file in `targets/`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Target {
@@ -57,8 +83,8 @@ pub struct Target {
     pub emulations: Vec<String>,
     /// 32 or 64.
     pub class: u8,
-    /// `little` or `big`.
-    pub endian: String,
+    /// Byte order (a file with any other value fails the build: `build.rs` and the JSON test).
+    pub endian: ByteOrder,
     /// `e_machine`.
     pub machine: u16,
     /// Accepted `EI_OSABI` values.
@@ -170,7 +196,7 @@ impl Target {
     pub fn matches(&self, id: &Ident) -> bool {
         self.machine == id.machine
             && (self.class == 64) == id.is_64
-            && (self.endian == "big") == id.big_endian
+            && self.endian.is_big() == id.big_endian
             && self
                 .eflags
                 .iter()
@@ -326,23 +352,9 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     if id.class != want_class {
         return Verdict::Skip("wrong ELF class".into());
     }
-    let be = acc.id.big_endian;
-    let u16_at = |o: usize| {
-        let b = [head[o], head[o + 1]];
-        if be {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        }
-    };
-    let u32_at = |o: usize| {
-        let b = [head[o], head[o + 1], head[o + 2], head[o + 3]];
-        if be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
+    let order = crate::elf::byte_order(acc.id.big_endian);
+    let u16_at = |o: usize| order.read_u16_bytes([head[o], head[o + 1]]);
+    let u32_at = |o: usize| order.read_u32_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
     // Offsets of e_type/e_machine/e_version are the same for both classes; e_flags and
     // e_phentsize differ.
     let (e_type, e_machine, e_version) = (u16_at(16), u16_at(18), u32_at(20));

@@ -5,6 +5,7 @@
 //! headers and the PT_NOTE segments only.
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
+use object::Endian as _;
 use object::{Endianness, FileKind, ReadRef};
 
 /// Everything wrong with the file's layout and notes, one message each (empty when sound).
@@ -78,11 +79,7 @@ fn note_segment(bytes: &[u8], align: u64, be: bool) -> Result<(), String> {
     let rd = |o: u64| -> Option<u32> {
         let o = usize::try_from(o).ok()?;
         let b: [u8; 4] = bytes.get(o..o.checked_add(4)?)?.try_into().ok()?;
-        Some(if be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
+        Some(crate::elf::byte_order(be).read_u32_bytes(b))
     };
     let up = |v: u64| v.checked_add(align - 1).map(|x| x / align * align);
     let mut pos = 0u64;

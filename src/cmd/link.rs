@@ -1,4 +1,5 @@
 //! `ldnote link -- LINKER ARGS` and the multicall entry: run the real tool, then note.
+use object::Endian as _;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -255,7 +256,7 @@ fn reservation_ident(
     }
     let from_target = |t: &Target| Ident {
         is_64: t.class == 64,
-        big_endian: t.endian == "big",
+        big_endian: t.endian.is_big(),
         machine: t.machine,
         e_flags: t.reserve_eflags,
         osabi: 0,
@@ -306,21 +307,9 @@ fn object_ident(path: &Path) -> Option<Ident> {
     }
     let is_64 = head[4] == object::elf::ELFCLASS64;
     let be = head[5] == object::elf::ELFDATA2MSB;
-    let rd16 = |o: usize| {
-        if be {
-            u16::from_be_bytes([head[o], head[o + 1]])
-        } else {
-            u16::from_le_bytes([head[o], head[o + 1]])
-        }
-    };
-    let rd32 = |o: usize| {
-        let b = [head[o], head[o + 1], head[o + 2], head[o + 3]];
-        if be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
+    let order = ldnote::elf::byte_order(be);
+    let rd16 = |o: usize| order.read_u16_bytes([head[o], head[o + 1]]);
+    let rd32 = |o: usize| order.read_u32_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
     let e_type = rd16(16);
     if path != Path::new("/proc/self/exe") && e_type != object::elf::ET_REL {
         return None;

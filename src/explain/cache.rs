@@ -3,6 +3,8 @@
 //! the glibc-hwcaps extension. A lookup costs no system call; the chosen path then gets one
 //! `open_verify`.
 
+use object::Endian as _;
+
 /// One usable entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheEntry {
@@ -44,20 +46,12 @@ const HWCAP_EXTENSION: u64 = 1 << 62;
 
 fn u32_at(d: &[u8], o: usize, be: bool) -> Option<u32> {
     let b: [u8; 4] = d.get(o..o.checked_add(4)?)?.try_into().ok()?;
-    Some(if be {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    })
+    Some(crate::elf::byte_order(be).read_u32_bytes(b))
 }
 
 fn u64_at(d: &[u8], o: usize, be: bool) -> Option<u64> {
     let b: [u8; 8] = d.get(o..o.checked_add(8)?)?.try_into().ok()?;
-    Some(if be {
-        u64::from_be_bytes(b)
-    } else {
-        u64::from_le_bytes(b)
-    })
+    Some(crate::elf::byte_order(be).read_u64_bytes(b))
 }
 
 fn cstr(d: &[u8], o: usize) -> Option<Vec<u8>> {
