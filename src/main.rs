@@ -74,9 +74,9 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Link { opts, linker, args } => cmd::link::link(opts, &linker, &args, None),
-        Cmd::Patch { opts, files } => cmd::link::patch(opts, &files),
+        Cmd::Patch { opts, files } => cmd::patch::patch(opts, &files),
         Cmd::Show { json, file } => cmd::show::show(&file, json),
-        Cmd::Check { opts, files } => cmd::show::check(&files, opts),
+        Cmd::Check { opts, files } => cmd::check::check(&files, opts),
         Cmd::Demo => cmd::demo::demo(),
         Cmd::Explain(a) => cmd::explain::explain(a),
     };

@@ -224,7 +224,8 @@ fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
     ))
 }
 
-fn fail(e: &Failure) -> i32 {
+/// Report a failure of ldnote itself; 127, as a shell reports a command it could not run.
+pub(super) fn fail(e: &Failure) -> i32 {
     errln!("ldnote: error: {e}");
     127
 }
@@ -463,23 +464,4 @@ pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
         Ok(real) => link(NoteOpts::default(), real.as_os_str(), args, Some(kind)),
         Err(e) => fail(&e),
     }
-}
-
-/// `ldnote patch FILE...`.
-pub fn patch(opts: NoteOpts, files: &[PathBuf]) -> i32 {
-    let opts = opts.with_env();
-    let sysroot = opts.file_sysroot();
-    let mut noter = match Noter::new(opts.clone(), &sysroot) {
-        Ok(n) => n,
-        Err(e) => return fail(&e),
-    };
-    noter.keep_links = true;
-    let mut failed = 0;
-    for f in files {
-        if let Err(e) = noter.note_file(f) {
-            errln!("ldnote: error: {e}");
-            failed += 1;
-        }
-    }
-    i32::from(failed > 0)
 }

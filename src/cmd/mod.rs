@@ -19,11 +19,13 @@ macro_rules! outln {
 
 pub mod audit;
 mod cache;
+pub mod check;
 pub mod demo;
 pub mod explain;
 pub mod link;
 pub mod note;
 pub mod options;
+pub mod patch;
 mod replace;
 pub mod show;
 
