@@ -8,10 +8,22 @@ use ldnote::note::{self, Entries, Entry};
 use super::note::lossy;
 use super::Failure;
 
+/// What `show` found; serialised as `"none"`, `"noted"` or `"malformed"` (the `--json` format).
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    /// No resolution note.
+    None,
+    /// A note the loader would use.
+    Noted,
+    /// A note the loader would ignore, or a file that cannot be read as ELF.
+    Malformed,
+}
+
 #[derive(serde::Serialize)]
 struct Json {
     file: String,
-    status: &'static str,
+    status: Status,
     error: Option<String>,
     segment_align: Option<u64>,
     entries: Vec<JsonEntry>,
@@ -83,10 +95,10 @@ fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
 pub fn show(file: &Path, json: bool) -> i32 {
     let name = file.display().to_string();
     let (status, error, align, entries) = match read_note(file) {
-        Err(e) => ("malformed", Some(e.to_string()), None, Entries::new()),
-        Ok(None) => ("none", None, None, Entries::new()),
-        Ok(Some((a, Err(e)))) => ("malformed", Some(e), Some(a), Entries::new()),
-        Ok(Some((a, Ok(e)))) => ("noted", None, Some(a), e),
+        Err(e) => (Status::Malformed, Some(e.to_string()), None, Entries::new()),
+        Ok(None) => (Status::None, None, None, Entries::new()),
+        Ok(Some((a, Err(e)))) => (Status::Malformed, Some(e), Some(a), Entries::new()),
+        Ok(Some((a, Ok(e)))) => (Status::Noted, None, Some(a), e),
     };
     // A closed pipe (`ldnote show f | head`) is not an error worth a panic.
     let mut out = std::io::stdout().lock();
@@ -106,17 +118,17 @@ pub fn show(file: &Path, json: bool) -> i32 {
         }
     } else {
         match status {
-            "none" => {
+            Status::None => {
                 let _ = writeln!(out, "{name}: no .note.nixos.ldcache note");
             }
-            "malformed" => {
+            Status::Malformed => {
                 let _ = writeln!(
                     out,
                     "{name}: malformed: {}",
                     error.clone().unwrap_or_default()
                 );
             }
-            _ => {
+            Status::Noted => {
                 let _ = writeln!(
                     out,
                     "{name}: {} sonames (PT_NOTE p_align {})",
@@ -137,7 +149,7 @@ pub fn show(file: &Path, json: bool) -> i32 {
             }
         }
     }
-    i32::from(status == "malformed")
+    i32::from(status == Status::Malformed)
 }
 
 /// Bytes from a file, made safe for a terminal as readelf prints names: a control character
