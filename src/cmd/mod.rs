@@ -26,6 +26,7 @@ pub mod note;
 pub mod options;
 mod replace;
 pub mod show;
+mod stream;
 
 /// An error with its context, printed at the edge.
 #[derive(Debug)]
