@@ -415,6 +415,10 @@ fn append_file(
     }
     .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
     new.lay_under(base);
+    // The loader must find the note in the planned file: checked before the first byte is
+    // written (a refusal leaves nothing behind), and again on the copy as written.
+    embed::append::verify(&ReadCache::new(View::rewritten(file, &new)), note)
+        .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
     super::replace::within_file_size_limit(new.len())
         .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
     let same_file = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
@@ -424,9 +428,6 @@ fn append_file(
         ))
     };
     if keep_links && meta.nlink() > 1 {
-        // Checked before the first byte is written: there is no copy to check afterwards.
-        embed::append::verify(&ReadCache::new(View::rewritten(file, &new)), note)
-            .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
         super::replace::rewrite_in_place(file, len, &new).map_err(|e| {
             refuse(format!(
                 "`{show}`: cannot rewrite the file: {e}; left unchanged"
@@ -447,7 +448,7 @@ fn append_file(
         })?;
     super::stream::write_rewrite(file, tmp.as_file(), &new)
         .map_err(|e| refuse(format!("`{show}`: cannot write the noted copy: {e}")))?;
-    // The copy as written, read back from the disk.
+    // The copy as written, read back from the disk (a short or failed write shows here).
     embed::append::verify(&ReadCache::new(tmp.as_file()), note)
         .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
     let warnings = super::replace::keep_metadata(&meta, file, tmp.as_file())
