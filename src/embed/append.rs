@@ -42,6 +42,10 @@
 //! so non-PIE executables are fine. Limits: a program whose code takes the address of a moved
 //! table (a linker-script symbol such as `__build_id_start` inside `.note.gnu.build-id`) would
 //! read zeros there; no linker does that by default.
+//!
+//! The result is a [`Rewrite`]: the input's bytes up to the rewritten tail, a few edits over them,
+//! and the new tail. Its size follows the headers and the moved tables, not the file, so a
+//! caller can copy the unchanged bytes file to file; [`append_note`] builds it in memory.
 
 mod image;
 mod plan;
