@@ -28,6 +28,7 @@ pub mod options;
 pub mod patch;
 mod replace;
 pub mod show;
+mod stream;
 
 /// An error with its context, printed at the edge.
 #[derive(Debug)]

@@ -1,7 +1,6 @@
 //! Noting one linked file: read -> resolve -> encode -> embed (in place, else append).
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -15,6 +14,7 @@ use ldnote::target::{Acceptance, Target};
 use object::{ReadCache, ReadRef};
 
 use super::options::NoteOpts;
+use super::stream::View;
 use super::Failure;
 
 /// What happened to a file.
@@ -395,32 +395,31 @@ fn append_file(
     let meta = file
         .metadata()
         .map_err(|e| refuse(format!("`{show}`: {e}")))?;
-    let len = usize::try_from(meta.len())
-        .map_err(|_| refuse(format!("`{show}`: too large to rewrite")))?;
-    // An allocation failure is a refusal with a message, never an abort.
-    let mut data = Vec::new();
-    data.try_reserve_exact(len).map_err(|_| {
-        refuse(format!(
-            "`{show}`: not enough memory to rewrite a {len}-byte file"
-        ))
-    })?;
-    data.resize(len, 0);
-    file.read_exact_at(&mut data, 0)
-        .map_err(|e| refuse(format!("`{show}`: cannot read: {e}")))?;
-    // An unusable reservation or a stale note: make it inert and hide its section name first.
-    if let Edit::InPlace(writes) = embed::plan_in_place(info, None, None, &|_| None) {
-        for w in writes {
-            let dst = usize::try_from(w.offset)
-                .ok()
-                .and_then(|o| data.get_mut(o..o.checked_add(w.bytes.len())?));
-            if let Some(dst) = dst {
-                dst.copy_from_slice(&w.bytes);
-            }
-        }
+    let len = meta.len();
+    // An unusable reservation or a stale note: made inert and its section name hidden in the
+    // bytes the fallback reads (only those writes that lie inside the file).
+    let mut base = match embed::plan_in_place(info, None, None, &|_| None) {
+        Edit::InPlace(writes) => writes,
+        _ => Vec::new(),
+    };
+    base.retain(|w| {
+        w.offset
+            .checked_add(w.bytes.len() as u64)
+            .is_some_and(|e| e <= len)
+    });
+    // Only the headers and the tables the plan touches are read, through a cache that lives
+    // as long as the planning: memory does not grow with the file.
+    let mut new = {
+        let cache = ReadCache::new(View::patched(file, len, &base));
+        embed::append::plan_append(&cache, note)
     }
-    let new = embed::append::append_note(&data, note)
+    .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
+    new.lay_under(base);
+    // The loader must find the note in the planned file: checked before the first byte is
+    // written (a refusal leaves nothing behind), and again on the copy as written.
+    embed::append::verify(&ReadCache::new(View::rewritten(file, &new)), note)
         .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
-    super::replace::within_file_size_limit(new.len() as u64)
+    super::replace::within_file_size_limit(new.len())
         .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
     let same_file = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
     let replaced = || {
@@ -429,22 +428,17 @@ fn append_file(
         ))
     };
     if keep_links && meta.nlink() > 1 {
-        // The original bytes: `data` had the reservation hidden in memory only.
-        let mut old = data;
-        file.read_exact_at(&mut old, 0)
-            .map_err(|e| refuse(format!("`{show}`: cannot read: {e}")))?;
-        super::replace::rewrite_in_place(file, &old, &new).map_err(|e| {
+        super::replace::rewrite_in_place(file, len, &new).map_err(|e| {
             refuse(format!(
                 "`{show}`: cannot rewrite the file: {e}; left unchanged"
             ))
         })?;
         return Ok(());
     }
-    drop(data);
     let dir = real.parent().unwrap_or(Path::new("/"));
     let name = real.file_name().unwrap_or_default();
     remove_stale_temps(dir, name);
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(name, std::process::id()))
         .tempfile_in(dir)
         .map_err(|e| {
@@ -452,8 +446,11 @@ fn append_file(
                 "`{show}`: cannot create a temporary file beside it: {e}"
             ))
         })?;
-    tmp.write_all(&new)
+    super::stream::write_rewrite(file, tmp.as_file(), &new)
         .map_err(|e| refuse(format!("`{show}`: cannot write the noted copy: {e}")))?;
+    // The copy as written, read back from the disk (a short or failed write shows here).
+    embed::append::verify(&ReadCache::new(tmp.as_file()), note)
+        .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
     let warnings = super::replace::keep_metadata(&meta, file, tmp.as_file())
         .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
     // Closed before the rename: a descriptor open for writing on the new file would make a

@@ -6,6 +6,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
+use ldnote::embed::append::{overlay, Rewrite};
 use rustix::fs::{FallocateFlags, Gid, Mode, Uid, XattrFlags};
 
 /// A write past the soft `RLIMIT_FSIZE` (`ulimit -f`) raises SIGXFSZ, whose default action kills
@@ -21,19 +22,51 @@ pub(super) fn within_file_size_limit(len: u64) -> Result<(), String> {
     }
 }
 
-/// Rewrite `file` (its bytes are `old`) to `new` in place, for a file with several hard links
-/// whose names must all see the note (as patchelf does). Never shortens the file before the new
-/// bytes are safe:
-/// 1. the space of the grown file is allocated first (`fallocate`): a full disk, a quota or
-///    `EFBIG` fails here, and the file is cut back to exactly its old bytes;
+/// Rewrite `file` (`old_len` bytes long) in place into the file `new` describes, for a file with
+/// several hard links whose names must all see the note (as patchelf does). Never shortens the
+/// file before the new bytes are safe:
+/// 0. the span of changed bytes inside the old length is built in memory first (from the file
+///    and the edits), so that a lack of memory refuses before anything is written;
+/// 1. the space of the grown file is allocated (`fallocate`): a full disk, a quota or `EFBIG`
+///    fails here, and the file is cut back to exactly its old bytes;
 /// 2. the bytes beyond the old end are written (the old file is still whole: everything it
 ///    references lies before its old end);
-/// 3. one write of the span of changed bytes inside the old length. A `kill -9` during this one
-///    write can leave a mixture (the kernel copies page by page); nothing can make an in-place
-///    edit of an inode atomic, which is why `link` mode always replaces by rename instead.
-pub(super) fn rewrite_in_place(file: &File, old: &[u8], new: &[u8]) -> io::Result<()> {
-    let old_len = old.len() as u64;
-    let new_len = new.len() as u64;
+/// 3. one write of that span. A `kill -9` during this one write can leave a mixture (the kernel
+///    copies page by page); nothing can make an in-place edit of an inode atomic, which is why
+///    `link` mode always replaces by rename instead. Holding the span (from the file header to
+///    the section headers: about the file's size) is the price of that single write; the rename
+///    path holds only the edits.
+pub(super) fn rewrite_in_place(file: &File, old_len: u64, new: &Rewrite) -> io::Result<()> {
+    let new_len = new.len();
+    // Bytes of the tail that fall inside the old length (the tail starts inside the old file).
+    let inside = usize::try_from(old_len.saturating_sub(new.keep))
+        .unwrap_or(usize::MAX)
+        .min(new.tail.len());
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    for (at, len) in new
+        .edits
+        .iter()
+        .map(|w| (w.offset, w.bytes.len()))
+        .chain([(new.keep, inside)])
+        .filter(|&(_, len)| len > 0)
+    {
+        lo = lo.min(at);
+        hi = hi.max(at + len as u64);
+    }
+    let mut span = Vec::new();
+    if lo < hi {
+        let size =
+            usize::try_from(hi - lo).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        span.try_reserve_exact(size)
+            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        span.resize(size, 0);
+        file.read_exact_at(&mut span, lo)?;
+        for w in &new.edits {
+            overlay(&mut span, lo, w.offset, &w.bytes);
+        }
+        overlay(&mut span, lo, new.keep, &new.tail[..inside]);
+    }
     if new_len > old_len {
         match rustix::fs::fallocate(file, FallocateFlags::empty(), old_len, new_len - old_len) {
             Ok(()) => {}
@@ -44,17 +77,14 @@ pub(super) fn rewrite_in_place(file: &File, old: &[u8], new: &[u8]) -> io::Resul
                 return Err(e.into());
             }
         }
-        let tail = new.get(old.len()..).unwrap_or_default();
-        if let Err(e) = file.write_all_at(tail, old_len) {
+        let beyond = new.tail.get(inside..).unwrap_or_default();
+        if let Err(e) = file.write_all_at(beyond, new.keep + inside as u64) {
             let _ = file.set_len(old_len);
             return Err(e);
         }
     }
-    let common = old.len().min(new.len());
-    let first = (0..common).find(|&i| old[i] != new[i]);
-    let last = (0..common).rev().find(|&i| old[i] != new[i]);
-    if let (Some(first), Some(last)) = (first, last) {
-        file.write_all_at(&new[first..=last], first as u64)?;
+    if !span.is_empty() {
+        file.write_all_at(&span, lo)?;
     }
     if new_len < old_len {
         file.set_len(new_len)?;

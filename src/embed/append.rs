@@ -42,16 +42,22 @@
 //! so non-PIE executables are fine. Limits: a program whose code takes the address of a moved
 //! table (a linker-script symbol such as `__build_id_start` inside `.note.gnu.build-id`) would
 //! read zeros there; no linker does that by default.
+//!
+//! The result is a [`Rewrite`]: the input's bytes up to the rewritten tail, a few edits over them,
+//! and the new tail. Its size follows the headers and the moved tables, not the file, so a
+//! caller can copy the unchanged bytes file to file; [`append_note`] builds it in memory.
 
 mod image;
 mod plan;
+mod rewrite;
 mod write;
 
-use object::elf;
+use object::{elf, ReadRef};
 
 use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use image::Image;
 use plan::{Ctx, DynEntry};
+pub use rewrite::{overlay, Rewrite};
 
 /// Why a note could not be appended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,8 +100,20 @@ pub enum AppendError {
 
 /// `data`: a linked ELF (ET_EXEC or ET_DYN, 32/64-bit, LE/BE) with no `.note.nixos.ldcache`
 /// section. `section`: the complete bytes to place in a new section `.note.nixos.ldcache`
-/// (already-encoded note(s), 4-byte aligned length). Returns the whole new file image.
+/// (already-encoded note(s), 4-byte aligned length). Returns the whole new file image, checked
+/// with [`verify`].
 pub fn append_note(data: &[u8], section: &[u8]) -> Result<Vec<u8>, AppendError> {
+    let new = plan_append(data, section)?.to_bytes(data)?;
+    verify(new.as_slice(), section)?;
+    Ok(new)
+}
+
+/// What [`append_note`] does, without building the new file: the [`Rewrite`] that turns `data`
+/// into it. Only the headers, the dynamic and note segments, the symbol tables, the section name
+/// table and the tables that move are read from `data` (a byte slice, or an
+/// `object::ReadCache` over a file), so memory does not grow with the file. The caller writes
+/// the result and checks it with [`verify`].
+pub fn plan_append<'d, R: ReadRef<'d>>(data: R, section: &[u8]) -> Result<Rewrite, AppendError> {
     if section.is_empty() || section.len() % 4 != 0 {
         return Err(AppendError::BadSection(
             "length must be a non-zero multiple of 4",
@@ -114,33 +132,34 @@ pub fn append_note(data: &[u8], section: &[u8]) -> Result<Vec<u8>, AppendError> 
             "PT_LOAD alignment is not a power of two",
         ));
     }
+    let len = data
+        .len()
+        .map_err(|()| AppendError::Corrupt("file length"))?;
     let ctx = Ctx {
         dynamic: read_dynamic(&img, data)?,
         note_len: section.len() as u64,
-        tail: reclaimable_tail(&img, data.len() as u64),
+        tail: reclaimable_tail(&img, len),
         page,
         img: &img,
     };
     let plan = ctx.plan()?;
-    let new = write::apply(&ctx, data, &plan, section, SECTION_NAME)?;
-    verify(&new, section)?;
-    Ok(new)
+    write::apply(&ctx, data, &plan, section, SECTION_NAME)
 }
 
 /// Read the rewritten file back the way the loader walks it: the first live resolution note
 /// must be the one just placed, byte for byte. A malformed note earlier in a PT_NOTE segment
 /// (bogus `n_namesz`/`n_descsz`) ends the walk before an appended note, and a file that cannot
-/// be read back must not replace the linker's output.
-fn verify(new: &[u8], section: &[u8]) -> Result<(), AppendError> {
+/// be read back must not replace the linker's output. `new`: the bytes, or an
+/// `object::ReadCache` over the written file.
+pub fn verify<'d, R: ReadRef<'d>>(new: R, section: &[u8]) -> Result<(), AppendError> {
     let info = crate::elf::read(new)
         .map_err(|_| AppendError::NotFound("the rewritten file does not read back"))?;
     let live = info.live_note().ok_or(AppendError::NotFound(
         "a malformed note ends the PT_NOTE walk before it",
     ))?;
-    let at = usize::try_from(live.offset).ok();
-    let ours = at
-        .and_then(|a| new.get(a..a.checked_add(section.len())?))
-        .is_some_and(|b| b == section);
+    let ours = new
+        .read_bytes_at(live.offset, section.len() as u64)
+        .is_ok_and(|b| b == section);
     if !live.in_bounds || !ours {
         return Err(AppendError::NotFound(
             "another resolution note comes first in the PT_NOTE walk",
@@ -180,19 +199,22 @@ fn reclaimable_tail(img: &Image, len: u64) -> u64 {
 }
 
 /// The entries of the first PT_DYNAMIC, with the file offset of each value field.
-fn read_dynamic(img: &Image, data: &[u8]) -> Result<Vec<DynEntry>, AppendError> {
+fn read_dynamic<'d, R: ReadRef<'d>>(img: &Image, data: R) -> Result<Vec<DynEntry>, AppendError> {
     let Some(seg) = img.segs.iter().find(|s| s.p_type == elf::PT_DYNAMIC) else {
         return Ok(Vec::new());
     };
+    let bytes = data
+        .read_bytes_at(seg.offset, seg.filesz)
+        .map_err(|()| AppendError::Corrupt("dynamic section"))?;
     let w = img.word();
     let mut v = Vec::new();
     let mut at = seg.offset;
     while at + 2 * w <= seg.file_end() {
         let tag = img
-            .get_word(data, at)
+            .get_word(bytes, at - seg.offset)
             .ok_or(AppendError::Corrupt("dynamic section"))?;
         let val = img
-            .get_word(data, at + w)
+            .get_word(bytes, at - seg.offset + w)
             .ok_or(AppendError::Corrupt("dynamic section"))?;
         if tag == u64::from(elf::DT_NULL) {
             break;
@@ -208,26 +230,30 @@ fn read_dynamic(img: &Image, data: &[u8]) -> Result<Vec<DynEntry>, AppendError> 
 }
 
 /// Is a NixOS resolution note already reachable through a PT_NOTE (even without its section)?
-fn has_resolution_note(img: &Image, data: &[u8]) -> bool {
+fn has_resolution_note<'d, R: ReadRef<'d>>(img: &Image, data: R) -> bool {
     img.segs
         .iter()
         .filter(|s| s.p_type == elf::PT_NOTE)
-        .any(|s| note_in_segment(img, data, s.offset, s.file_end(), s.align).unwrap_or(false))
+        .any(|s| note_in_segment(img, data, s).unwrap_or(false))
 }
 
 /// Walks one PT_NOTE like glibc (`p_align`, at least 4); `None` on a malformed note.
-fn note_in_segment(img: &Image, data: &[u8], lo: u64, hi: u64, align: u64) -> Option<bool> {
-    let align = align.clamp(4, 8);
+fn note_in_segment<'d, R: ReadRef<'d>>(img: &Image, data: R, seg: &image::Seg) -> Option<bool> {
+    let align = seg.align.clamp(4, 8);
     let up = |v: u64| v.checked_add(align - 1).map(|x| x / align * align);
-    let mut at = lo;
-    while at.checked_add(12)? <= hi {
-        let namesz = u64::from(img.get_u32(data, at)?);
-        let descsz = u64::from(img.get_u32(data, at + 4)?);
-        let ty = img.get_u32(data, at + 8)?;
-        let name = data.get(usize::try_from(at + 12).ok()?..)?;
-        let name = name.get(..usize::try_from(namesz).ok()?)?;
-        if ty == NOTE_TYPE && name.strip_suffix(b"\0") == Some(NOTE_NAME) {
-            return Some(true);
+    let bytes = data.read_bytes_at(seg.offset, seg.filesz).ok()?;
+    let rel = |at: u64| at - seg.offset;
+    let mut at = seg.offset;
+    while at.checked_add(12)? <= seg.file_end() {
+        let namesz = u64::from(img.get_u32(bytes, rel(at))?);
+        let descsz = u64::from(img.get_u32(bytes, rel(at) + 4)?);
+        let ty = img.get_u32(bytes, rel(at) + 8)?;
+        if ty == NOTE_TYPE && namesz == NOTE_NAME.len() as u64 + 1 {
+            // The name may run past the segment's end (the walk reads it from the file anyway).
+            let name = data.read_bytes_at(at + 12, namesz).ok()?;
+            if name.strip_suffix(b"\0") == Some(NOTE_NAME) {
+                return Some(true);
+            }
         }
         let desc_at = up(at + 12 + namesz)?;
         at = up(desc_at.checked_add(descsz)?)?;

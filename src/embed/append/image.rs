@@ -5,8 +5,9 @@
 use object::elf;
 use object::pod::bytes_of;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
-use object::{Endian, Endianness, FileKind, U32, U64};
+use object::{Endian, Endianness, FileKind, ReadRef, U32, U64};
 
+use super::rewrite::Rewrite;
 use super::AppendError;
 
 /// One program header.
@@ -72,10 +73,11 @@ pub(super) struct Image {
 }
 
 impl Image {
-    pub fn parse(data: &[u8]) -> Result<Image, AppendError> {
+    /// Reads only the headers and the section name table from `data`.
+    pub fn parse<'d, R: ReadRef<'d>>(data: R) -> Result<Image, AppendError> {
         match FileKind::parse(data) {
-            Ok(FileKind::Elf32) => parse_as::<elf::FileHeader32<Endianness>>(data),
-            Ok(FileKind::Elf64) => parse_as::<elf::FileHeader64<Endianness>>(data),
+            Ok(FileKind::Elf32) => parse_as::<elf::FileHeader32<Endianness>, R>(data),
+            Ok(FileKind::Elf64) => parse_as::<elf::FileHeader64<Endianness>, R>(data),
             _ => Err(AppendError::NotElf),
         }
     }
@@ -139,15 +141,27 @@ impl Image {
         a.copy_from_slice(b);
         Some(self.endian.read_u64_bytes(a))
     }
-    pub fn put_u16(&self, out: &mut [u8], off: u64, v: u16) -> Result<(), AppendError> {
-        put(out, off, &self.endian.write_u16_bytes(v))
+    pub fn put_u16(&self, out: &mut Rewrite, off: u64, v: u16) -> Result<(), AppendError> {
+        out.put(
+            off,
+            &self.endian.write_u16_bytes(v),
+            "write outside the image",
+        )
     }
-    pub fn put_u32(&self, out: &mut [u8], off: u64, v: u32) -> Result<(), AppendError> {
-        put(out, off, &self.endian.write_u32_bytes(v))
+    pub fn put_u32(&self, out: &mut Rewrite, off: u64, v: u32) -> Result<(), AppendError> {
+        out.put(
+            off,
+            &self.endian.write_u32_bytes(v),
+            "write outside the image",
+        )
     }
-    pub fn put_word(&self, out: &mut [u8], off: u64, v: u64) -> Result<(), AppendError> {
+    pub fn put_word(&self, out: &mut Rewrite, off: u64, v: u64) -> Result<(), AppendError> {
         if self.is64 {
-            put(out, off, &self.endian.write_u64_bytes(v))
+            out.put(
+                off,
+                &self.endian.write_u64_bytes(v),
+                "write outside the image",
+            )
         } else {
             self.put_u32(out, off, narrow(v)?)
         }
@@ -234,17 +248,9 @@ fn narrow(v: u64) -> Result<u32, AppendError> {
     u32::try_from(v).map_err(|_| AppendError::NoRoom("value beyond 4 GiB in a 32-bit file"))
 }
 
-fn put(out: &mut [u8], off: u64, bytes: &[u8]) -> Result<(), AppendError> {
-    let start = usize::try_from(off).map_err(|_| AppendError::Corrupt("offset overflow"))?;
-    let dst = out
-        .get_mut(start..)
-        .and_then(|d| d.get_mut(..bytes.len()))
-        .ok_or(AppendError::Corrupt("write outside the image"))?;
-    dst.copy_from_slice(bytes);
-    Ok(())
-}
-
-fn parse_as<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Image, AppendError> {
+fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    data: R,
+) -> Result<Image, AppendError> {
     let corrupt = |what: &'static str| move |_| AppendError::Corrupt(what);
     let hdr = Elf::parse(data).map_err(corrupt("ELF header"))?;
     let endian = hdr.endian().map_err(corrupt("ELF byte order"))?;
@@ -293,7 +299,9 @@ fn parse_as<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Image, 
     let strings = strtab
         .data(endian, data)
         .map_err(corrupt("section name table"))?;
-    let len = data.len() as u64;
+    let len = data
+        .len()
+        .map_err(|()| AppendError::Corrupt("file length"))?;
     let mut segs = Vec::with_capacity(phdrs.len());
     for p in phdrs {
         let s = Seg {

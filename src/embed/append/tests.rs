@@ -269,3 +269,56 @@ fn a_second_append_grows_the_segment_of_the_first() {
     let at = sec.sh_offset(e) as usize;
     assert_eq!(&twice[at..at + bigger.len()], &bigger[..]);
 }
+
+#[test]
+fn the_rewrite_keeps_the_bytes_it_does_not_edit() {
+    // The plan describes the new file against the old one: everything before the rebuilt tail
+    // that no edit touches is the old bytes, and reading through a cache gives the same plan.
+    let elf = synth(elf::ET_DYN, 0x200);
+    let rw = super::plan_append(elf.as_slice(), &note()).expect("plan");
+    let cache = object::ReadCache::new(std::io::Cursor::new(elf.clone()));
+    assert_eq!(super::plan_append(&cache, &note()).expect("plan"), rw);
+    let new = rw.to_bytes(&elf).expect("bytes");
+    assert_eq!(new.len() as u64, rw.len());
+    let keep = rw.keep as usize;
+    let edited = |i: usize| {
+        rw.edits
+            .iter()
+            .any(|w| (w.offset as usize..w.offset as usize + w.bytes.len()).contains(&i))
+    };
+    assert!((0..keep).filter(|&i| !edited(i)).all(|i| new[i] == elf[i]));
+    assert_eq!(&new[keep..], rw.tail.as_slice());
+    super::verify(new.as_slice(), &note()).expect("verify");
+}
+
+#[test]
+fn edits_land_in_order_and_a_patch_goes_into_the_edit_it_falls_in() {
+    use super::Rewrite;
+    let old = [1u8; 16];
+    let mut rw = Rewrite {
+        keep: 12,
+        edits: Vec::new(),
+        tail: vec![9; 4],
+    };
+    rw.put(2, &[5; 6], "t").expect("put");
+    rw.put(4, &[7; 2], "t").expect("put inside");
+    assert_eq!(
+        rw.edits.len(),
+        1,
+        "a patch inside an edit is folded into it"
+    );
+    rw.put(10, &[3; 4], "t").expect("put across keep");
+    assert_eq!(rw.put(15, &[0; 2], "t"), Err(AppendError::Corrupt("t")));
+    let want = [1, 1, 5, 5, 7, 7, 5, 5, 1, 1, 3, 3, 3, 3, 9, 9];
+    assert_eq!(rw.to_bytes(&old).expect("bytes"), want);
+    assert_eq!(rw.read(&old[..], 3, 10, "t").expect("read"), want[3..13]);
+}
+
+#[test]
+fn an_allocation_that_cannot_be_made_is_an_error() {
+    // Every buffer the rewrite holds is reserved fallibly: no abort, whatever a header claims.
+    assert_eq!(
+        super::rewrite::zeroed(1 << 62),
+        Err(AppendError::NoMemory(1 << 62))
+    );
+}

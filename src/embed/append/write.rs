@@ -1,64 +1,64 @@
-//! Producing the output image from a [`Plan`].
+//! Producing the output, as a [`Rewrite`] of the input, from a [`Plan`].
 
-use object::elf;
+use object::{elf, ReadRef};
 
 use super::image::{Image, Sec, Seg};
 use super::plan::{is_patchable, Ctx, Dest, DynEntry, NoteSeg, Plan};
+use super::rewrite::{zeroed, Rewrite};
 use super::AppendError;
 
-fn idx(v: u64) -> Result<usize, AppendError> {
-    usize::try_from(v).map_err(|_| AppendError::Corrupt("offset overflow"))
+fn slice<'d, R: ReadRef<'d>>(data: R, lo: u64, hi: u64) -> Result<&'d [u8], AppendError> {
+    let len = hi
+        .checked_sub(lo)
+        .ok_or(AppendError::Corrupt("range outside the file"))?;
+    data.read_bytes_at(lo, len)
+        .map_err(|()| AppendError::Corrupt("range outside the file"))
 }
 
-fn slice(data: &[u8], lo: u64, hi: u64) -> Result<&[u8], AppendError> {
-    data.get(idx(lo)?..idx(hi)?)
-        .ok_or(AppendError::Corrupt("range outside the file"))
-}
-
-pub(super) fn apply(
+pub(super) fn apply<'d, R: ReadRef<'d>>(
     ctx: &Ctx,
-    data: &[u8],
+    data: R,
     plan: &Plan,
     section: &[u8],
     name: &[u8],
-) -> Result<Vec<u8>, AppendError> {
+) -> Result<Rewrite, AppendError> {
     let img = ctx.img;
     let mask = if img.is64 {
         u64::MAX
     } else {
         u64::from(u32::MAX)
     };
-    // Everything the image will hold, reserved at once and fallibly: an allocation failure is
-    // an error to report, never an abort, and nothing below reallocates.
+    // The bytes from the reclaimable tail on are rebuilt: the moved tables and the note when
+    // they go past it, the section name table and the section headers. Reserved at once and
+    // fallibly: an allocation failure is an error to report, never an abort.
     let strtab = &img.secs[img.shstrndx];
-    let capacity = ctx
-        .tail
-        .max(plan.end)
+    let body = plan.end.saturating_sub(ctx.tail);
+    let capacity = body
         .saturating_add(strtab.size)
         .saturating_add(name.len() as u64 + 1 + img.word())
         .saturating_add((img.secs.len() as u64 + 1).saturating_mul(img.shentsize()));
-    let mut out = Vec::new();
-    out.try_reserve_exact(idx(capacity)?)
+    let mut tail = Vec::new();
+    tail.try_reserve_exact(usize::try_from(capacity).map_err(|_| AppendError::NoMemory(capacity))?)
         .map_err(|_| AppendError::NoMemory(capacity))?;
-    out.extend_from_slice(slice(data, 0, ctx.tail)?);
-    if out.len() < idx(plan.end)? {
-        out.resize(idx(plan.end)?, 0);
-    }
+    tail.resize(
+        usize::try_from(body).map_err(|_| AppendError::NoMemory(body))?,
+        0,
+    );
+    let mut out = Rewrite {
+        keep: ctx.tail,
+        edits: Vec::new(),
+        tail,
+    };
     // Vacate the old places (the loader never reads them again), then copy the units over.
     for (u, _) in &plan.moves {
-        out.get_mut(idx(u.lo)?..idx(u.hi)?)
-            .ok_or(AppendError::Corrupt("range outside the file"))?
-            .fill(0);
+        let zeros = zeroed(u.hi.saturating_sub(u.lo))?;
+        out.put(u.lo, &zeros, "range outside the file")?;
     }
     for (u, new) in &plan.moves {
         let bytes = slice(data, u.lo, u.hi)?;
-        out.get_mut(idx(*new)?..idx(*new + (u.hi - u.lo))?)
-            .ok_or(AppendError::Corrupt("range outside the file"))?
-            .copy_from_slice(bytes);
+        out.put(*new, bytes, "range outside the file")?;
     }
-    out.get_mut(idx(plan.note_off)?..idx(plan.end)?)
-        .ok_or(AppendError::Corrupt("range outside the file"))?
-        .copy_from_slice(section);
+    out.put(plan.note_off, section, "range outside the file")?;
     let note_vaddr = plan.note_off.wrapping_add(plan.dest_vdelta) & mask;
     let first_load = img
         .loads()
@@ -134,10 +134,7 @@ pub(super) fn apply(
     for s in &segs {
         ph.extend(img.encode_seg(s)?);
     }
-    let ph_at = idx(img.phoff)?;
-    out.get_mut(ph_at..ph_at + ph.len())
-        .ok_or(AppendError::Corrupt("program header table"))?
-        .copy_from_slice(&ph);
+    out.put(img.phoff, &ph, "program header table")?;
 
     // Section headers: moved sections follow their unit; the new one is appended last.
     let mut secs: Vec<Sec> = img.secs.clone();
@@ -150,16 +147,20 @@ pub(super) fn apply(
         }
     }
     patch_dynamic(img, &mut out, &ctx.dynamic, plan, mask)?;
-    patch_symbols(img, &mut out, &secs, plan, mask)?;
+    patch_symbols(img, data, &mut out, &secs, plan, mask)?;
 
-    let mut names = slice(data, strtab.offset, strtab.offset + strtab.size)?.to_vec();
+    let names = slice(
+        data,
+        strtab.offset,
+        strtab.offset.saturating_add(strtab.size),
+    )?;
     let name_off = u32::try_from(names.len()).map_err(|_| AppendError::Corrupt("name table"))?;
-    names.extend_from_slice(name);
-    names.push(0);
-    let names_at = out.len() as u64;
-    out.extend_from_slice(&names);
+    let names_at = out.len();
+    out.tail.extend_from_slice(names);
+    out.tail.extend_from_slice(name);
+    out.tail.push(0);
     secs[img.shstrndx].offset = names_at;
-    secs[img.shstrndx].size = names.len() as u64;
+    secs[img.shstrndx].size = out.len() - names_at;
     secs.push(Sec {
         name_off,
         name: name.to_vec(),
@@ -176,10 +177,11 @@ pub(super) fn apply(
     if secs.len() >= usize::from(elf::SHN_LORESERVE) {
         return Err(AppendError::NoRoom("too many sections"));
     }
-    let sh_at = (out.len() as u64).div_ceil(img.word()) * img.word();
-    out.resize(idx(sh_at)?, 0);
+    let sh_at = out.len().div_ceil(img.word()) * img.word();
+    let pad = usize::try_from(sh_at - out.len()).map_err(|_| AppendError::Corrupt("alignment"))?;
+    out.tail.resize(out.tail.len() + pad, 0);
     for s in &secs {
-        out.extend(img.encode_sec(s)?);
+        out.tail.extend(img.encode_sec(s)?);
     }
 
     let (phoff_at, shoff_at, phnum_at, shnum_at) = img.ehdr_fields();
@@ -193,7 +195,7 @@ pub(super) fn apply(
 /// Rewrites the dynamic tags that point into a moved table.
 fn patch_dynamic(
     img: &Image,
-    out: &mut [u8],
+    out: &mut Rewrite,
     dynamic: &[DynEntry],
     plan: &Plan,
     mask: u64,
@@ -212,9 +214,10 @@ fn patch_dynamic(
 
 /// Symbols defined in a moved section get its new address, so that `.symtab` / `.dynsym` stay
 /// consistent (objcopy converts symbol values to section offsets).
-fn patch_symbols(
+fn patch_symbols<'d, R: ReadRef<'d>>(
     img: &Image,
-    out: &mut [u8],
+    data: R,
+    out: &mut Rewrite,
     secs: &[Sec],
     plan: &Plan,
     mask: u64,
@@ -231,19 +234,21 @@ fn patch_symbols(
             continue;
         }
         let count = s.size / ent;
+        // The table as the new file holds it so far (moved tables are read at their new place).
+        let table = out.read(data, s.offset, count * ent, "symbol table")?;
         for k in 0..count {
-            let at = s.offset + k * ent;
+            let at = k * ent;
             let shndx = img
-                .get_u16(out, at + shndx_at)
+                .get_u16(&table, at + shndx_at)
                 .ok_or(AppendError::Corrupt("symbol table"))?;
             if shndx == 0 || shndx >= elf::SHN_LORESERVE {
                 continue;
             }
             if let Some(shift) = shift_of(shndx) {
                 let v = img
-                    .get_word(out, at + value_at)
+                    .get_word(&table, at + value_at)
                     .ok_or(AppendError::Corrupt("symbol table"))?;
-                img.put_word(out, at + value_at, v.wrapping_add(shift) & mask)?;
+                img.put_word(out, s.offset + at + value_at, v.wrapping_add(shift) & mask)?;
             }
         }
     }
