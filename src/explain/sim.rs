@@ -86,6 +86,21 @@ impl<'a, P: Probe> Sim<'a, P> {
         s
     }
 
+    /// The path list `loader`'s note gives for `name` (empty when the note has no pair for it);
+    /// `None` when the object has no usable note.
+    fn note_entries(&self, loader: usize, name: &[u8]) -> Option<Vec<Entry>> {
+        match &self.run.maps[loader].note {
+            NoteState::Ok(pairs) | NoteState::Planned(pairs) => Some(
+                pairs
+                    .iter()
+                    .find(|(s, _)| s == name)
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        }
+    }
+
     fn add_map(&mut self, m: Map) -> usize {
         self.run.maps.push(m);
         self.rpath_dirs.push(List::Unset);
@@ -304,14 +319,7 @@ impl<'a, P: Probe> Sim<'a, P> {
             NoteDialect::Audit => false,
         };
         if self.inp.use_notes && note_read {
-            let entries = match &self.run.maps[loader].note {
-                NoteState::Ok(pairs) | NoteState::Planned(pairs) => pairs
-                    .iter()
-                    .find(|(s, _)| s == name)
-                    .map(|(_, e)| e.clone())
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
+            let entries = self.note_entries(loader, name).unwrap_or_default();
             for e in entries {
                 match e {
                     Entry::Exact(p) => {

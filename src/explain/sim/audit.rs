@@ -4,7 +4,7 @@
 //! (`openat`, then reads the ELF header and closes it) and hands the first loadable one to the
 //! loader, which opens it as a path with `/`; a `?` element, an `=` path with `$`, or no usable
 //! element leaves the name to the stock search (audit/src/parse.rs `step`).
-use super::super::model::{Call, NoteState, Stage};
+use super::super::model::{Call, Stage};
 use super::super::probe::Probe;
 use super::{Fatal, Hit, Sim};
 use crate::note::Entry;
@@ -22,13 +22,8 @@ impl<P: Probe> Sim<'_, P> {
         if llp_set || self.run.maps[loader].runpath.is_none() {
             return Ok(None);
         }
-        let entries = match &self.run.maps[loader].note {
-            NoteState::Ok(pairs) | NoteState::Planned(pairs) => pairs
-                .iter()
-                .find(|(s, _)| s == name)
-                .map(|(_, e)| e.clone())
-                .unwrap_or_default(),
-            _ => return Ok(None),
+        let Some(entries) = self.note_entries(loader, name) else {
+            return Ok(None);
         };
         for e in entries {
             let p = match e {
