@@ -21,13 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-N=${LDNOTE_E2E_LIBS:-40}
-[ "$N" -ge 10 ] || { echo "LDNOTE_E2E_LIBS must be at least 10" >&2; exit 2; }
-ci=false
-[ "${CI:-}" = true ] && ci=true
-ldnote=$root/target/release/ldnote
-[ -x "$ldnote" ] || cargo build --release --locked
-failures=0
+. tests/nix_layout.sh
+e2e_start
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 check_eq() { if [ "$2" = "$3" ]; then echo "ok: $1"; else fail "$1: expected [$2], got [$3]"; fi; }
 need() {
@@ -57,8 +52,6 @@ json_fails() { jq -r ".$2.totals | .openat_fail + .stat_fail" "$1"; }
 dbg_init() { sed -n 's/^ *[0-9]*:\t\{1,\}calling init: //p' "$1" | grep -v -e 'libldnote-audit' -e '/mod.so$' \
   | grep -Ev '/ld(64)?(-linux[^/]*)?\.so\.[0-9]+$' | sort; }
 
-# make_libs, link_args, expected_sum: the Nix-style layout.
-. tests/nix_layout.sh
 sum() { expected_sum; }
 
 native() {

@@ -7,6 +7,7 @@
 mod common;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
@@ -102,18 +103,24 @@ fn ambiguous_abbreviation_of_the_output_is_never_noted() {
     );
 }
 
-/// The reported reproduction: `-o decoy ... -Wl,--outpu=real` with a stale, unnoted `decoy`
-/// from an earlier link. ld writes `real`; ldnote notes `real` and leaves `decoy` alone.
-#[test]
-fn abbreviated_output_is_the_file_noted_and_the_decoy_is_untouched() {
-    require!("gcc");
-    let l = Layout::new();
+/// A library `d1/liba.so` and a main object that calls it.
+fn lib_and_main(l: &Layout) -> (PathBuf, PathBuf) {
     let lib = l.lib_in("d1", "liba.so");
     let main = l.object(
         "main",
         "int ldnote_test_lib_fn(int);\nint main(void) { return ldnote_test_lib_fn(1) - 2; }\n",
         &[],
     );
+    (lib, main)
+}
+
+/// The reported reproduction: `-o decoy ... -Wl,--outpu=real` with a stale, unnoted `decoy`
+/// from an earlier link. ld writes `real`; ldnote notes `real` and leaves `decoy` alone.
+#[test]
+fn abbreviated_output_is_the_file_noted_and_the_decoy_is_untouched() {
+    require!("gcc");
+    let l = Layout::new();
+    let (lib, main) = lib_and_main(&l);
     let line = |out: &str| -> Vec<OsString> {
         vec![
             "-o".into(),
@@ -155,12 +162,7 @@ fn abbreviated_output_is_the_file_noted_and_the_decoy_is_untouched() {
 fn a_file_the_linker_did_not_write_is_never_noted() {
     require!("gcc");
     let l = Layout::new();
-    let lib = l.lib_in("d1", "liba.so");
-    let main = l.object(
-        "main",
-        "int ldnote_test_lib_fn(int);\nint main(void) { return ldnote_test_lib_fn(1) - 2; }\n",
-        &[],
-    );
+    let (lib, main) = lib_and_main(&l);
     run_ok(
         Command::new("gcc")
             .arg("-o")

@@ -16,14 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-N=${LDNOTE_E2E_LIBS:-40}
-# The cases use libl5 (override) and libl7 (moved to dir N-3).
-[ "$N" -ge 10 ] || { echo "LDNOTE_E2E_LIBS must be at least 10" >&2; exit 2; }
-ci=false
-[ "${CI:-}" = true ] && ci=true
-ldnote=$root/target/release/ldnote
-[ -x "$ldnote" ] || cargo build --release --locked
-failures=0
+. tests/nix_layout.sh
+e2e_start
 
 fail() {
   echo "FAIL: $*" >&2
@@ -83,9 +77,6 @@ dbg_cached() { sed -n 's/^ *[0-9]*:\t  trying cached file=//p' "$1"; }
 dbg_init() { sed -n 's/^ *[0-9]*:\t\{1,\}calling init: //p' "$1" | sort; }
 # The same without the loader itself (Debian's and ours have different paths).
 dbg_libs() { dbg_init "$1" | grep -v '/ld-linux-'; }
-
-# make_libs, link_args, expected_sum: the Nix-style layout.
-. tests/nix_layout.sh
 
 native() {
   local ldso=${LDNOTE_NOTE_LDSO:-}

@@ -1,7 +1,20 @@
-# Sourced by tests/loader_e2e.sh and tests/audit_e2e.sh: the Nix-style layout of their end-to-end
-# tests. N libraries, each alone in its own directory (as each store path is), all in the
-# program's DT_RUNPATH in order, the C library's directory last, so that the stock loader probes
-# every earlier directory for every later library. Uses the caller's N.
+# Sourced by tests/loader_e2e.sh and tests/audit_e2e.sh: their common start, and the Nix-style
+# layout of their end-to-end tests. N libraries, each alone in its own directory (as each store
+# path is), all in the program's DT_RUNPATH in order, the C library's directory last, so that
+# the stock loader probes every earlier directory for every later library. Uses the caller's N.
+
+# e2e_start: what both tests set up first, from the repository root ($root): N
+# (LDNOTE_E2E_LIBS, default 40, at least 10: the cases use libl5 and libl7), ci (CI=true makes
+# a missing tool an error), a release ldnote, and the failure count.
+e2e_start() {
+  N=${LDNOTE_E2E_LIBS:-40}
+  [ "$N" -ge 10 ] || { echo "LDNOTE_E2E_LIBS must be at least 10" >&2; exit 2; }
+  ci=false
+  [ "${CI:-}" = true ] && ci=true
+  ldnote=$root/target/release/ldnote
+  [ -x "$ldnote" ] || cargo build --release --locked
+  failures=0
+}
 
 # make_libs DIR CC: N libraries DIR/d$i/libl$i.so (soname libl$i.so), and main.c printing the
 # sum of their values.
