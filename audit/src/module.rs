@@ -33,14 +33,44 @@ const AT_SECURE: usize = 23;
 const RECORDS: usize = 1024;
 const PATH_MAX: usize = 4096;
 
-/// A noted object with DT_RUNPATH: its note's descriptor (address, length); length 0 = free.
+/// A requesting object with DT_RUNPATH and a usable note, read when it first asks for a name
+/// (`used` false: a free slot).
 #[derive(Clone, Copy)]
 struct Rec {
-    addr: usize,
-    len: usize,
+    used: bool,
+    /// The note's descriptor (address, length), inside the object's readable segments.
+    note: (usize, usize),
+    /// Its names are sorted: lookups may start at `note_at`.
+    sorted: bool,
+    /// Where the next lookup in the descriptor starts (`parse::find_from`).
+    note_at: usize,
+    /// The current `DT_RUNPATH` string (address, length), inside the object.
+    runpath: (usize, usize),
+    /// Where the next run-path walk starts (`parse::RunPath::holds`).
+    rp_at: usize,
+    /// `$ORIGIN` (address, length) when `origin_known`: inside `l_name` or `State::exe`.
+    origin: (usize, usize),
+    origin_known: bool,
 }
 
+const FREE: Rec = Rec {
+    used: false,
+    note: (0, 0),
+    sorted: false,
+    note_at: 0,
+    runpath: (0, 0),
+    rp_at: 0,
+    origin: (0, 0),
+    origin_known: false,
+};
+
+/// The cookie of an object that was looked at and has nothing for the module (no note, no
+/// DT_RUNPATH, headers not as expected, no free record): an address that is neither a link map
+/// nor a record.
+static NOTHING: u8 = 0;
+
 struct State {
+    /// `getpid()`, asked once the first shared library's headers are read (0 before).
     pid: usize,
     phdr: usize,
     phnum: usize,
@@ -50,11 +80,18 @@ struct State {
     at_base: usize,
     /// No note is used in this process (secure mode, LD_LIBRARY_PATH, `--library-path`).
     off: bool,
-    seen_main: bool,
+    /// The main program's link map (the first `la_objopen`), 0 before it.
+    main: usize,
     recs: [Rec; RECORDS],
     path: [u8; PATH_MAX],
     /// Headers copied from an object (static: no per-call zeroing of a stack buffer).
     buf: [u8; PATH_MAX],
+    /// Substituted run-path directories (`parse::step`'s work buffers).
+    dir_a: [u8; PATH_MAX],
+    dir_b: [u8; PATH_MAX],
+    /// `readlink("/proc/self/exe")`, read once when the main program's run path has a `$`.
+    exe: [u8; PATH_MAX],
+    exe_len: Option<usize>,
 }
 
 struct Global(UnsafeCell<State>);
@@ -70,10 +107,14 @@ static STATE: Global = Global(UnsafeCell::new(State {
     phnum: 0,
     at_base: 0,
     off: false,
-    seen_main: false,
-    recs: [Rec { addr: 0, len: 0 }; RECORDS],
+    main: 0,
+    recs: [FREE; RECORDS],
     path: [0; PATH_MAX],
     buf: [0; PATH_MAX],
+    dir_a: [0; PATH_MAX],
+    dir_b: [0; PATH_MAX],
+    exe: [0; PATH_MAX],
+    exe_len: None,
 }));
 
 fn state() -> &'static mut State {
@@ -120,7 +161,6 @@ unsafe fn cstr<'a>(p: *const u8, max: usize) -> Option<&'a [u8]> {
 /// `_dl_start_args_adjust` moves it and sets `AT_PHDR` to the program's).
 extern "C" fn init(_argc: i32, _argv: *const *const u8, envp: *const *const u8) {
     let s = state();
-    s.pid = sys::getpid();
     if envp.is_null() {
         s.off = true;
         return;
@@ -191,7 +231,11 @@ fn library_path_option() -> bool {
 /// Headers of a shared object at `l_addr`, copied with `process_vm_readv` into `buf` (an
 /// object whose ELF header is not mapped there reads as an error or as bytes that fail the
 /// checks).
-fn dso(pid: usize, buf: &mut [u8; PATH_MAX], l: &LinkMap) -> Option<parse::Object> {
+fn dso(pid: &mut usize, buf: &mut [u8; PATH_MAX], l: &LinkMap) -> Option<parse::Object> {
+    if *pid == 0 {
+        *pid = sys::getpid();
+    }
+    let pid = *pid;
     let n = sys::peek(pid, l.l_addr, &mut buf[..1024])?;
     let (phoff, phnum) = parse::phdr_table(&buf[..n], &HOST)?;
     let size = phnum.checked_mul(HOST.phdr_size())?;
@@ -209,59 +253,110 @@ fn dso(pid: usize, buf: &mut [u8; PATH_MAX], l: &LinkMap) -> Option<parse::Objec
 }
 
 /// Called for each object loaded into a namespace the module audits, the main program first.
+/// Nothing is read here: an object's headers and note are read when it first asks for a name
+/// the loader has not loaded yet (`la_objsearch`), which most objects never do (their needed
+/// libraries are already loaded), so they cost the module no system call.
 #[no_mangle]
 pub extern "C" fn la_objopen(map: *mut LinkMap, _lmid: isize, cookie: *mut usize) -> u32 {
     let s = state();
     if map.is_null() || cookie.is_null() {
         return 0;
     }
-    // SAFETY: the loader passes its link map for the object.
-    let l = unsafe { &*map };
-    let obj = if !s.seen_main {
-        // rtld.c `load_audit_modules`: the main program's map comes first. Its headers are
-        // where the kernel's (or ld.so's) AT_PHDR says.
-        s.seen_main = true;
+    if s.main == 0 {
+        // rtld.c `load_audit_modules`: the main program's map comes first.
+        s.main = map as usize;
         if s.at_base == 0 && library_path_option() {
             s.off = true;
         }
-        if s.off || s.phdr == 0 || s.phnum == 0 || s.phnum > 4096 {
-            return 0;
-        }
+    }
+    // SAFETY: the loader passes a pointer to this object's cookie for the module. The link
+    // map's address (also glibc's initial value) marks an object not looked at yet.
+    unsafe { *cookie = map as usize };
+    0
+}
+
+/// The record a cookie points at, if it points into the record table.
+fn slot(s: &State, cookie: usize) -> Option<usize> {
+    let base = s.recs.as_ptr() as usize;
+    let size = core::mem::size_of::<Rec>();
+    let off = cookie.checked_sub(base)?;
+    if off % size != 0 || off / size >= RECORDS {
+        return None;
+    }
+    Some(off / size)
+}
+
+/// `readlink("/proc/self/exe")` into `s.exe`, once.
+fn exe_link(s: &mut State) -> Option<&[u8]> {
+    if s.exe_len.is_none() {
+        s.exe_len = Some(sys::readlink(b"/proc/self/exe\0", &mut s.exe).unwrap_or(0));
+    }
+    let n = s.exe_len?;
+    // A full buffer may be truncated: not used.
+    (n > 0 && n < s.exe.len()).then(|| &s.exe[..n])
+}
+
+/// Read the object a cookie's link map describes: its note and current run path, into a free
+/// record. `None`: nothing for the module (stock for every name it asks for).
+fn look(s: &mut State, map: usize) -> Option<usize> {
+    // SAFETY: `map` is a link map the loader passed to `la_objopen` (see `la_objsearch`).
+    let l = unsafe { &*(map as *const LinkMap) };
+    let obj = if map == s.main && s.phdr != 0 && s.phnum != 0 && s.phnum <= 4096 {
+        // The main program's headers are where the kernel's (or ld.so's) AT_PHDR says.
         // SAFETY: AT_PHDR/AT_PHNUM describe the main program's mapped program headers.
         let table =
             unsafe { core::slice::from_raw_parts(s.phdr as *const u8, s.phnum * HOST.phdr_size()) };
         parse::object(table, s.phnum, l.l_addr as u64, l.l_ld as u64, &HOST, &Raw)
-    } else if s.off {
-        return 0;
+    } else if map == s.main {
+        None
     } else {
-        dso(s.pid, &mut s.buf, l)
-    };
-    let Some((addr, len)) = obj.and_then(|o| o.note) else {
-        return 0;
-    };
-    if let Some(r) = s.recs.iter_mut().find(|r| r.len == 0) {
-        r.addr = addr as usize;
-        r.len = len as usize;
-        // SAFETY: the loader passes a pointer to this object's cookie for the module.
-        unsafe { *cookie = r as *mut Rec as usize };
-    }
-    0
-}
-
-/// The record a cookie points at, if it is one of ours.
-fn record(s: &State, cookie: usize) -> Option<Rec> {
-    let base = s.recs.as_ptr() as usize;
-    let size = core::mem::size_of::<Rec>();
-    let off = cookie.checked_sub(base)?;
-    if off % size != 0 {
+        dso(&mut s.pid, &mut s.buf, l)
+    }?;
+    let (Some((na, nl)), Some((ra, rl))) = (obj.note, obj.runpath) else {
         return None;
-    }
-    s.recs.get(off / size).copied().filter(|r| r.len != 0)
+    };
+    let i = s.recs.iter().position(|r| !r.used)?;
+    // SAFETY: both ranges were found inside the object's readable PT_LOAD by `parse::object`
+    // (through `Checked`), and the object stays loaded while its record is used (freed in
+    // `la_objclose`).
+    let (note, raw) = unsafe {
+        (
+            core::slice::from_raw_parts(na as usize as *const u8, nl as usize),
+            core::slice::from_raw_parts(ra as usize as *const u8, rl as usize),
+        )
+    };
+    // $ORIGIN: from the object's name, or for the main program (empty name) from
+    // /proc/self/exe, read only when the run path has a token at all.
+    // SAFETY: the loader's NUL-terminated name of the object.
+    let name = unsafe { cstr(l.l_name, PATH_MAX) }.unwrap_or(&[]);
+    let origin = if !raw.contains(&b'$') {
+        parse::Origin::Unknown
+    } else if name.is_empty() {
+        parse::runpath::origin_of_exe(exe_link(s))
+    } else {
+        parse::runpath::origin_of_name(name)
+    };
+    let (origin, origin_known) = match origin {
+        parse::Origin::Dir(d) => ((d.as_ptr() as usize, d.len()), true),
+        parse::Origin::Unknown => ((0, 0), false),
+    };
+    s.recs[i] = Rec {
+        used: true,
+        note: (na as usize, nl as usize),
+        sorted: parse::sorted(note),
+        note_at: 0,
+        runpath: (ra as usize, rl as usize),
+        rp_at: 0,
+        origin,
+        origin_known,
+    };
+    Some(i)
 }
 
 /// Whether the loader will accept `path` (NUL-terminated): open it and check its ELF header as
 /// `open_verify` does. A missing, replaced or foreign file is passed over, as the note-aware
-/// loader passes over it.
+/// loader passes over it. This cannot be left to the loader: it treats a path returned for
+/// `LA_SER_ORIG` that it cannot open or verify as fatal (`_dl_map_object`: no search follows).
 fn loadable(path: &[u8]) -> bool {
     let Some(fd) = sys::open(path) else {
         return false;
@@ -281,9 +376,28 @@ pub extern "C" fn la_objsearch(name: *const u8, cookie: *mut usize, flag: u32) -
         return name;
     }
     // SAFETY: the loader passes the requesting object's cookie.
-    let Some(rec) = record(s, unsafe { *cookie }) else {
-        return name;
+    let c = unsafe { *cookie };
+    let nothing = &NOTHING as *const u8 as usize;
+    let i = match slot(s, c) {
+        Some(i) => i,
+        // 0: an object `la_objopen` did not see.
+        None if c == nothing || c == 0 => return name,
+        // Not looked at yet: `c` is the link map `la_objopen` stored.
+        None => {
+            let r = look(s, c);
+            let v = r.map_or(nothing, |i| &s.recs[i] as *const Rec as usize);
+            // SAFETY: as above; the cookie is the module's to set.
+            unsafe { *cookie = v };
+            match r {
+                Some(i) => i,
+                None => return name,
+            }
+        }
     };
+    let rec = s.recs[i];
+    if !rec.used {
+        return name;
+    }
     // SAFETY: the name the loader is about to search, NUL-terminated.
     let Some(want) = (unsafe { cstr(name, PATH_MAX) }) else {
         return name;
@@ -291,17 +405,34 @@ pub extern "C" fn la_objsearch(name: *const u8, cookie: *mut usize, flag: u32) -
     if want.contains(&b'/') {
         return name;
     }
-    // SAFETY: the descriptor was found inside the object's readable PT_LOAD by
-    // `parse::object` (through `Checked`) and the object is still loaded (its record is freed
-    // in `la_objclose`).
-    let desc = unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
-    let Some(list) = parse::find(desc, want) else {
+    // SAFETY: see `look`: inside the object's readable segments while it is loaded; the
+    // origin inside its `l_name` (kept by the loader while it is loaded) or `s.exe`.
+    let (desc, raw, origin) = unsafe {
+        (
+            core::slice::from_raw_parts(rec.note.0 as *const u8, rec.note.1),
+            core::slice::from_raw_parts(rec.runpath.0 as *const u8, rec.runpath.1),
+            if rec.origin_known {
+                parse::Origin::Dir(core::slice::from_raw_parts(
+                    rec.origin.0 as *const u8,
+                    rec.origin.1,
+                ))
+            } else {
+                parse::Origin::Unknown
+            },
+        )
+    };
+    let from = if rec.sorted { rec.note_at } else { 0 };
+    let Some((list, next)) = parse::find_from(desc, want, from) else {
         return name;
     };
+    s.recs[i].note_at = next;
+    let rp = parse::RunPath { raw, origin };
+    let mut at = rec.rp_at;
+    let mut answer = name;
     for el in list.split(|b| *b == b':') {
-        match parse::step(el) {
+        match parse::step(el, &rp, &mut at, &mut s.dir_a, &mut s.dir_b) {
             Step::Skip => {}
-            Step::Stock => return name,
+            Step::Stock => break,
             Step::Try(p) => {
                 if p.len() >= PATH_MAX {
                     continue;
@@ -311,12 +442,14 @@ pub extern "C" fn la_objsearch(name: *const u8, cookie: *mut usize, flag: u32) -
                 if loadable(&s.path[..=p.len()]) {
                     // The loader copies the name before the next call (`_dl_new_object`,
                     // `expand_dynamic_string_token`), so one buffer serves every lookup.
-                    return s.path.as_ptr();
+                    answer = s.path.as_ptr();
+                    break;
                 }
             }
         }
     }
-    name
+    s.recs[i].rp_at = at;
+    answer
 }
 
 /// Called when an object is unloaded: its record is free again.
@@ -327,10 +460,8 @@ pub extern "C" fn la_objclose(cookie: *mut usize) -> u32 {
         return 0;
     }
     // SAFETY: the loader passes the object's cookie.
-    let c = unsafe { *cookie };
-    if record(s, c).is_some() {
-        let i = (c - s.recs.as_ptr() as usize) / core::mem::size_of::<Rec>();
-        s.recs[i].len = 0;
+    if let Some(i) = slot(s, unsafe { *cookie }) {
+        s.recs[i] = FREE;
     }
     0
 }

@@ -15,7 +15,9 @@ const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PT_NOTE: u32 = 4;
 const PF_R: u32 = 4;
+const PF_W: u32 = 2;
 const DT_NULL: u64 = 0;
+const DT_STRTAB: u64 = 5;
 const DT_RUNPATH: u64 = 29;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
@@ -40,6 +42,9 @@ pub struct Host {
     pub reject_flags: &'static [(u32, u32)],
     /// `e_flags & mask != value` makes the loader skip the file.
     pub require_flags: &'static [(u32, u32)],
+    /// The loader never adds `l_addr` to the dynamic section's pointers in memory
+    /// (`DL_RO_DYN_SECTION`: MIPS and RISC-V, whose dynamic sections are read-only).
+    pub ro_dynamic: bool,
 }
 
 impl Host {
@@ -96,6 +101,7 @@ const fn host() -> Host {
         abi_version_max: 4,
         reject_flags: &[],
         require_flags: &[],
+        ro_dynamic: cfg!(any(target_arch = "mips64", target_arch = "riscv64")),
     };
     if cfg!(target_arch = "x86_64") {
         Host {
@@ -280,6 +286,16 @@ pub struct Checked<'a, M: Mem> {
     ranges: Ranges,
 }
 
+impl<M: Mem> Checked<'_, M> {
+    /// The bytes from `addr` to the end of the range holding it.
+    fn tail(&self, addr: u64) -> Option<&[u8]> {
+        let &(_, end) = self.ranges.r[..self.ranges.n]
+            .iter()
+            .find(|&&(s, e)| s <= addr && addr < e)?;
+        self.raw.get(addr, end - addr)
+    }
+}
+
 impl<M: Mem> Mem for Checked<'_, M> {
     fn get(&self, addr: u64, len: u64) -> Option<&[u8]> {
         if self.ranges.contains(addr, len) {
@@ -314,9 +330,11 @@ impl Ranges {
 /// What the module needs of one loaded object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Object {
-    /// It has DT_RUNPATH (the note is read only then: for a DT_RPATH object the loader's RPATH
-    /// walk runs before the note would).
-    pub runpath: bool,
+    /// Address and length (without its NUL) of its current `DT_RUNPATH` string, when it has
+    /// one inside its readable segments. The note is read only then: for a `DT_RPATH` object
+    /// the loader's RPATH walk runs before the note would, and the run path decides which
+    /// entries are current.
+    pub runpath: Option<(u64, u64)>,
     /// Address and length of its resolution note's descriptor, if it has a usable one.
     pub note: Option<(u64, u64)>,
 }
@@ -351,8 +369,13 @@ pub fn object(
         return None;
     }
     let mem = Checked { raw, ranges };
-    let runpath = has_runpath(&mem, l_ld, dynamic.filesz.min(dynamic.memsz), h);
-    let note = if runpath {
+    // glibc 2.36 `elf_get_dynamic_info` adds `l_addr` to DT_STRTAB in the dynamic section
+    // itself (the last DT_STRTAB entry, the one it keeps) unless `l_addr` is 0, the segment
+    // is read-only (`l_ld_readonly`) or the target keeps dynamic sections read-only.
+    let relocated = bias != 0 && dynamic.flags & PF_W != 0 && !h.ro_dynamic;
+    let size = dynamic.filesz.min(dynamic.memsz);
+    let runpath = runpath(&mem, l_ld, size, bias, relocated, h);
+    let note = if runpath.is_some() {
         note_desc(table, phnum, bias, h, &mem)
             .filter(|&(a, l)| mem.get(a, l).is_some_and(valid_desc))
     } else {
@@ -361,20 +384,41 @@ pub fn object(
     Some(Object { runpath, note })
 }
 
-/// Whether the dynamic section (at most `size` bytes, up to DT_NULL) has DT_RUNPATH.
-fn has_runpath(mem: &impl Mem, at: u64, size: u64, h: &Host) -> bool {
+/// The `DT_RUNPATH` string of the dynamic section at `at` (at most `size` bytes, up to
+/// DT_NULL): the last DT_STRTAB and the last DT_RUNPATH count, as in glibc's `l_info`. `None`
+/// without DT_RUNPATH, or when the string does not lie NUL-terminated inside the object.
+fn runpath(
+    mem: &Checked<'_, impl Mem>,
+    at: u64,
+    size: u64,
+    bias: u64,
+    relocated: bool,
+    h: &Host,
+) -> Option<(u64, u64)> {
     let ent = if h.is_64 { 16 } else { 8 };
-    let Some(d) = mem.get(at, size - size % ent) else {
-        return false;
-    };
+    let d = mem.get(at, size - size % ent)?;
+    let (mut strtab, mut rp) = (None, None);
     for e in d.chunks_exact(ent as usize) {
-        match h.addr(e, 0) {
-            Some(DT_NULL) | None => break,
-            Some(DT_RUNPATH) => return true,
-            Some(_) => {}
+        let (Some(tag), Some(val)) = (h.addr(e, 0), h.addr(e, ent as usize / 2)) else {
+            break;
+        };
+        match tag {
+            DT_NULL => break,
+            DT_STRTAB => strtab = Some(val),
+            DT_RUNPATH => rp = Some(val),
+            _ => {}
         }
     }
-    false
+    let strtab = strtab?;
+    let base = if relocated {
+        strtab
+    } else {
+        bias.wrapping_add(strtab)
+    };
+    let addr = base.checked_add(rp?)?;
+    let tail = mem.tail(addr)?;
+    let len = tail.iter().position(|b| *b == 0)?;
+    Some((addr, len as u64))
 }
 
 /// The loader's note walk (loader/glibc-2.36-ldcache.patch `ldcache_note_desc`): the first
@@ -483,49 +527,54 @@ fn nul(s: &[u8], from: usize) -> usize {
 }
 
 /// The path list of the first pair for `name` in a descriptor that passed [`valid_desc`] (the
-/// module checks each note once, when its object is opened; a descriptor that did not pass may
+/// module checks each note once, when it first reads it; a descriptor that did not pass may
 /// give a wrong answer but is never read out of bounds).
 pub fn find<'d>(d: &'d [u8], name: &[u8]) -> Option<&'d [u8]> {
+    find_from(d, name, 0).map(|(list, _)| list)
+}
+
+/// [`find`] starting at the pair at offset `from` and wrapping around: the path list and the
+/// offset of the pair after it. The loader asks for an object's needed names in `DT_NEEDED`
+/// order, which is often the note's order, so starting after the last hit makes a lookup walk
+/// one pair instead of half the note. Only for a descriptor whose names are [`sorted`] (each
+/// name occurs once, so the first pair found is the first pair), with `from` an offset this
+/// function returned (or 0).
+pub fn find_from<'d>(d: &'d [u8], name: &[u8], from: usize) -> Option<(&'d [u8], usize)> {
     let end = d.len().checked_sub(1)?;
+    let from = if from < end { from } else { 0 };
+    let scan = |mut p: usize, stop: usize| {
+        while p < stop && d[p] != 0 {
+            let s_end = nul(d, p);
+            let l_start = s_end + 1;
+            let l_end = nul(d, l_start);
+            if s_end - p == name.len() && d.get(p..s_end) == Some(name) {
+                return Some((d.get(l_start..l_end)?, l_end + 1));
+            }
+            p = l_end + 1;
+        }
+        None
+    };
+    scan(from, end).or_else(|| scan(0, from))
+}
+
+/// Whether the descriptor's names are in strictly increasing byte order (writers sort them),
+/// which makes each name unique and lets [`find_from`] start anywhere.
+pub fn sorted(d: &[u8]) -> bool {
+    let Some(end) = d.len().checked_sub(1) else {
+        return false;
+    };
+    let mut prev: Option<&[u8]> = None;
     let mut p = 0;
     while p < end && d[p] != 0 {
         let s_end = nul(d, p);
-        let l_start = s_end + 1;
-        let l_end = nul(d, l_start);
-        if s_end - p == name.len() && d.get(p..s_end) == Some(name) {
-            return d.get(l_start..l_end);
+        let name = &d[p..s_end];
+        if prev.is_some_and(|q| q >= name) {
+            return false;
         }
-        p = l_end + 1;
+        prev = Some(name);
+        p = nul(d, s_end + 1) + 1;
     }
-    None
-}
-
-/// What the module does with one element of a path list, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step<'d> {
-    /// An absolute `=` path: hand it to the loader if the file is loadable, else go on.
-    Try(&'d [u8]),
-    /// Ignored, as the note-aware loader ignores it (empty, relative `=`, unknown tag).
-    Skip,
-    /// Stop and leave the name to the loader's normal search: a `?` hint (a directory search
-    /// the module does not repeat), or an `=` path the loader would rewrite (a `$` is expanded
-    /// as a dynamic string token in a path returned to it).
-    Stock,
-}
-
-/// Classify one element of a path list.
-pub fn step(el: &[u8]) -> Step<'_> {
-    match el.split_first() {
-        Some((b'=', p)) if p.first() == Some(&b'/') => {
-            if p.contains(&b'$') {
-                Step::Stock
-            } else {
-                Step::Try(p)
-            }
-        }
-        Some((b'?', _)) => Step::Stock,
-        _ => Step::Skip,
-    }
+    true
 }
 
 /// Where `ld.so PROGRAM` was given `--library-path` (which the module cannot see in the
@@ -566,6 +615,9 @@ pub fn cmdline_library_path(cmdline: &[u8], complete: bool) -> Option<bool> {
         None
     }
 }
+
+pub mod runpath;
+pub use runpath::{step, Origin, RunPath, Step};
 
 #[cfg(any(test, feature = "host"))]
 pub mod check;

@@ -12,6 +12,7 @@ mod nr {
     pub const GETPID: usize = 39;
     pub const OPENAT: usize = 257;
     pub const PROCESS_VM_READV: usize = 310;
+    pub const READLINKAT: usize = 267;
 }
 #[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
 mod nr {
@@ -21,6 +22,7 @@ mod nr {
     pub const PREAD64: usize = 67;
     pub const GETPID: usize = 172;
     pub const PROCESS_VM_READV: usize = 270;
+    pub const READLINKAT: usize = 78;
 }
 #[cfg(target_arch = "x86")]
 mod nr {
@@ -30,6 +32,7 @@ mod nr {
     pub const PREAD64: usize = 180;
     pub const OPENAT: usize = 295;
     pub const PROCESS_VM_READV: usize = 347;
+    pub const READLINKAT: usize = 305;
 }
 /// ARM EABI numbers (no 0x900000 OABI offset).
 #[cfg(target_arch = "arm")]
@@ -40,6 +43,7 @@ mod nr {
     pub const PREAD64: usize = 180;
     pub const OPENAT: usize = 322;
     pub const PROCESS_VM_READV: usize = 376;
+    pub const READLINKAT: usize = 332;
 }
 #[cfg(target_arch = "powerpc64")]
 mod nr {
@@ -49,6 +53,7 @@ mod nr {
     pub const PREAD64: usize = 179;
     pub const OPENAT: usize = 286;
     pub const PROCESS_VM_READV: usize = 351;
+    pub const READLINKAT: usize = 296;
 }
 #[cfg(target_arch = "s390x")]
 mod nr {
@@ -58,6 +63,7 @@ mod nr {
     pub const PREAD64: usize = 180;
     pub const OPENAT: usize = 288;
     pub const PROCESS_VM_READV: usize = 340;
+    pub const READLINKAT: usize = 298;
 }
 /// The n64 ABI's numbers (base 5000).
 #[cfg(target_arch = "mips64")]
@@ -68,6 +74,7 @@ mod nr {
     pub const GETPID: usize = 5038;
     pub const OPENAT: usize = 5247;
     pub const PROCESS_VM_READV: usize = 5304;
+    pub const READLINKAT: usize = 5257;
 }
 #[cfg(not(any(
     target_arch = "x86_64",
@@ -311,6 +318,30 @@ pub fn read(fd: usize, buf: &mut [u8]) -> Option<usize> {
 pub fn close(fd: usize) {
     // SAFETY: no memory is passed.
     unsafe { call6(nr::CLOSE, [fd, 0, 0, 0, 0, 0]) };
+}
+
+/// `readlinkat(AT_FDCWD, path, buf, len)`: the byte count (no NUL is added). `path` must end
+/// in a NUL.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> Option<usize> {
+    if path.last() != Some(&0) {
+        return None;
+    }
+    // SAFETY: `path` is NUL-terminated, `buf` writable for its length, both borrowed for the
+    // call.
+    let r = unsafe {
+        call6(
+            nr::READLINKAT,
+            [
+                AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+                0,
+                0,
+            ],
+        )
+    };
+    (r >= 0).then_some(r as usize)
 }
 
 /// `getpid()`.

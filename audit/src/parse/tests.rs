@@ -10,7 +10,11 @@ const H: Host = Host {
     abi_version_max: 4,
     reject_flags: &[],
     require_flags: &[],
+    ro_dynamic: false,
 };
+
+/// Where the test images are loaded.
+const BIAS: u64 = 0x7000_0000;
 
 /// An object image whose addresses equal file offsets plus `bias`.
 struct Image {
@@ -68,30 +72,42 @@ fn note(name: &[u8], kind: u32, desc: &[u8], align: usize) -> Vec<u8> {
 const DESC: &[u8] = b"liba.so\0=/s/a/liba.so:=/s/b/liba.so\0libb.so\0?/s/h:=/s/b/libb.so\0\0";
 
 /// Header, 3 program headers (LOAD over everything, DYNAMIC, NOTE), the notes, the dynamic
-/// section (DT_RUNPATH if `runpath`, then DT_NULL).
+/// section (DT_RUNPATH if `runpath`, DT_STRTAB as the loader leaves it at `BIAS`, DT_NULL),
+/// then the string table with the run path `RUNPATH`.
 fn image(notes: &[u8], note_align: u64, runpath: bool) -> (Vec<u8>, usize, u64) {
     let phoff = 64;
     let notes_off = phoff + 3 * 56;
     let dyn_off = (notes_off + notes.len()).next_multiple_of(8);
+    let dyn_len = 3 * 16;
+    let str_off = dyn_off + dyn_len;
     let mut dynamic = Vec::new();
     if runpath {
         dynamic.extend_from_slice(&29u64.to_le_bytes());
         dynamic.extend_from_slice(&1u64.to_le_bytes());
     }
-    dynamic.extend_from_slice(&[0u8; 16]);
-    let total = dyn_off + dynamic.len();
+    dynamic.extend_from_slice(&5u64.to_le_bytes());
+    dynamic.extend_from_slice(&(BIAS + str_off as u64).to_le_bytes());
+    dynamic.resize(dyn_len, 0);
+    let mut strtab = vec![0u8];
+    strtab.extend_from_slice(RUNPATH);
+    strtab.push(0);
+    let total = str_off + strtab.len();
     let mut b = ehdr(3, 62, 3);
     b.extend(ph(1, 4, 0, total as u64, 4096));
-    b.extend(ph(2, 6, dyn_off as u64, dynamic.len() as u64, 8));
+    b.extend(ph(2, 6, dyn_off as u64, dyn_len as u64, 8));
     b.extend(ph(4, 4, notes_off as u64, notes.len() as u64, note_align));
     b.extend_from_slice(notes);
     b.resize(dyn_off, 0);
     b.extend(dynamic);
+    b.extend(strtab);
     (b, 3, dyn_off as u64)
 }
 
+/// The run path of the test images: the directories of `DESC`.
+const RUNPATH: &[u8] = b"/s/a:/s/b/:/s/h";
+
 fn look(b: &[u8], phnum: usize, dyn_off: u64) -> Option<Object> {
-    let bias = 0x7000_0000;
+    let bias = BIAS;
     let img = Image {
         bytes: b.to_vec(),
         bias,
@@ -107,7 +123,9 @@ fn finds_the_note_of_a_runpath_object() {
     let notes = note(b"NixOS\0", NOTE_TYPE, DESC, 4);
     let (b, n, d) = image(&notes, 4, true);
     let o = look(&b, n, d).expect("object");
-    assert!(o.runpath);
+    let (ra, rl) = o.runpath.expect("run path");
+    let off = (ra - BIAS) as usize;
+    assert_eq!(&b[off..off + rl as usize], RUNPATH);
     let (addr, len) = o.note.expect("note");
     assert_eq!(len as usize, DESC.len());
     let off = (addr - 0x7000_0000) as usize;
@@ -121,7 +139,7 @@ fn a_dt_rpath_object_has_no_usable_note() {
     assert_eq!(
         look(&b, n, d),
         Some(Object {
-            runpath: false,
+            runpath: None,
             note: None
         })
     );
@@ -186,7 +204,7 @@ fn malformed_descriptors_are_not_used() {
 }
 
 #[test]
-fn lookup_and_steps() {
+fn lookup() {
     assert_eq!(
         find(DESC, b"liba.so"),
         Some(&b"=/s/a/liba.so:=/s/b/liba.so"[..])
@@ -194,12 +212,15 @@ fn lookup_and_steps() {
     assert_eq!(find(DESC, b"libb.so"), Some(&b"?/s/h:=/s/b/libb.so"[..]));
     assert_eq!(find(DESC, b"libc.so"), None);
     assert_eq!(find(DESC, b""), None);
-    assert_eq!(step(b"=/s/a/liba.so"), Step::Try(b"/s/a/liba.so"));
-    assert_eq!(step(b"=rel/liba.so"), Step::Skip);
-    assert_eq!(step(b""), Step::Skip);
-    assert_eq!(step(b"!x"), Step::Skip);
-    assert_eq!(step(b"?/s/h"), Step::Stock);
-    assert_eq!(step(b"=/s/$ORIGIN/x.so"), Step::Stock);
+    // From the pair after a hit, wrapping around.
+    let (_, next) = find_from(DESC, b"liba.so", 0).expect("liba");
+    assert_eq!(&DESC[next..next + 7], b"libb.so");
+    assert_eq!(find_from(DESC, b"libb.so", next).map(|x| x.0), find(DESC, b"libb.so"));
+    let (_, end) = find_from(DESC, b"libb.so", next).expect("libb");
+    assert_eq!(find_from(DESC, b"liba.so", end).map(|x| x.0), find(DESC, b"liba.so"));
+    assert!(sorted(DESC));
+    assert!(!sorted(b"libb.so\0=/x\0liba.so\0=/y\0\0"));
+    assert!(!sorted(b"liba.so\0=/x\0liba.so\0=/y\0\0"));
 }
 
 #[test]
@@ -311,7 +332,7 @@ fn random_mutations_never_read_outside_the_object() {
         if rng.next().is_multiple_of(8) {
             b.truncate((rng.next() % b.len() as u64) as usize);
         }
-        let bias = 0x7000_0000;
+        let bias = BIAS;
         let img = Image {
             bytes: b.clone(),
             bias,
