@@ -12,9 +12,16 @@
 #   (d) a program without a note, with a malformed note, or without the module behaves as stock;
 #   (e) dlopen from a noted library uses that library's note;
 #   (f) a program linked with `ldnote link --audit` runs with and without the module file;
-#   (g) ImageMagick's convert closure re-laid out Nix-style: same files, no failing search call.
+#   (g) ImageMagick's convert closure re-laid out Nix-style: same files, no failing search call;
+#   (h) stale notes (docs/note-format.md): a run path moved in place (as CMake and chrpath do;
+#       and by `patchelf --set-rpath`) with a decoy of the same soname left at the noted path:
+#       the decoy is never loaded (program and library requesters); a run path removed: exactly
+#       stock; `$ORIGIN` run-path elements are
+#       substituted as the loader does (the main program's from /proc/self/exe, a library's
+#       from its name), so a current `?$ORIGIN` hint still leaves the name to the loader's search.
 # Then the main cases for every cross target under qemu-user with Debian's stock loader:
-# aarch64, i686, armhf, armel, riscv64, ppc64le, s390x, mips64el (`cross_targets` below).
+# aarch64, i686, armhf, armel, riscv64, ppc64le, s390x, mips64el (`cross_targets` below), and
+# (h) on aarch64 (qemu-user has no process_vm_readv: there only the program's note is read).
 # With CI=true a missing tool is an error; locally it is a skip. LDNOTE_E2E_NATIVE=0 leaves out
 # the x86_64 part, LDNOTE_E2E_CROSS="i686 armhf ..." runs only the named cross targets,
 # LDNOTE_E2E_AARCH64=0 leaves out aarch64.
@@ -53,6 +60,126 @@ dbg_init() { sed -n 's/^ *[0-9]*:\t\{1,\}calling init: //p' "$1" | grep -v -e 'l
   | grep -Ev '/ld(64)?(-linux[^/]*)?\.so\.[0-9]+$' | sort; }
 
 sum() { expected_sum; }
+
+# trun VAR=VALUE... PROGRAM ARGS...: run a target program with those variables, natively or,
+# when the array qrun is set (qemu -L SYSROOT), under qemu-user (-E VAR=VALUE).
+trun() {
+  local e=()
+  while [[ "$1" == *=* ]]; do
+    if [ ${#qrun[@]} -gt 0 ]; then e+=(-E "$1"); else e+=("$1"); fi
+    shift
+  done
+  if [ ${#qrun[@]} -gt 0 ]; then "${qrun[@]}" "${e[@]}" "$@"; else env "${e[@]}" "$@"; fi
+}
+
+# set_rpath_in_place FILE OLD NEW: overwrite FILE's run path string OLD with NEW (not longer),
+# NUL-padded, as CMake's install-time `file(RPATH_CHANGE)` and chrpath do.
+set_rpath_in_place() {
+  python3 - "$@" <<'PY'
+import sys
+f, old, new = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+b = bytearray(open(f, 'rb').read())
+assert len(new) <= len(old) and b.count(old + b'\0') == 1, 'run path not found once'
+i = b.find(old + b'\0')
+b[i:i + len(old)] = new + b'\0' * (len(old) - len(new))
+open(f, 'wb').write(b)
+PY
+}
+
+# drop_runpath_in_place FILE: FILE's DT_RUNPATH entry becomes DT_CHECKSUM (ignored by the
+# loader): the object has no run path, its note stays. ELF64 little-endian (x86_64, aarch64).
+drop_runpath_in_place() {
+  python3 - "$1" <<'PY'
+import struct, sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read())
+assert b[4] == 2 and b[5] == 1, 'ELF64 little-endian only'
+shoff, = struct.unpack_from('<Q', b, 0x28); shentsize, shnum = struct.unpack_from('<HH', b, 0x3a)
+n = 0
+for i in range(shnum):
+    ty, = struct.unpack_from('<I', b, shoff + i * shentsize + 4)
+    if ty == 6:  # SHT_DYNAMIC
+        off, size = struct.unpack_from('<QQ', b, shoff + i * shentsize + 0x18)
+        for e in range(off, off + size, 16):
+            if struct.unpack_from('<q', b, e)[0] == 29:  # DT_RUNPATH
+                struct.pack_into('<q', b, e, 0x6ffffdf8)
+                n += 1
+assert n == 1, 'no DT_RUNPATH'
+open(p, 'wb').write(b)
+PY
+}
+
+# (h) The stale-entry rule, in DIR (made), with CC, the C library's directory LIBC and MODULE
+# (qrun as for trun). Values: a decoy returns 666, the right copies 1 (libst), 2 (libsh1), 4
+# (libsh2); prog-o prints sh1() * 10 + mid(), mid() = sh2().
+stale_rule() { # LABEL DIR CC LIBC MODULE
+  local label=$1 s=$2 cc=$3 libc=$4 module=$5 out
+  mkdir -p "$s"/{old,new,mold,mnew,olib,dA,mid,bin}
+  cd "$s"
+  lib() { # DIR SONAME FUNCTION VALUE
+    echo "int $3(void) { return $4; }" >"$1/$2.c"
+    "$cc" -shared -fPIC -o "$1/$2" -Wl,-soname,"$2" "$1/$2.c"
+  }
+  lib old libst.so st 666
+  lib new libst.so st 1
+  lib mold libst2.so st2 666
+  lib mnew libst2.so st2 1
+  # A noted library whose run path will move too (it asks for libst2.so).
+  echo 'int st2(void); int m(void) { return st2(); }' >m.c
+  "$ldnote" link -- "$cc" -shared -fPIC -o mid/libmv.so -Wl,-soname,libmv.so m.c -Lmold -lst2 \
+    -Wl,--enable-new-dtags,-rpath,"$s/mold:$libc"
+  printf '#include <stdio.h>\nint st(void); int m(void);\nint main(void) { printf("%%d\\n", st() * 10 + m()); return 0; }\n' >st.c
+  "$ldnote" link -- "$cc" -o prog-st st.c -Lold -lst -Lmid -lmv -Wl,-rpath-link,"$s/mold" \
+    -Wl,--enable-new-dtags,-rpath,"$s/old:$s/mid:$libc"
+  check_eq "$label (h) fresh note: the noted copies" "7326" "$(trun LD_AUDIT="$module" ./prog-st)"
+  # Move both run paths in place, as CMake (`file(RPATH_CHANGE)`) and chrpath do: the string
+  # is overwritten, the note is left alone and now names the old directories.
+  # (patchelf 0.19.3 never leaves such a note: it drops the note when it rewrites the run path
+  # in place and refuses to grow it, "cannot normalize PT_NOTE segment"; tested below too.)
+  cp prog-st prog-pe
+  set_rpath_in_place mid/libmv.so "$s/mold:$libc" "$s/mnew:$libc"
+  set_rpath_in_place prog-st "$s/old:$s/mid:$libc" "$s/new:$s/mid:$libc"
+  grep -q "=$s/old/libst.so" <<<"$("$ldnote" show prog-st)" || fail "$label (h) prog-st lost its note"
+  grep -q "=$s/mold/libst2.so" <<<"$("$ldnote" show mid/libmv.so)" || fail "$label (h) libmv.so lost its note"
+  check_eq "$label (h) run path moved: stock loads the new copies" "11" "$(trun ./prog-st)"
+  out=$(trun LD_AUDIT="$module" LD_DEBUG=files ./prog-st 2>dbg.st) || fail "$label (h) prog-st failed"
+  check_eq "$label (h) run path moved: the module loads the new copies, not the decoys" "11" "$out"
+  check_eq "$label (h) no decoy opened (LD_DEBUG=files)" "0" "$(grep -c -e "$s/old/" -e "$s/mold/" dbg.st || true)"
+  patchelf --set-rpath "$s/new:$s/mid:$libc" prog-pe
+  echo "$label (h) patchelf --set-rpath: $("$ldnote" show prog-pe | head -n 1)"
+  check_eq "$label (h) patchelf --set-rpath: the module loads the new copies" "11" "$(trun LD_AUDIT="$module" ./prog-pe)"
+  # Run path removed (the DT_RUNPATH entry made an ignored tag in place, as for a note written
+  # before; and patchelf --remove-rpath): exactly stock, here libst.so found nowhere.
+  cp prog-st prog-norp
+  cp prog-st prog-norp-pe
+  drop_runpath_in_place prog-norp
+  patchelf --remove-rpath prog-norp-pe
+  grep -q "=$s/old/libst.so" <<<"$("$ldnote" show prog-norp)" || fail "$label (h) prog-norp lost its note"
+  local es em p
+  for p in prog-norp prog-norp-pe; do
+    es=$(trun ./$p 2>&1 | sed 's/^[^:]*: //') && fail "$label (h) $p ran stock"
+    em=$(trun LD_AUDIT="$module" ./$p 2>&1 | sed 's/^[^:]*: //') && fail "$label (h) $p ran with the module"
+    check_eq "$label (h) run path removed ($p): the stock error, no decoy" "$es" "$em"
+  done
+  # $ORIGIN: `?$ORIGIN/../olib` comes first for libsh1.so and libsh2.so, then an `=` entry for a
+  # copy in dA that the stock search never reaches. The hint is current (its substitution is a
+  # run-path element), so the loader searches: olib's copies (2, 4), never dA's (3, 5).
+  lib olib libsh1.so sh1 2
+  lib dA libsh1.so sh1 3
+  lib olib libsh2.so sh2 4
+  lib dA libsh2.so sh2 5
+  echo 'int sh2(void); int mid(void) { return sh2(); }' >mid.c
+  "$ldnote" link -- "$cc" -shared -fPIC -o olib/libmid.so -Wl,-soname,libmid.so mid.c -LdA -lsh2 \
+    -Wl,--enable-new-dtags,-rpath,'$ORIGIN:'"$s/dA:$libc"
+  printf '#include <stdio.h>\nint sh1(void); int mid(void);\nint main(void) { printf("%%d\\n", sh1() * 10 + mid()); return 0; }\n' >o.c
+  "$ldnote" link -- "$cc" -o bin/prog-o o.c -LdA -lsh1 -Lolib -lmid -Wl,-rpath-link,"$s/olib" \
+    -Wl,--enable-new-dtags,-rpath,'$ORIGIN/../olib:'"$s/dA:$libc"
+  grep -qF "libsh1.so search dir ?\$ORIGIN/../olib open exactly =$s/dA/libsh1.so" \
+    <<<"$("$ldnote" show bin/prog-o | tr -s ' \n' ' ')" \
+    || fail "$label (h) prog-o's note is not as expected: $("$ldnote" show bin/prog-o | tr -s ' \n' ' ')"
+  check_eq "$label (h) \$ORIGIN hints: stock" "24" "$(trun ./bin/prog-o)"
+  check_eq "$label (h) \$ORIGIN hints: the module leaves them to the loader" "24" "$(trun LD_AUDIT="$module" ./bin/prog-o)"
+  cd - >/dev/null
+}
 
 native() {
   need gcc strace jq readelf i686-linux-gnu-gcc aarch64-linux-gnu-gcc python3 || return 0
@@ -229,6 +356,18 @@ PY
   echo "x86_64 dlopen: failing calls stock $(strace_fails st.o), module $(strace_fails st.oa)"
   check_eq "(e) dlopen through the note: no failing call" "0" "$(strace_fails st.oa)"
   [ "$(strace_fails st.o)" -gt "$N" ] || fail "(e) stock dlopen search was expected to probe every dir"
+
+  # (h) Stale notes and $ORIGIN; the $ORIGIN program's failing calls as before the rule (the
+  # simulator's audit reader, for which a fresh note has nothing stale).
+  qrun=()
+  need patchelf && stale_rule x86_64 "$t/stale" gcc /lib/x86_64-linux-gnu "$module"
+  if [ -x "$t/stale/bin/prog-o" ]; then
+    strace -f -qq -e trace=execve,openat,newfstatat -o st.o0 "$t/stale/bin/prog-o" >/dev/null
+    strace -f -qq -e trace=execve,openat,newfstatat -o st.o1 "${A[@]}" "$t/stale/bin/prog-o" >/dev/null
+    "$ldnote" explain --json --loader audit "$t/stale/bin/prog-o" >ex.o.json || true
+    echo "x86_64 \$ORIGIN program: failing calls stock $(strace_fails st.o0), module $(strace_fails st.o1) (explain --loader audit $(json_fails ex.o.json note))"
+    check_eq "(h) \$ORIGIN program: failing calls = explain --loader audit" "$(json_fails ex.o.json note)" "$(strace_fails st.o1)"
+  fi
   cd "$root"
   [ "$failures" = 0 ] && rm -rf "$t"
 }
@@ -313,6 +452,11 @@ cross() { # NAME TRIPLE QEMU NX
   mv "d$later/libl$m.so" "d$m/libl$m.so"
   mv mod.so mod.so.away
   check_eq "$name (f) DT_AUDIT program runs without its module" "$(sum)" "$("${q[@]}" ./prog-dt 2>/dev/null)"
+  if [ "$name" = aarch64 ]; then
+    qrun=("${q[@]}")
+    need patchelf && stale_rule "$name" "$t/stale" "$cc" "$sysroot/lib" "$module"
+    qrun=()
+  fi
   cd "$root"
   [ "$failures" = 0 ] && rm -rf "$t"
 }
