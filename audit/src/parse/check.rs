@@ -63,7 +63,10 @@ fn relocate_strtab(data: &mut [u8], bias: u64) {
     let Some((t, phnum)) = table(data) else {
         return;
     };
-    let Some(d) = (0..phnum).filter_map(|i| phdr(t, i, &HOST)).find(|p| p.kind == PT_DYNAMIC) else {
+    let Some(d) = (0..phnum)
+        .filter_map(|i| phdr(t, i, &HOST))
+        .find(|p| p.kind == PT_DYNAMIC)
+    else {
         return;
     };
     if d.flags & PF_W == 0 || HOST.ro_dynamic {
@@ -90,7 +93,10 @@ fn relocate_strtab(data: &mut [u8], bias: u64) {
     };
     let mut last = None;
     let mut at = start;
-    while at.checked_add(ent).is_some_and(|e| e <= data.len() && e <= end) {
+    while at
+        .checked_add(ent)
+        .is_some_and(|e| e <= data.len() && e <= end)
+    {
         match HOST.addr(data, at) {
             Some(DT_NULL) | None => break,
             Some(DT_STRTAB) => last = Some(at + ent / 2),
@@ -107,7 +113,11 @@ fn relocate_strtab(data: &mut [u8], bias: u64) {
     };
     let new = old.wrapping_add(bias);
     for i in 0..w {
-        let shift = if HOST.big_endian { (w - 1 - i) * 8 } else { i * 8 };
+        let shift = if HOST.big_endian {
+            (w - 1 - i) * 8
+        } else {
+            i * 8
+        };
         data[v + i] = (new >> shift) as u8;
     }
 }
@@ -179,15 +189,21 @@ fn check_at(data: &[u8], bias: u64) -> bool {
         return false;
     };
     if let Some((a, l)) = o.runpath {
-        let rp = img.get(a, l + 1).expect("the run path lies inside the object");
+        let rp = img
+            .get(a, l + 1)
+            .expect("the run path lies inside the object");
         assert_eq!(rp.last(), Some(&0), "the run path ends in its NUL");
         assert!(!rp[..rp.len() - 1].contains(&0));
     }
     let Some((addr, len)) = o.note else {
         return false;
     };
-    let (ra, rl) = o.runpath.expect("a note is used only for a DT_RUNPATH object");
-    let raw = img.get(ra, rl).expect("the run path lies inside the object");
+    let (ra, rl) = o
+        .runpath
+        .expect("a note is used only for a DT_RUNPATH object");
+    let raw = img
+        .get(ra, rl)
+        .expect("the run path lies inside the object");
     let desc = img.get(addr, len).expect("the note lies inside the object");
     assert!(valid_desc(desc));
     let sorted = sorted(desc);

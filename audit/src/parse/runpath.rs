@@ -186,7 +186,10 @@ impl RunPath<'_> {
         let mut unknown = false;
         let mut p = start;
         loop {
-            let e = raw[p..].iter().position(|b| *b == b':').map_or(n, |k| p + k);
+            let e = raw[p..]
+                .iter()
+                .position(|b| *b == b':')
+                .map_or(n, |k| p + k);
             let comp = &raw[p..e];
             let next = if e < n { e + 1 } else { 0 };
             let equal = if comp.contains(&b'$') {

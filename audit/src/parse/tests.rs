@@ -215,9 +215,15 @@ fn lookup() {
     // From the pair after a hit, wrapping around.
     let (_, next) = find_from(DESC, b"liba.so", 0).expect("liba");
     assert_eq!(&DESC[next..next + 7], b"libb.so");
-    assert_eq!(find_from(DESC, b"libb.so", next).map(|x| x.0), find(DESC, b"libb.so"));
+    assert_eq!(
+        find_from(DESC, b"libb.so", next).map(|x| x.0),
+        find(DESC, b"libb.so")
+    );
     let (_, end) = find_from(DESC, b"libb.so", next).expect("libb");
-    assert_eq!(find_from(DESC, b"liba.so", end).map(|x| x.0), find(DESC, b"liba.so"));
+    assert_eq!(
+        find_from(DESC, b"liba.so", end).map(|x| x.0),
+        find(DESC, b"liba.so")
+    );
     assert!(sorted(DESC));
     assert!(!sorted(b"libb.so\0=/x\0liba.so\0=/y\0\0"));
     assert!(!sorted(b"liba.so\0=/x\0liba.so\0=/y\0\0"));

@@ -42,7 +42,10 @@ fn origins() {
     assert_eq!(origin_of_name(b"/libx.so"), Origin::Dir(b"/"));
     assert_eq!(origin_of_name(b"lib/libx.so"), Origin::Unknown);
     assert_eq!(origin_of_name(b""), Origin::Unknown);
-    assert_eq!(origin_of_exe(Some(b"/usr/bin/prog")), Origin::Dir(b"/usr/bin"));
+    assert_eq!(
+        origin_of_exe(Some(b"/usr/bin/prog")),
+        Origin::Dir(b"/usr/bin")
+    );
     assert_eq!(origin_of_exe(Some(b"/prog")), Origin::Dir(b"/"));
     assert_eq!(origin_of_exe(Some(b"[vdso]")), Origin::Unknown);
     assert_eq!(origin_of_exe(None), Origin::Unknown);
@@ -67,8 +70,16 @@ fn the_walk_starts_at_the_cursor_and_wraps() {
     assert_eq!(holds(raw, b"/b", &mut at), Current::Yes);
     assert_eq!(at, 7, "left at the component after /b/");
     assert_eq!(holds(raw, b"/o/bin/../lib", &mut at), Current::Yes);
-    assert_eq!(holds(raw, b"", &mut at), Current::Yes, "the empty component");
-    assert_eq!(holds(raw, b"/a", &mut at), Current::Yes, "found after wrapping");
+    assert_eq!(
+        holds(raw, b"", &mut at),
+        Current::Yes,
+        "the empty component"
+    );
+    assert_eq!(
+        holds(raw, b"/a", &mut at),
+        Current::Yes,
+        "found after wrapping"
+    );
     assert_eq!(at, 3);
     assert_eq!(holds(raw, b"/d", &mut at), Current::No);
     assert_eq!(at, 3, "unchanged when nothing matched");
@@ -104,10 +115,16 @@ fn steps() {
     assert_eq!(st(b"?$ORIGIN/../lib/", rp, O), Step::Stock);
     assert_eq!(st(b"?${ORIGIN}/../lib", rp, O), Step::Stock);
     // $ORIGIN's expansion is also a current directory for an `=` entry.
-    assert_eq!(st(b"=/o/bin/../lib/libz.so", rp, O), Step::Try(b"/o/bin/../lib/libz.so"));
+    assert_eq!(
+        st(b"=/o/bin/../lib/libz.so", rp, O),
+        Step::Try(b"/o/bin/../lib/libz.so")
+    );
     // Unknown origin: a decision that needs it is the loader's.
     assert_eq!(st(b"=/x/libz.so", rp, Origin::Unknown), Step::Stock);
-    assert_eq!(st(b"=/s/a/liba.so", rp, Origin::Unknown), Step::Try(b"/s/a/liba.so"));
+    assert_eq!(
+        st(b"=/s/a/liba.so", rp, Origin::Unknown),
+        Step::Try(b"/s/a/liba.so")
+    );
     assert_eq!(st(b"?$ORIGIN/x", b"/s/a", Origin::Unknown), Step::Stock);
     // A hint the loader would drop names no directory.
     assert_eq!(st(b"?$ORIGIN", b"/s/a", Origin::Dir(b"")), Step::Skip);
