@@ -424,7 +424,9 @@ def audit_part():
         "`libldnote-audit.so`, which Debian's loader loads at start-up). *note-aware loader*: "
         "part 4's noted program on the patched glibc. ImageMagick: the convert closure re-laid out "
         "Nix-style with Debian's glibc, every object noted by `ldnote patch`, the module from "
-        "`LD_AUDIT`. Failing calls: `strace -f -e trace=%file`, the program's whole run. Time: "
+        "`LD_AUDIT`, timed with `LC_ALL=C` (the patched glibc finds no locale files under its own "
+        "prefix, Debian's libc loads C.UTF-8's: not the loader's work). Failing calls: "
+        "`strace -f -e trace=%file`, the program's whole run. Time: "
         f"`bench/timeit.py`, {t['rounds']} rounds, every variant once per round in random order "
         "(a loaded machine's slow stretches hit all alike); wall and CPU (user + sys) medians.")
     out()

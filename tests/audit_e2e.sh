@@ -33,10 +33,11 @@ e2e_start
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 check_eq() { if [ "$2" = "$3" ]; then echo "ok: $1"; else fail "$1: expected [$2], got [$3]"; fi; }
 need() {
-  for t in "$@"; do
-    if ! command -v "$t" >/dev/null; then
-      $ci && { echo "FAIL: CI: $t missing" >&2; exit 1; }
-      echo "SKIP: $t missing" >&2
+  local tool
+  for tool in "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      $ci && { echo "FAIL: CI: $tool missing" >&2; exit 1; }
+      echo "SKIP: $tool missing" >&2
       return 1
     fi
   done
