@@ -78,7 +78,8 @@ struct State {
     /// started as `ld.so PROGRAM` (rtld.c adjusts AT_PHDR, AT_PHNUM, AT_ENTRY and AT_EXECFN then,
     /// not AT_BASE).
     at_base: usize,
-    /// No note is used in this process (secure mode, LD_LIBRARY_PATH, `--library-path`).
+    /// No note is used in this process (secure mode, LD_LIBRARY_PATH, `--library-path`,
+    /// `--inhibit-rpath`).
     off: bool,
     /// The main program's link map (the first `la_objopen`), 0 before it.
     main: usize,
@@ -210,8 +211,9 @@ pub extern "C" fn la_version(version: u32) -> u32 {
     version
 }
 
-/// `ld.so --library-path DIR PROGRAM`: the library path is not in the environment; read the
-/// command line (one open, only when the program was started through `ld.so`).
+/// `ld.so --library-path DIR PROGRAM` (or `--inhibit-rpath LIST`): the option is not in the
+/// environment; read the command line (one open, only when the program was started through
+/// `ld.so`).
 fn library_path_option() -> bool {
     let Some(fd) = sys::open(b"/proc/self/cmdline\0") else {
         return true;

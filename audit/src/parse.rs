@@ -489,9 +489,10 @@ pub fn note_desc(
 }
 
 /// Where `ld.so PROGRAM` was given `--library-path` (which the module cannot see in the
-/// environment): `cmdline` is `/proc/self/cmdline` (NUL-separated). `Some(true)` when the
-/// loader's own options (before the program) include it, `None` when they run past the bytes
-/// read (undecided: treat as set).
+/// environment) or `--inhibit-rpath` (the loader then ignores the run paths of the objects it
+/// names, `decompose_rpath`, so their notes describe no search that happens): `cmdline` is
+/// `/proc/self/cmdline` (NUL-separated). `Some(true)` when the loader's own options (before the
+/// program) include one, `None` when they run past the bytes read (undecided: treat as set).
 pub fn cmdline_library_path(cmdline: &[u8], complete: bool) -> Option<bool> {
     let mut args = cmdline.split(|b| *b == 0);
     args.next()?; // the loader itself
@@ -506,10 +507,9 @@ pub fn cmdline_library_path(cmdline: &[u8], complete: bool) -> Option<bool> {
             return Some(false);
         }
         match a {
-            b"--library-path" => return Some(true),
+            b"--library-path" | b"--inhibit-rpath" => return Some(true),
             // rtld.c options that take a value.
-            b"--inhibit-rpath"
-            | b"--audit"
+            b"--audit"
             | b"--preload"
             | b"--argv0"
             | b"--glibc-hwcaps-prepend"

@@ -303,6 +303,10 @@ fn ld_so_command_line() {
         cmdline_library_path(b"/lib64/ld.so\0--audit\0/m", false),
         None
     );
+    assert_eq!(
+        c(b"/lib64/ld.so\0--inhibit-rpath\0/x/liba.so\0./prog\0"),
+        Some(true)
+    );
 }
 
 /// xorshift64*: a deterministic source for the mutation test (no dependency).
