@@ -21,7 +21,8 @@
 #       from its name), so a current `?$ORIGIN` hint still leaves the name to the loader's search.
 # Then the main cases for every cross target under qemu-user with Debian's stock loader:
 # aarch64, i686, armhf, armel, riscv64, ppc64le, s390x, mips64el (`cross_targets` below), and
-# (h) on aarch64 (qemu-user has no process_vm_readv: there only the program's note is read).
+# (h) on aarch64, riscv64 and mips64el (qemu-user has no process_vm_readv: there only the
+# program's note is read).
 # With CI=true a missing tool is an error; locally it is a skip. LDNOTE_E2E_NATIVE=0 leaves out
 # the x86_64 part, LDNOTE_E2E_CROSS="i686 armhf ..." runs only the named cross targets,
 # LDNOTE_E2E_AARCH64=0 leaves out aarch64.
@@ -453,7 +454,9 @@ cross() { # NAME TRIPLE QEMU NX
   mv "d$later/libl$m.so" "d$m/libl$m.so"
   mv mod.so mod.so.away
   check_eq "$name (f) DT_AUDIT program runs without its module" "$(sum)" "$("${q[@]}" ./prog-dt 2>/dev/null)"
-  if [ "$name" = aarch64 ]; then
+  # (h) where the loader relocates the dynamic section in memory (aarch64) and where it keeps it
+  # read-only (riscv64, mips64el: DT_STRTAB stays an address relative to l_addr).
+  if [ "$name" = aarch64 ] || [ "$name" = riscv64 ] || [ "$name" = mips64el ]; then
     qrun=("${q[@]}")
     need patchelf && stale_rule "$name" "$t/stale" "$cc" "$sysroot/lib" "$module"
     qrun=()
