@@ -1,6 +1,6 @@
 //! Reading what resolution and embedding need from a linked ELF: header facts, DT_NEEDED,
 //! DT_RUNPATH/DT_RPATH (through PT_DYNAMIC, as the loader does), the PT_NOTE segments and the
-//! resolution note found by a glibc-style walk, and the `.note.nixos.ldcache` section if any.
+//! resolution note found by the loader's walk ([`notes`]), and the `.note.nixos.ldcache` section if any.
 
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
@@ -8,6 +8,8 @@ use object::{Endian, Endianness, FileKind, ReadRef};
 
 use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use crate::target::Ident;
+
+pub mod notes;
 
 /// Why an output cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +37,7 @@ pub struct NoteSegment {
     pub offset: u64,
     /// Size in the file.
     pub filesz: u64,
-    /// `p_align` (the walk uses at least 4).
+    /// `p_align` (the walk steps with [`notes::walk_align`] of it).
     pub align: u64,
     /// Whether some PT_LOAD maps it (the loader only sees mapped notes).
     pub loaded: bool,
@@ -397,8 +399,7 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     Ok(())
 }
 
-/// Walk one PT_NOTE segment like glibc's `_dl_process_pt_gnu_property`: note by note, padding
-/// name and descriptor to the segment's `p_align` (at least 4). Records every resolution note.
+/// Record the resolution notes of one PT_NOTE segment, read from `data`.
 fn walk_notes<'data, R: ReadRef<'data>>(
     data: R,
     seg: &NoteSegment,
@@ -411,58 +412,27 @@ fn walk_notes<'data, R: ReadRef<'data>>(
     walk_segment(bytes, seg, be, out);
 }
 
-/// Walk the bytes of one PT_NOTE segment (see [`walk_notes`]); exposed so that a planned
-/// in-place edit can be checked before it is written.
+/// Walk the bytes of one PT_NOTE segment with the loader's rule ([`notes::walk`]) and record
+/// every `NixOS` note, of any type; exposed so that a planned in-place edit can be checked
+/// before it is written.
 pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
-    let align = seg.align.max(4);
-    let rd = |o: usize| -> Option<u64> {
-        let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
-        Some(u64::from(if be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }))
-    };
-    // A bogus p_align (up to 2^64-1) or sizes must end the walk, not overflow.
-    let up = |v: u64| v.div_ceil(align).checked_mul(align);
-    let mut pos: u64 = 0;
-    while pos
-        .checked_add(12)
-        .is_some_and(|end| end <= bytes.len() as u64)
-    {
-        let p = pos as usize;
-        let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else {
-            return;
-        };
-        let name_off = pos + 12;
-        let (Some(desc_off), Some(at)) = (up(name_off + namesz), seg.offset.checked_add(pos))
-        else {
-            return;
-        };
-        let next = desc_off.checked_add(descsz).and_then(up);
-        let name_ok = namesz == 6
-            && bytes
-                .get(name_off as usize..name_off as usize + 6)
-                .is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
-        if name_ok {
-            let Some(desc_at) = seg.offset.checked_add(desc_off) else {
-                return;
-            };
-            out.push(FoundNote {
-                n_type: ty as u32,
-                segment: seg.index,
-                offset: at,
-                desc: (desc_at, descsz),
-                in_bounds: desc_off.saturating_add(descsz) <= bytes.len() as u64,
-            });
+    for n in notes::walk(bytes, seg.align, byte_order(be)) {
+        if !n.owner_is(bytes, NOTE_NAME) {
+            continue;
         }
-        let Some(next) = next else {
+        let (Some(at), Some(desc_at)) = (
+            seg.offset.checked_add(n.at),
+            n.desc_at.and_then(|d| seg.offset.checked_add(d)),
+        ) else {
             return;
         };
-        if next <= pos {
-            return;
-        }
-        pos = next;
+        out.push(FoundNote {
+            n_type: n.n_type,
+            segment: seg.index,
+            offset: at,
+            desc: (desc_at, u64::from(n.descsz)),
+            in_bounds: n.in_bounds,
+        });
     }
 }
 
