@@ -229,8 +229,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
             OsString::from_vec(b[eq + 1..].to_vec()),
         ));
     }
-    let interp = explain::interp(&data);
-    let facts = get_facts(a, &info.ident, interp.as_deref(), &env)?;
+    let facts = get_facts(a, &info.ident, info.interp.as_deref(), &env)?;
     let targets = target::builtin().map_err(|e| Failure(e.to_string()))?;
     let tdata = target::for_ident(&targets, &info.ident);
     let cache_flags = facts::cache_flags(info.ident.machine, info.ident.is_64, info.ident.e_flags)

@@ -1,5 +1,4 @@
 //! `ldnote link -- LINKER ARGS` and the multicall entry: run the real tool, then note.
-use object::Endian as _;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -303,23 +302,16 @@ fn object_ident(path: &Path) -> Option<Ident> {
     let mut head = [0u8; 64];
     let mut f = std::fs::File::open(path).ok()?;
     std::io::Read::read_exact(&mut f, &mut head).ok()?;
-    if head[..4] != object::elf::ELFMAG {
-        return None;
-    }
-    let is_64 = head[4] == object::elf::ELFCLASS64;
-    let be = head[5] == object::elf::ELFDATA2MSB;
-    let order = ldnote::elf::byte_order(be);
-    let rd16 = |o: usize| order.read_u16_bytes([head[o], head[o + 1]]);
-    let rd32 = |o: usize| order.read_u32_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
-    let e_type = rd16(16);
-    if path != Path::new("/proc/self/exe") && e_type != object::elf::ET_REL {
+    let (is_64, order) = ldnote::elf::header::ident(&head)?;
+    let h = ldnote::elf::header::fields(&head, is_64, order)?;
+    if path != Path::new("/proc/self/exe") && h.e_type != object::elf::ET_REL {
         return None;
     }
     Some(Ident {
         is_64,
-        big_endian: be,
-        machine: rd16(18),
-        e_flags: rd32(if is_64 { 48 } else { 36 }),
+        big_endian: order == object::Endianness::Big,
+        machine: h.e_machine,
+        e_flags: h.e_flags,
         osabi: 0,
     })
 }

@@ -1,4 +1,5 @@
 //! Noting one linked file: read -> resolve -> encode -> embed (in place, else append).
+use object::Endian as _;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -154,15 +155,14 @@ impl Noter {
                 "`{show}`: cannot shrink the run path ({e}); the file is left unchanged"
             ))
         })?;
-        let be = info.ident.big_endian;
         let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
         if let Some(tag_at) = info.rpath_tag {
-            let tag = u64::from(object::elf::DT_RUNPATH);
-            let bytes = match (info.ident.is_64, be) {
-                (true, false) => tag.to_le_bytes().to_vec(),
-                (true, true) => tag.to_be_bytes().to_vec(),
-                (false, false) => (tag as u32).to_le_bytes().to_vec(),
-                (false, true) => (tag as u32).to_be_bytes().to_vec(),
+            let e = info.ident.endian();
+            let bytes = if info.ident.is_64 {
+                e.write_u64_bytes(u64::from(object::elf::DT_RUNPATH))
+                    .to_vec()
+            } else {
+                e.write_u32_bytes(object::elf::DT_RUNPATH).to_vec()
             };
             writes.push((tag_at, bytes));
         }

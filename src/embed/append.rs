@@ -54,10 +54,11 @@ mod write;
 
 use object::{elf, ReadRef};
 
+use crate::elf::dynamic::{self, DynEntry};
 use crate::elf::notes;
 use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use image::Image;
-use plan::{Ctx, DynEntry};
+use plan::Ctx;
 pub use rewrite::{overlay, Rewrite};
 
 /// Why a note could not be appended.
@@ -207,27 +208,7 @@ fn read_dynamic<'d, R: ReadRef<'d>>(img: &Image, data: R) -> Result<Vec<DynEntry
     let bytes = data
         .read_bytes_at(seg.offset, seg.filesz)
         .map_err(|()| AppendError::Corrupt("dynamic section"))?;
-    let w = img.word();
-    let mut v = Vec::new();
-    let mut at = seg.offset;
-    while at + 2 * w <= seg.file_end() {
-        let tag = img
-            .get_word(bytes, at - seg.offset)
-            .ok_or(AppendError::Corrupt("dynamic section"))?;
-        let val = img
-            .get_word(bytes, at - seg.offset + w)
-            .ok_or(AppendError::Corrupt("dynamic section"))?;
-        if tag == u64::from(elf::DT_NULL) {
-            break;
-        }
-        v.push(DynEntry {
-            tag,
-            val,
-            val_off: at + w,
-        });
-        at += 2 * w;
-    }
-    Ok(v)
+    Ok(dynamic::entries(bytes, seg.offset, img.is64, img.endian))
 }
 
 /// Is a NixOS resolution note already reachable through a PT_NOTE (even without its section)?
