@@ -13,6 +13,7 @@ pub mod env;
 pub mod explain;
 pub mod fs;
 pub mod note;
+pub mod noter;
 pub mod reserve;
 pub mod resolve;
 pub mod rsp;

@@ -4,8 +4,6 @@ use std::os::unix::ffi::OsStrExt;
 
 use clap::Args;
 use ldnote::env;
-use ldnote::resolve::Policy;
-use ldnote::target::{self, Target};
 
 /// Options of `link`, `patch` and `check`.
 #[derive(Args, Clone, Debug, Default)]
@@ -89,39 +87,16 @@ impl NoteOpts {
         self
     }
 
-    /// The target description to use for an object (explicit `--target` wins).
-    pub fn target<'a>(&self, all: &'a [Target], id: &target::Ident) -> Option<&'a Target> {
-        match &self.target {
-            Some(name) => target::by_name(all, name),
-            None => target::for_ident(all, id),
-        }
-    }
-
-    /// Resolution policy for `target`.
-    pub fn policy(&self, target: Option<&Target>) -> Policy {
-        let mut legacy = Vec::new();
-        if let Some(t) = target {
-            let mut t = t.clone();
-            if let Some(g) = &self.glibc {
-                t.glibc.clone_from(g);
-            }
-            if t.has_legacy_hwcaps() {
-                legacy = t
-                    .legacy_hwcaps
-                    .iter()
-                    .map(|s| s.as_bytes().to_vec())
-                    .collect();
-            }
-        }
-        let immutable_prefixes = (!self.immutable.is_empty()).then(|| {
-            self.immutable
+    /// The choices that shape a note, for the library's per-file step.
+    pub fn choices(&self) -> ldnote::noter::Choices {
+        ldnote::noter::Choices {
+            target: self.target.clone(),
+            glibc: self.glibc.clone(),
+            immutable: self
+                .immutable
                 .iter()
                 .map(|p| p.as_bytes().to_vec())
-                .collect()
-        });
-        Policy {
-            legacy_hwcaps: legacy,
-            immutable_prefixes,
+                .collect(),
         }
     }
 }

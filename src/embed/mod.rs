@@ -11,6 +11,9 @@
 //! would not find it there (mold merges notes into one 8-aligned PT_NOTE): the file is rewritten
 //! with a new segment, through a temporary file and a rename.
 pub mod append;
+mod apply;
+
+pub use apply::{apply, apply_best_effort, in_one_write_when_atomic, neutralize};
 
 use object::Endian as _;
 
