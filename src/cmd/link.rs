@@ -90,13 +90,9 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     let targets = target::builtin().unwrap_or_default();
     let triple = name.as_ref().and_then(|n| n.triple.clone());
     let mut final_args: Vec<OsString> = args.to_vec();
-    // mold (1.10) merges every note into one 8-aligned PT_NOTE where a 4-aligned note cannot be
-    // found by the loader's walk: a reservation would only be wasted bytes, so append instead.
-    let mold = base.as_bytes().ends_with(b"mold")
-        || args.iter().any(|a| {
-            a.as_bytes() == b"-fuse-ld=mold"
-                || (a.as_bytes().starts_with(b"--ld-path=") && a.as_bytes().ends_with(b"mold"))
-        });
+    // mold's 8-aligned PT_NOTE hides a 4-aligned note from the loader's walk: a reservation
+    // would only be wasted bytes, so append instead.
+    let mold = argv::decide::runs_mold(tool, args);
     if mold {
         say(&opts, "mold merges notes into one 8-aligned PT_NOTE: no reservation, the note will be appended");
     }
@@ -239,62 +235,16 @@ fn sysroot(plan: &LinkPlan, opts: &NoteOpts) -> OsString {
         .unwrap_or_else(|| OsString::from("/"))
 }
 
-/// The header an input object must have for the linker to accept it, when it can be known for
-/// certain before the link; `None` otherwise (then no reservation is added: a wrong guess would
-/// break a link that would have succeeded).
-fn reservation_ident(
-    plan: &LinkPlan,
-    kind: ToolKind,
-    triple: Option<&OsStr>,
-    targets: &[Target],
-) -> Option<Ident> {
-    // 1. An ELF relocatable object among the inputs: exactly what the linker will see.
-    for input in &plan.inputs {
-        if let Some(id) = object_ident(Path::new(input)) {
-            return Some(id);
-        }
+/// The headers the link plan may read: input objects and ldnote's own executable.
+struct Files;
+
+impl argv::decide::Headers for Files {
+    fn object(&mut self, path: &Path) -> Option<Ident> {
+        object_ident(path)
     }
-    let from_target = |t: &Target| Ident {
-        is_64: t.class == 64,
-        big_endian: t.endian.is_big(),
-        machine: t.machine,
-        e_flags: t.reserve_eflags,
-        osabi: 0,
-    };
-    let emulation = plan.emulation.as_deref().map(OsStr::to_string_lossy);
-    let named = plan
-        .target
-        .as_deref()
-        .or(triple)
-        .map(OsStr::to_string_lossy);
-    if emulation.is_some() || named.is_some() {
-        return target::for_link(targets, emulation.as_deref(), named.as_deref()).map(from_target);
+    fn host(&mut self) -> Option<Ident> {
+        object_ident(Path::new("/proc/self/exe"))
     }
-    if kind == ToolKind::Linker {
-        return None;
-    }
-    // A native driver: the host's own target, unless -m32/-m64/-mx32 switch it.
-    let host = object_ident(Path::new("/proc/self/exe"))?;
-    let host_t = target::for_ident(targets, &host)?;
-    for f in plan.machine_flags.iter().rev() {
-        match f.as_bytes() {
-            b"-m32" => {
-                let want = if host.machine == object::elf::EM_X86_64 {
-                    object::elf::EM_386
-                } else {
-                    return None;
-                };
-                return targets
-                    .iter()
-                    .find(|t| t.machine == want && t.class == 32)
-                    .map(from_target);
-            }
-            b"-m64" => return Some(from_target(host_t)),
-            b"-mx32" => return None,
-            _ => {}
-        }
-    }
-    Some(from_target(host_t))
 }
 
 /// Header facts of an ELF relocatable object (or of an executable, for `/proc/self/exe`).
@@ -323,7 +273,7 @@ fn reservation(
     targets: &[Target],
     opts: &NoteOpts,
 ) -> Option<PathBuf> {
-    let id = reservation_ident(plan, kind, triple, targets)?;
+    let id = argv::decide::reservation_ident(plan, kind, triple, targets, &mut Files)?;
     let comps: Vec<&[u8]> = plan
         .rpaths
         .iter()
