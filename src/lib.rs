@@ -12,6 +12,7 @@ pub mod embed;
 pub mod env;
 pub mod explain;
 pub mod fs;
+pub mod header;
 pub mod note;
 pub mod noter;
 pub mod reserve;

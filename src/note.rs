@@ -141,7 +141,7 @@ pub struct Layout {
 
 fn put_u32(out: &mut Vec<u8>, v: u32, big_endian: bool) {
     use object::Endian as _;
-    out.extend_from_slice(&crate::elf::byte_order(big_endian).write_u32_bytes(v));
+    out.extend_from_slice(&crate::header::byte_order(big_endian).write_u32_bytes(v));
 }
 
 fn pad4(out: &mut Vec<u8>) {

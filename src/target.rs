@@ -193,7 +193,7 @@ pub struct Ident {
 impl Ident {
     /// The byte order, as `object` names it.
     pub fn endian(&self) -> object::Endianness {
-        crate::elf::byte_order(self.big_endian)
+        crate::header::byte_order(self.big_endian)
     }
 }
 
@@ -358,7 +358,7 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     if id.class != want_class {
         return Verdict::Skip("wrong ELF class".into());
     }
-    let Some(f) = crate::elf::header::fields(head, acc.id.is_64, acc.id.endian()) else {
+    let Some(f) = crate::header::fields(head, acc.id.is_64, acc.id.endian()) else {
         return Verdict::Fatal("file too short".into());
     };
     let (e_type, e_machine, e_version, e_flags, e_phentsize) =

@@ -15,7 +15,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ldnote::argv::{LinkPlan, ToolKind};
-use ldnote::env;
 
 use super::Failure;
 
@@ -28,12 +27,7 @@ pub fn requested(opt: Option<&Option<OsString>>) -> Option<Option<OsString>> {
     if let Some(o) = opt {
         return Some(o.clone());
     }
-    let v = std::env::var_os(env::AUDIT)?;
-    match v.as_bytes() {
-        b"" | b"0" => None,
-        b"1" => Some(None),
-        _ => Some(Some(v)),
-    }
+    super::options::env().audit.clone()
 }
 
 /// The installed module: beside the `ldnote` executable, or in `../lib/` from it.

@@ -31,29 +31,19 @@ fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
     Ok(code(status))
 }
 
-/// How many ldnote processes run this one (`LDNOTE_ACTIVE` holds the count; any other
-/// non-empty value counts as one).
+/// How many ldnote processes run this one (`LDNOTE_ACTIVE`).
 fn depth() -> u32 {
-    match std::env::var_os(env::ACTIVE) {
-        Some(v) if !v.is_empty() && v != "0" => {
-            v.to_str().and_then(|s| s.parse().ok()).unwrap_or(1)
-        }
-        _ => 0,
-    }
+    super::options::env().depth
 }
 
 /// A driver runs our `ld` (two levels); more nested ldnote runs than this can only be ldnote
 /// running itself under names that do not resolve to it (a copy of another version on PATH).
 const MAX_DEPTH: u32 = 8;
 
-fn on(k: &str) -> bool {
-    super::options::env_on(k)
-}
-
 /// `ldnote link`: returns the exit code.
 pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKind>) -> i32 {
     let opts = opts.with_env();
-    if on(env::DISABLE) || depth() > 0 {
+    if super::options::env().disable || depth() > 0 {
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
@@ -230,7 +220,7 @@ pub(super) fn fail(e: &Failure) -> i32 {
 fn sysroot(plan: &LinkPlan, opts: &NoteOpts) -> OsString {
     plan.sysroot
         .clone()
-        .or_else(super::options::env_sysroot)
+        .or_else(|| super::options::env().sysroot.clone())
         .or_else(|| opts.sysroot.clone())
         .unwrap_or_else(|| OsString::from("/"))
 }
@@ -252,8 +242,8 @@ fn object_ident(path: &Path) -> Option<Ident> {
     let mut head = [0u8; 64];
     let mut f = std::fs::File::open(path).ok()?;
     std::io::Read::read_exact(&mut f, &mut head).ok()?;
-    let (is_64, order) = ldnote::elf::header::ident(&head)?;
-    let h = ldnote::elf::header::fields(&head, is_64, order)?;
+    let (is_64, order) = ldnote::header::ident(&head)?;
+    let h = ldnote::header::fields(&head, is_64, order)?;
     if path != Path::new("/proc/self/exe") && h.e_type != object::elf::ET_REL {
         return None;
     }
@@ -340,7 +330,7 @@ pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
     let explicit = std::env::var_os(real_var(name))
         .or_else(|| {
             (kind == ToolKind::Linker)
-                .then(|| std::env::var_os(env::LINKER))
+                .then(|| super::options::env().linker.clone())
                 .flatten()
         })
         .filter(|v| !v.is_empty());

@@ -10,7 +10,7 @@ use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use crate::target::Ident;
 
 pub mod dynamic;
-pub mod header;
+use crate::header::byte_order;
 pub mod notes;
 
 use dynamic::{DynEntry, Load};
@@ -133,15 +133,6 @@ impl ElfInfo {
             .as_deref()
             .or(self.rpath.as_deref())
             .filter(|p| !p.is_empty())
-    }
-}
-
-/// `object`'s byte order for an `EI_DATA` that is (`big`) or is not `ELFDATA2MSB`.
-pub fn byte_order(big: bool) -> Endianness {
-    if big {
-        Endianness::Big
-    } else {
-        Endianness::Little
     }
 }
 

@@ -48,7 +48,7 @@ pub enum Edit {
 pub const RENAME_SKIP: u32 = 11;
 
 fn u32_bytes(v: u32, be: bool) -> [u8; 4] {
-    crate::elf::byte_order(be).write_u32_bytes(v)
+    crate::header::byte_order(be).write_u32_bytes(v)
 }
 
 /// The region a note can be written into: the `.note.nixos.ldcache` section if there is one,

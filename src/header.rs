@@ -1,10 +1,20 @@
-//! The ELF file header's fields from its first bytes, through `object`'s typed headers, for
-//! the readers that look only at a header: the loader's `open_verify` checks of a candidate
-//! (`target::verify`) and the link plan's look at an input object.
+//! The ELF file header from its first bytes, through `object`'s typed headers, and the byte
+//! order as `object` names it: for the readers that look only at a header (the loader's
+//! `open_verify` checks of a candidate in `target::verify`, the link plan's look at an input
+//! object) and for every writer of words in a file's byte order.
 
 use object::elf::{FileHeader32, FileHeader64};
 use object::pod::from_bytes;
 use object::Endianness;
+
+/// `object`'s byte order for an `EI_DATA` that is (`big`) or is not `ELFDATA2MSB`.
+pub fn byte_order(big: bool) -> Endianness {
+    if big {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    }
+}
 
 /// The header fields after `e_ident` that these readers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +65,7 @@ pub fn ident(head: &[u8]) -> Option<(bool, Endianness)> {
     }
     Some((
         h.class == object::elf::ELFCLASS64,
-        super::byte_order(h.data == object::elf::ELFDATA2MSB),
+        byte_order(h.data == object::elf::ELFDATA2MSB),
     ))
 }
 
