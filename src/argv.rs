@@ -10,6 +10,7 @@
 //!
 //! Arguments are bytes throughout; nothing is assumed to be UTF-8.
 
+pub mod decide;
 mod driver;
 mod ld;
 mod ld_table;

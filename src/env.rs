@@ -1,5 +1,7 @@
-//! Environment variables ldnote reads, in one place. The driver reads them; the library only
-//! names them.
+//! Environment variables ldnote reads, in one place: their names and [`Env`], the values read
+//! once. The driver hands in the process environment ([`Env::read`]); the library only parses.
+
+use std::ffi::OsString;
 
 /// Sysroot for resolution when the link line has no `--sysroot` (before `--sysroot` given to ldnote).
 pub const SYSROOT: &str = "LDNOTE_SYSROOT";
@@ -46,9 +48,114 @@ pub fn flag(value: Option<&std::ffi::OsStr>) -> Result<bool, String> {
     }
 }
 
+/// The `LDNOTE_*` settings of one process (the per-tool `LDNOTE_REAL_<NAME>` overrides are
+/// looked up by name when a tool is run).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    /// [`LOG`].
+    pub log: bool,
+    /// [`STRICT`].
+    pub strict: bool,
+    /// [`DEFER`].
+    pub defer: bool,
+    /// [`DISABLE`].
+    pub disable: bool,
+    /// [`SYSROOT`], when set and not empty.
+    pub sysroot: Option<OsString>,
+    /// [`GLIBC`], when set and valid UTF-8.
+    pub glibc: Option<String>,
+    /// [`IMMUTABLE`], split on `:`, empty parts dropped.
+    pub immutable: Vec<Vec<u8>>,
+    /// [`AUDIT`]: `None` off (unset, empty or `0`), `Some(None)` the installed module (`1`),
+    /// `Some(Some(path))` that module.
+    pub audit: Option<Option<OsString>>,
+    /// [`LINKER`], when set and not empty.
+    pub linker: Option<OsString>,
+    /// How many ldnote processes run this one ([`ACTIVE`] holds the count; any other non-empty
+    /// value but `0` counts as one).
+    pub depth: u32,
+    /// Yes/no variables with a value that is neither, as `NAME=why`: taken as unset and
+    /// reported by the driver.
+    pub warnings: Vec<String>,
+}
+
+impl Env {
+    /// Read every variable through `get` (the process environment, or a table in tests).
+    pub fn read(get: impl Fn(&str) -> Option<OsString>) -> Env {
+        use std::os::unix::ffi::OsStrExt;
+        let mut warnings = Vec::new();
+        let mut on = |k: &str| {
+            flag(get(k).as_deref()).unwrap_or_else(|e| {
+                warnings.push(format!("{k}={e}"));
+                false
+            })
+        };
+        let (log, strict, defer, disable) = (on(LOG), on(STRICT), on(DEFER), on(DISABLE));
+        let audit = get(AUDIT).and_then(|v| match v.as_bytes() {
+            b"" | b"0" => None,
+            b"1" => Some(None),
+            _ => Some(Some(v)),
+        });
+        let depth = match get(ACTIVE) {
+            Some(v) if !v.is_empty() && v != "0" => {
+                v.to_str().and_then(|s| s.parse().ok()).unwrap_or(1)
+            }
+            _ => 0,
+        };
+        Env {
+            log,
+            strict,
+            defer,
+            disable,
+            sysroot: get(SYSROOT).filter(|v| !v.is_empty()),
+            glibc: get(GLIBC).and_then(|v| v.into_string().ok()),
+            immutable: get(IMMUTABLE)
+                .map(|v| {
+                    v.as_bytes()
+                        .split(|b| *b == b':')
+                        .filter(|p| !p.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            audit,
+            linker: get(LINKER).filter(|v| !v.is_empty()),
+            depth,
+            warnings,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::flag;
+    use super::*;
+
+    #[test]
+    fn one_read_of_every_variable() {
+        let vars = [
+            (LOG, "1"),
+            (STRICT, "maybe"),
+            (IMMUTABLE, "/nix/store::/opt"),
+            (AUDIT, "1"),
+            (ACTIVE, "3"),
+            (SYSROOT, ""),
+        ];
+        let e = Env::read(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| OsString::from(v))
+        });
+        assert!(e.log && !e.strict && !e.defer);
+        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+        assert!(e.warnings[0].starts_with("LDNOTE_STRICT="));
+        assert_eq!(e.immutable, vec![b"/nix/store".to_vec(), b"/opt".to_vec()]);
+        assert_eq!(e.audit, Some(None));
+        assert_eq!(e.depth, 3);
+        assert_eq!(e.sysroot, None);
+        let e = Env::read(|k| (k == ACTIVE).then(|| OsString::from("yes")));
+        assert_eq!(e.depth, 1);
+    }
+
     use std::ffi::OsStr;
 
     #[test]

@@ -132,43 +132,15 @@ impl<F: Fs> Sysroot<F> {
             return Ok(path.to_vec());
         }
         let show = || String::from_utf8_lossy(path).into_owned();
-        let mut pending: Vec<Vec<u8>> = split(path);
-        pending.reverse();
-        let mut done: Vec<Vec<u8>> = Vec::new();
-        let mut links = 0;
-        while let Some(comp) = pending.pop() {
-            match comp.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            done.push(comp);
-            let cur = join(&done);
-            match self.kind(&cur) {
-                Ok(Kind::Symlink(target)) => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(ResolveError::Loop(show()));
-                    }
-                    done.pop();
-                    if target.starts_with(b"/") {
-                        done.clear();
-                    }
-                    let mut t = split(&target);
-                    t.reverse();
-                    pending.extend(t);
-                }
-                Ok(_) => {}
-                // A missing tail is reported by the caller's own open; keep going so that the
-                // resolved (missing) path is still meaningful.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && pending.is_empty() => {}
-                Err(e) => return Err(ResolveError::Io(show(), e)),
-            }
+        match walk(path, &|p| self.kind(p), false) {
+            Ok((resolved, _)) => Ok(resolved),
+            Err(WalkError::Loop) => Err(ResolveError::Loop(show())),
+            Err(WalkError::NotDir) => Err(ResolveError::Io(
+                show(),
+                io::Error::from_raw_os_error(libc::ENOTDIR),
+            )),
+            Err(WalkError::Io(e)) => Err(ResolveError::Io(show(), e)),
         }
-        Ok(join(&done))
     }
 
     /// Resolve a directory once per process, as the loader's existence cache does.
@@ -180,6 +152,71 @@ impl<F: Fs> Sysroot<F> {
         self.dirs.insert(dir.to_vec(), r.clone());
         r
     }
+}
+
+/// Why [`walk`] stopped.
+#[derive(Debug)]
+pub(crate) enum WalkError {
+    /// More than the kernel's 40 symlinks (`ELOOP`).
+    Loop,
+    /// A component other than the last is not a directory (`ENOTDIR`; `kernel` rules only).
+    NotDir,
+    /// A component could not be looked at.
+    Io(io::Error),
+}
+
+/// Resolve the absolute `path` component by component inside a root, the way the kernel does
+/// under `RESOLVE_IN_ROOT`: symlinks followed (the last component's too, at most 40 in all),
+/// absolute link targets restart at the root, `..` at the root stays there. `kind` is `lstat`
+/// of a symlink-free path. With `kernel` rules (the loader's view, `explain`): a file followed
+/// by more components is `ENOTDIR` and any missing component an error. Without (resolution's
+/// view, [`Sysroot`]): a missing last component is kept, so that the resolved (missing) path
+/// still names what the caller's own open will report. Returns the symlink-free path and the
+/// kind of its last component.
+pub(crate) fn walk(
+    path: &[u8],
+    kind: &dyn Fn(&[u8]) -> io::Result<Kind>,
+    kernel: bool,
+) -> Result<(Vec<u8>, Kind), WalkError> {
+    let mut pending: Vec<Vec<u8>> = split(path);
+    pending.reverse();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut links = 0;
+    let mut last = Kind::Dir;
+    while let Some(comp) = pending.pop() {
+        if kernel && last != Kind::Dir {
+            // A file followed by more components (even a trailing `/`).
+            return Err(WalkError::NotDir);
+        }
+        match comp.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(comp);
+        match kind(&join(&done)) {
+            Ok(Kind::Symlink(target)) => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(WalkError::Loop);
+                }
+                done.pop();
+                if target.starts_with(b"/") {
+                    done.clear();
+                }
+                let mut t = split(&target);
+                t.reverse();
+                pending.extend(t);
+            }
+            Ok(k) => last = k,
+            Err(e) if !kernel && e.kind() == io::ErrorKind::NotFound && pending.is_empty() => {}
+            Err(e) => return Err(WalkError::Io(e)),
+        }
+    }
+    Ok((join(&done), last))
 }
 
 fn split(p: &[u8]) -> Vec<Vec<u8>> {

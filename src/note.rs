@@ -140,11 +140,8 @@ pub struct Layout {
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32, big_endian: bool) {
-    if big_endian {
-        out.extend_from_slice(&v.to_be_bytes());
-    } else {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    use object::Endian as _;
+    out.extend_from_slice(&crate::header::byte_order(big_endian).write_u32_bytes(v));
 }
 
 fn pad4(out: &mut Vec<u8>) {

@@ -10,6 +10,11 @@
 
 use std::io;
 
+use object::Endian as _;
+
+use crate::elf::ElfInfo;
+use crate::embed::Write;
+
 /// What a probe of `dir/name` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {
@@ -74,6 +79,33 @@ pub fn string_bytes(old_len: usize, new: &[u8]) -> Vec<u8> {
     b.push(0);
     b.resize(old_len.max(new.len() + 1), b'X');
     b
+}
+
+/// The in-place writes that give `info` the run path `new` in place of `old` (its search path,
+/// at `info.run_path_string`): a DT_RPATH tag becomes DT_RUNPATH, as patchelf does, and the
+/// string is overwritten ([`string_bytes`]). Empty when nothing changes.
+pub fn writes(info: &ElfInfo, old: &[u8], new: &[u8]) -> Vec<Write> {
+    let mut out = Vec::new();
+    if let Some(tag_at) = info.rpath_tag {
+        let e = info.ident.endian();
+        let bytes = if info.ident.is_64 {
+            e.write_u64_bytes(u64::from(object::elf::DT_RUNPATH))
+                .to_vec()
+        } else {
+            e.write_u32_bytes(object::elf::DT_RUNPATH).to_vec()
+        };
+        out.push(Write {
+            offset: tag_at,
+            bytes,
+        });
+    }
+    if let Some(at) = info.run_path_string.filter(|_| new != old) {
+        out.push(Write {
+            offset: at,
+            bytes: string_bytes(old.len(), new),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

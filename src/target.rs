@@ -1,7 +1,6 @@
 //! Targets as data (`targets/*.toml`), and the target loader's acceptance test for a candidate
 //! file (glibc `open_verify` in elf/dl-load.c, plus each port's `elf_machine_matches_host`).
 
-use object::Endian as _;
 use serde::Deserialize;
 
 pub mod triple;
@@ -191,6 +190,13 @@ pub struct Ident {
     pub osabi: u8,
 }
 
+impl Ident {
+    /// The byte order, as `object` names it.
+    pub fn endian(&self) -> object::Endianness {
+        crate::header::byte_order(self.big_endian)
+    }
+}
+
 impl Target {
     /// Whether this target describes objects with `id`'s class, byte order and machine.
     pub fn matches(&self, id: &Ident) -> bool {
@@ -352,17 +358,11 @@ pub fn verify(head: &[u8], acc: &Acceptance) -> Verdict {
     if id.class != want_class {
         return Verdict::Skip("wrong ELF class".into());
     }
-    let order = crate::elf::byte_order(acc.id.big_endian);
-    let u16_at = |o: usize| order.read_u16_bytes([head[o], head[o + 1]]);
-    let u32_at = |o: usize| order.read_u32_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
-    // Offsets of e_type/e_machine/e_version are the same for both classes; e_flags and
-    // e_phentsize differ.
-    let (e_type, e_machine, e_version) = (u16_at(16), u16_at(18), u32_at(20));
-    let (e_flags, e_phentsize) = if acc.id.is_64 {
-        (u32_at(48), u16_at(54))
-    } else {
-        (u32_at(36), u16_at(42))
+    let Some(f) = crate::header::fields(head, acc.id.is_64, acc.id.endian()) else {
+        return Verdict::Fatal("file too short".into());
     };
+    let (e_type, e_machine, e_version, e_flags, e_phentsize) =
+        (f.e_type, f.e_machine, f.e_version, f.e_flags, f.e_phentsize);
     let ident_ok = id.data == want_data
         && id.version == elf::EV_CURRENT
         && acc.osabi.contains(&osabi)

@@ -5,8 +5,9 @@
 //! headers and the PT_NOTE segments only.
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
-use object::Endian as _;
 use object::{Endianness, FileKind, ReadRef};
+
+use crate::elf::notes;
 
 /// Everything wrong with the file's layout and notes, one message each (empty when sound).
 pub fn problems<'data, R: ReadRef<'data>>(data: R) -> Vec<String> {
@@ -59,11 +60,10 @@ fn problems_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             continue;
         };
         let align: u64 = p.p_align(endian).into();
-        let be = endian == Endianness::Big;
-        // mold merges 4-aligned notes into one 8-aligned PT_NOTE, which the `p_align` walk
-        // misreads: a segment is damaged only when the 4-byte walk fails too.
-        if let Err(m) = note_segment(bytes, align.clamp(4, 8), be) {
-            if align <= 4 || note_segment(bytes, 4, be).is_err() {
+        // mold merges 4-aligned notes into one 8-aligned PT_NOTE, which the loader's walk
+        // misreads: a segment is damaged only when a walk over 4-aligned notes fails too.
+        if let Err(m) = note_segment(bytes, align, endian) {
+            if notes::walk_align(align) <= 4 || note_segment(bytes, 4, endian).is_err() {
                 out.push(format!("PT_NOTE {i} (at {off:#x}): {m}"));
             }
         }
@@ -71,38 +71,23 @@ fn problems_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     out
 }
 
-/// Walk every note of one PT_NOTE segment as the loader does (`p_align`, at least 4). A note
-/// with an all-zero header and no name is not something any tool writes: it is zeroed bytes
-/// where a note should be (readelf shows `(NONE)`), the trace of a note written into a file
-/// that had been replaced; a note running past the segment is malformed.
-fn note_segment(bytes: &[u8], align: u64, be: bool) -> Result<(), String> {
-    let rd = |o: u64| -> Option<u32> {
-        let o = usize::try_from(o).ok()?;
-        let b: [u8; 4] = bytes.get(o..o.checked_add(4)?)?.try_into().ok()?;
-        Some(crate::elf::byte_order(be).read_u32_bytes(b))
-    };
-    let up = |v: u64| v.checked_add(align - 1).map(|x| x / align * align);
-    let mut pos = 0u64;
-    while pos + 12 <= bytes.len() as u64 {
-        let (Some(namesz), Some(descsz), Some(ty)) = (rd(pos), rd(pos + 4), rd(pos + 8)) else {
-            break;
-        };
-        if namesz == 0 && descsz == 0 && ty == 0 {
+/// Walk every note of one PT_NOTE segment with the loader's rule ([`notes::walk`]). A note
+/// with an all-zero header is not something any tool writes: it is zeroed bytes where a note
+/// should be (readelf shows `(NONE)`), the trace of a note written into a file that had been
+/// replaced; a note running past the segment is malformed.
+fn note_segment(bytes: &[u8], p_align: u64, endian: Endianness) -> Result<(), String> {
+    for n in notes::walk(bytes, p_align, endian) {
+        if n.is_zeroed() {
             return Err(format!(
-                "an all-zero note at offset {pos:#x} of the segment (bytes that were never written)"
+                "an all-zero note at offset {:#x} of the segment (bytes that were never written)",
+                n.at
             ));
         }
-        let end = up(pos + 12 + u64::from(namesz)).and_then(|d| d.checked_add(u64::from(descsz)));
-        match end {
-            Some(e) if e <= bytes.len() as u64 => match up(e) {
-                Some(next) => pos = next,
-                None => break,
-            },
-            _ => {
-                return Err(format!(
-                    "the note at offset {pos:#x} of the segment runs past its end"
-                ))
-            }
+        if !n.in_bounds {
+            return Err(format!(
+                "the note at offset {:#x} of the segment runs past its end",
+                n.at
+            ));
         }
     }
     Ok(())
@@ -127,17 +112,17 @@ mod tests {
     #[test]
     fn a_zeroed_build_id_fails() {
         let mut seg = note(b"GNU\0", &[0x11; 20], 3);
-        assert_eq!(note_segment(&seg, 4, false), Ok(()));
+        assert_eq!(note_segment(&seg, 4, Endianness::Little), Ok(()));
         seg.extend(note(b"GNU\0", &[1, 2, 3, 4], 1));
-        assert_eq!(note_segment(&seg, 4, false), Ok(()));
+        assert_eq!(note_segment(&seg, 4, Endianness::Little), Ok(()));
         seg[..36].fill(0);
-        assert!(note_segment(&seg, 4, false).is_err());
+        assert!(note_segment(&seg, 4, Endianness::Little).is_err());
     }
 
     #[test]
     fn a_note_past_the_segment_fails() {
         let mut seg = note(b"GNU\0", &[0x11; 20], 3);
         seg[4] = 200;
-        assert!(note_segment(&seg, 4, false).is_err());
+        assert!(note_segment(&seg, 4, Endianness::Little).is_err());
     }
 }

@@ -15,7 +15,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ldnote::argv::{LinkPlan, ToolKind};
-use ldnote::env;
 
 use super::Failure;
 
@@ -28,12 +27,7 @@ pub fn requested(opt: Option<&Option<OsString>>) -> Option<Option<OsString>> {
     if let Some(o) = opt {
         return Some(o.clone());
     }
-    let v = std::env::var_os(env::AUDIT)?;
-    match v.as_bytes() {
-        b"" | b"0" => None,
-        b"1" => Some(None),
-        _ => Some(Some(v)),
-    }
+    super::options::env().audit.clone()
 }
 
 /// The installed module: beside the `ldnote` executable, or in `../lib/` from it.
@@ -137,32 +131,6 @@ fn writable_by_others(p: &Path, me: u32) -> Option<String> {
     None
 }
 
-/// Which linker a link line runs, for `--audit` support (GNU ld only: gold, lld and mold have
-/// no option that writes DT_AUDIT).
-fn gnu_ld(tool: &OsStr, args: &[OsString], kind: ToolKind) -> bool {
-    let base = Path::new(tool).file_name().unwrap_or(tool).as_bytes();
-    let base = base.rsplit(|b| *b == b'-').next().unwrap_or(base);
-    match kind {
-        ToolKind::Linker => matches!(base, b"ld" | b"ld.bfd") || base.ends_with(b"ld.bfd"),
-        ToolKind::Driver => {
-            let mut fuse = None;
-            for a in args {
-                let a = a.as_bytes();
-                if let Some(v) = a.strip_prefix(b"-fuse-ld=") {
-                    fuse = Some(v.to_vec());
-                } else if let Some(v) = a.strip_prefix(b"--ld-path=") {
-                    let n = v.rsplit(|b| *b == b'/').next().unwrap_or(v).to_vec();
-                    fuse = Some(n);
-                }
-            }
-            match fuse {
-                None => true,
-                Some(f) => matches!(f.as_slice(), b"bfd" | b"ld" | b"ld.bfd"),
-            }
-        }
-    }
-}
-
 /// The arguments that add `DT_AUDIT path` to the link, or why none can be added.
 pub fn args(
     plan: &LinkPlan,
@@ -170,7 +138,7 @@ pub fn args(
     args: &[OsString],
     path: &OsStr,
 ) -> Result<Vec<OsString>, Failure> {
-    if !gnu_ld(tool, args, plan.kind) {
+    if !ldnote::argv::decide::runs_gnu_ld(tool, args, plan.kind) {
         return Err(Failure(
             "--audit: only GNU ld writes DT_AUDIT (gold, lld and mold have no such option); the program is linked without it (use LD_AUDIT)".into(),
         ));

@@ -1,6 +1,7 @@
 //! `ldnote check`: whether each file's note is what would be written now, and whether the file
 //! is whole (a zeroed note or a cut-off file is damage, whatever the resolution note says).
 use ldnote::note::{self, Entry};
+use ldnote::noter::Current;
 
 use super::note::Noter;
 use super::options::NoteOpts;
@@ -29,20 +30,20 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
             }
         };
         let data = object::ReadCache::new(&file);
-        let verdict = noter.compute(&data, f);
+        let verdict = noter.plan(&data, f);
         let damage = ldnote::verify::problems(&data);
         let msg = match verdict {
             Err(e) => Some(format!("error: {e}")),
             Ok(_) if !damage.is_empty() => Some(format!("damaged: {}", damage.join("; "))),
-            Ok(c) => match (&c.current, &c.desired) {
-                (None, None) => None,
-                (Some(Ok(cur)), Some(want)) if cur == want => None,
-                (Some(Err(e)), _) => Some(format!("malformed note: {e}")),
-                (None, Some(_)) => Some("missing: a note should be written".into()),
-                (Some(Ok(_)), None) => {
+            Ok(p) => match (&p.current, &p.desired) {
+                (Current::Absent, None) => None,
+                (Current::Note(cur), Some(want)) if cur == want => None,
+                (Current::Malformed(e), _) => Some(format!("malformed note: {e}")),
+                (Current::Absent, Some(_)) => Some("missing: a note should be written".into()),
+                (Current::Note(_), None) => {
                     Some("extra: the file has a note but nothing should be recorded".into())
                 }
-                (Some(Ok(cur)), Some(want)) => Some(format!("stale: {}", diff(cur, want))),
+                (Current::Note(cur), Some(want)) => Some(format!("stale: {}", diff(cur, want))),
             },
         };
         match msg {

@@ -229,8 +229,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
             OsString::from_vec(b[eq + 1..].to_vec()),
         ));
     }
-    let interp = explain::interp(&data);
-    let facts = get_facts(a, &info.ident, interp.as_deref(), &env)?;
+    let facts = get_facts(a, &info.ident, info.interp.as_deref(), &env)?;
     let targets = target::builtin().map_err(|e| Failure(e.to_string()))?;
     let tdata = target::for_ident(&targets, &info.ident);
     let cache_flags = facts::cache_flags(info.ident.machine, info.ident.is_64, info.ident.e_flags)
@@ -271,18 +270,20 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
         .find(|(k, _)| k == "LD_LIBRARY_PATH")
         .map(|(_, v)| v.as_bytes().to_vec());
     // The planner resolves like `ldnote patch --sysroot ROOT --target T` would.
-    let noter = std::cell::RefCell::new(super::note::Noter::new(
-        super::options::NoteOpts {
-            sysroot: Some(root.clone().into_os_string()),
-            target: a.target.clone(),
-            ..Default::default()
-        }
-        .with_env(),
-        root.as_os_str(),
-    )?);
-    let planner = |data: &[u8], name: &[u8]| -> Option<Vec<u8>> {
-        let path = PathBuf::from(OsString::from_vec(name.to_vec()));
-        noter.borrow_mut().compute(data, &path).ok()?.desired
+    let choices = super::options::NoteOpts {
+        sysroot: Some(root.clone().into_os_string()),
+        target: a.target.clone(),
+        ..Default::default()
+    }
+    .with_env()
+    .choices();
+    let noter = std::cell::RefCell::new(ldnote::noter::Noter::new(
+        choices,
+        targets.clone(),
+        ldnote::fs::RealFs::new(root.as_os_str()),
+    ));
+    let planner = |data: &[u8], _name: &[u8]| -> Option<Vec<u8>> {
+        noter.borrow_mut().plan(data).ok()?.desired
     };
     let mk = |use_notes| Input {
         plan: a.plan.then_some(&planner as explain::Planner),

@@ -1,5 +1,4 @@
 //! `ldnote link -- LINKER ARGS` and the multicall entry: run the real tool, then note.
-use object::Endian as _;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -32,29 +31,19 @@ fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
     Ok(code(status))
 }
 
-/// How many ldnote processes run this one (`LDNOTE_ACTIVE` holds the count; any other
-/// non-empty value counts as one).
+/// How many ldnote processes run this one (`LDNOTE_ACTIVE`).
 fn depth() -> u32 {
-    match std::env::var_os(env::ACTIVE) {
-        Some(v) if !v.is_empty() && v != "0" => {
-            v.to_str().and_then(|s| s.parse().ok()).unwrap_or(1)
-        }
-        _ => 0,
-    }
+    super::options::env().depth
 }
 
 /// A driver runs our `ld` (two levels); more nested ldnote runs than this can only be ldnote
 /// running itself under names that do not resolve to it (a copy of another version on PATH).
 const MAX_DEPTH: u32 = 8;
 
-fn on(k: &str) -> bool {
-    super::options::env_on(k)
-}
-
 /// `ldnote link`: returns the exit code.
 pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKind>) -> i32 {
     let opts = opts.with_env();
-    if on(env::DISABLE) || depth() > 0 {
+    if super::options::env().disable || depth() > 0 {
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
@@ -91,13 +80,9 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     let targets = target::builtin().unwrap_or_default();
     let triple = name.as_ref().and_then(|n| n.triple.clone());
     let mut final_args: Vec<OsString> = args.to_vec();
-    // mold (1.10) merges every note into one 8-aligned PT_NOTE where a 4-aligned note cannot be
-    // found by the loader's walk: a reservation would only be wasted bytes, so append instead.
-    let mold = base.as_bytes().ends_with(b"mold")
-        || args.iter().any(|a| {
-            a.as_bytes() == b"-fuse-ld=mold"
-                || (a.as_bytes().starts_with(b"--ld-path=") && a.as_bytes().ends_with(b"mold"))
-        });
+    // mold's 8-aligned PT_NOTE hides a 4-aligned note from the loader's walk: a reservation
+    // would only be wasted bytes, so append instead.
+    let mold = argv::decide::runs_mold(tool, args);
     if mold {
         say(&opts, "mold merges notes into one 8-aligned PT_NOTE: no reservation, the note will be appended");
     }
@@ -235,67 +220,21 @@ pub(super) fn fail(e: &Failure) -> i32 {
 fn sysroot(plan: &LinkPlan, opts: &NoteOpts) -> OsString {
     plan.sysroot
         .clone()
-        .or_else(super::options::env_sysroot)
+        .or_else(|| super::options::env().sysroot.clone())
         .or_else(|| opts.sysroot.clone())
         .unwrap_or_else(|| OsString::from("/"))
 }
 
-/// The header an input object must have for the linker to accept it, when it can be known for
-/// certain before the link; `None` otherwise (then no reservation is added: a wrong guess would
-/// break a link that would have succeeded).
-fn reservation_ident(
-    plan: &LinkPlan,
-    kind: ToolKind,
-    triple: Option<&OsStr>,
-    targets: &[Target],
-) -> Option<Ident> {
-    // 1. An ELF relocatable object among the inputs: exactly what the linker will see.
-    for input in &plan.inputs {
-        if let Some(id) = object_ident(Path::new(input)) {
-            return Some(id);
-        }
+/// The headers the link plan may read: input objects and ldnote's own executable.
+struct Files;
+
+impl argv::decide::Headers for Files {
+    fn object(&mut self, path: &Path) -> Option<Ident> {
+        object_ident(path)
     }
-    let from_target = |t: &Target| Ident {
-        is_64: t.class == 64,
-        big_endian: t.endian.is_big(),
-        machine: t.machine,
-        e_flags: t.reserve_eflags,
-        osabi: 0,
-    };
-    let emulation = plan.emulation.as_deref().map(OsStr::to_string_lossy);
-    let named = plan
-        .target
-        .as_deref()
-        .or(triple)
-        .map(OsStr::to_string_lossy);
-    if emulation.is_some() || named.is_some() {
-        return target::for_link(targets, emulation.as_deref(), named.as_deref()).map(from_target);
+    fn host(&mut self) -> Option<Ident> {
+        object_ident(Path::new("/proc/self/exe"))
     }
-    if kind == ToolKind::Linker {
-        return None;
-    }
-    // A native driver: the host's own target, unless -m32/-m64/-mx32 switch it.
-    let host = object_ident(Path::new("/proc/self/exe"))?;
-    let host_t = target::for_ident(targets, &host)?;
-    for f in plan.machine_flags.iter().rev() {
-        match f.as_bytes() {
-            b"-m32" => {
-                let want = if host.machine == object::elf::EM_X86_64 {
-                    object::elf::EM_386
-                } else {
-                    return None;
-                };
-                return targets
-                    .iter()
-                    .find(|t| t.machine == want && t.class == 32)
-                    .map(from_target);
-            }
-            b"-m64" => return Some(from_target(host_t)),
-            b"-mx32" => return None,
-            _ => {}
-        }
-    }
-    Some(from_target(host_t))
 }
 
 /// Header facts of an ELF relocatable object (or of an executable, for `/proc/self/exe`).
@@ -303,23 +242,16 @@ fn object_ident(path: &Path) -> Option<Ident> {
     let mut head = [0u8; 64];
     let mut f = std::fs::File::open(path).ok()?;
     std::io::Read::read_exact(&mut f, &mut head).ok()?;
-    if head[..4] != object::elf::ELFMAG {
-        return None;
-    }
-    let is_64 = head[4] == object::elf::ELFCLASS64;
-    let be = head[5] == object::elf::ELFDATA2MSB;
-    let order = ldnote::elf::byte_order(be);
-    let rd16 = |o: usize| order.read_u16_bytes([head[o], head[o + 1]]);
-    let rd32 = |o: usize| order.read_u32_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
-    let e_type = rd16(16);
-    if path != Path::new("/proc/self/exe") && e_type != object::elf::ET_REL {
+    let (is_64, order) = ldnote::header::ident(&head)?;
+    let h = ldnote::header::fields(&head, is_64, order)?;
+    if path != Path::new("/proc/self/exe") && h.e_type != object::elf::ET_REL {
         return None;
     }
     Some(Ident {
         is_64,
-        big_endian: be,
-        machine: rd16(18),
-        e_flags: rd32(if is_64 { 48 } else { 36 }),
+        big_endian: order == object::Endianness::Big,
+        machine: h.e_machine,
+        e_flags: h.e_flags,
         osabi: 0,
     })
 }
@@ -331,7 +263,7 @@ fn reservation(
     targets: &[Target],
     opts: &NoteOpts,
 ) -> Option<PathBuf> {
-    let id = reservation_ident(plan, kind, triple, targets)?;
+    let id = argv::decide::reservation_ident(plan, kind, triple, targets, &mut Files)?;
     let comps: Vec<&[u8]> = plan
         .rpaths
         .iter()
@@ -398,7 +330,7 @@ pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
     let explicit = std::env::var_os(real_var(name))
         .or_else(|| {
             (kind == ToolKind::Linker)
-                .then(|| std::env::var_os(env::LINKER))
+                .then(|| super::options::env().linker.clone())
                 .flatten()
         })
         .filter(|v| !v.is_empty());

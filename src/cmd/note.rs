@@ -1,4 +1,5 @@
-//! Noting one linked file: read -> resolve -> encode -> embed (in place, else append).
+//! Noting one linked file: the library's step (`ldnote::noter`: read -> resolve -> encode), then
+//! the writes (in place, else the append fallback) and the `-v` lines.
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -7,10 +8,8 @@ use std::path::Path;
 use ldnote::elf::{self, ElfInfo};
 use ldnote::embed::{self, Edit};
 use ldnote::fs::RealFs;
-use ldnote::note::{self, Layout};
-use ldnote::resolve::{Event, Resolution, Resolver};
+use ldnote::noter::{Event, Plan};
 use ldnote::shrink;
-use ldnote::target::{Acceptance, Target};
 use object::{ReadCache, ReadRef};
 
 use super::options::NoteOpts;
@@ -32,19 +31,11 @@ pub enum Outcome {
     Appended(String),
 }
 
-/// Everything needed to compute and compare notes.
-pub struct Computed {
-    pub info: ElfInfo,
-    pub note: Option<Vec<u8>>,
-    pub desired: Option<Vec<u8>>,
-    pub current: Option<Result<Vec<u8>, String>>,
-}
-
-/// Noter for one sysroot; caches directory listings across files.
+/// The per-file step ([`ldnote::noter`]) with the driver's side: the files it opens, the
+/// writes it makes and the lines it prints.
 pub struct Noter {
     pub opts: NoteOpts,
-    targets: Vec<Target>,
-    resolver: Resolver<RealFs>,
+    core: ldnote::noter::Noter<RealFs>,
     sysroot: std::ffi::OsString,
     /// `ldnote patch`: a file with several hard links is rewritten in place by the append
     /// fallback, as patchelf does (every name sees the note; not atomic). `ldnote link` always
@@ -61,68 +52,37 @@ pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
 impl Noter {
     pub fn new(opts: NoteOpts, sysroot: &OsStr) -> Result<Self, Failure> {
         let targets = ldnote::target::builtin().map_err(|e| Failure(e.to_string()))?;
-        // The policy depends on the target, known per file; start with an empty one.
-        let resolver = Resolver::new(RealFs::new(sysroot), Default::default());
+        let core = ldnote::noter::Noter::new(opts.choices(), targets, RealFs::new(sysroot));
         Ok(Noter {
             opts,
-            targets,
-            resolver,
+            core,
             sysroot: sysroot.to_os_string(),
             keep_links: false,
         })
     }
 
-    /// Compute what the note of `path` should be, and what it is.
-    pub fn compute<'d, R: ReadRef<'d>>(
-        &mut self,
-        data: R,
-        path: &Path,
-    ) -> Result<Computed, Failure> {
+    /// What the note of `path` should be, and what it is; its events printed under `-v`.
+    pub fn plan<'d, R: ReadRef<'d>>(&mut self, data: R, path: &Path) -> Result<Plan, Failure> {
         let show = path.display();
-        let info = elf::read(data).map_err(|e| Failure(format!("`{show}`: {e}")))?;
-        let target = self.opts.target(&self.targets, &info.ident).cloned();
-        self.resolver.set_policy(self.opts.policy(target.as_ref()));
-        let acc = Acceptance::new(info.ident, target.as_ref());
-        let resolution = match info.search_path() {
-            Some(sp) if info.dynamic => self.resolver.resolve(&info.needed, sp, &acc),
-            _ => Resolution::default(),
-        };
+        let plan = self
+            .core
+            .plan(data)
+            .map_err(|e| Failure(format!("`{show}`: {e}")))?;
         if self.opts.verbose {
-            say(
-                &self.opts,
-                format!(
-                    "{show}: target {}, sysroot {}",
-                    target.as_ref().map_or("unknown", |t| &t.name),
-                    Path::new(&self.sysroot).display()
-                ),
-            );
-            if info.runpath.is_none() && info.rpath.is_some() {
-                say(&self.opts, format!("{show}: has DT_RPATH, not DT_RUNPATH: the loader searches RPATH before the note, so the note is written (as patchelf does) but never consulted"));
-            }
-            for e in &resolution.events {
-                say(&self.opts, format!("{show}: {}", describe(e)));
+            for e in &plan.events {
+                let line = match e {
+                    Event::Target(t) => format!(
+                        "target {}, sysroot {}",
+                        t.as_deref().unwrap_or("unknown"),
+                        Path::new(&self.sysroot).display()
+                    ),
+                    Event::RpathNotConsulted => "has DT_RPATH, not DT_RUNPATH: the loader searches RPATH before the note, so the note is written (as patchelf does) but never consulted".into(),
+                    Event::Resolve(e) => describe(e),
+                };
+                say(&self.opts, format!("{show}: {line}"));
             }
         }
-        let desired = note::encode_descriptor(&resolution.entries);
-        let layout = Layout {
-            big_endian: info.ident.big_endian,
-            is_64: info.ident.is_64,
-        };
-        let note = desired.as_ref().map(|d| note::encode_note(d, layout));
-        let current = info.live_note().map(|n| {
-            let d = elf::note_desc(data, n);
-            if n.in_bounds && !d.is_empty() {
-                Ok(d.to_vec())
-            } else {
-                Err("the note's descriptor lies outside its PT_NOTE segment".to_string())
-            }
-        });
-        Ok(Computed {
-            info,
-            note,
-            desired,
-            current,
-        })
+        Ok(plan)
     }
 
     /// Shrink the run path of `path` in place, as `patchelf --shrink-rpath` would.
@@ -131,7 +91,10 @@ impl Noter {
         let file = File::open(path).map_err(|e| Failure(format!("`{show}`: cannot open: {e}")))?;
         let cache = ReadCache::new(&file);
         let info = elf::read(&cache).map_err(|e| Failure(format!("`{show}`: {e}")))?;
-        let (Some(old), Some(at)) = (info.search_path().map(<[u8]>::to_vec), info.run_path_string)
+        let Some(old) = info
+            .search_path()
+            .map(<[u8]>::to_vec)
+            .filter(|_| info.run_path_string.is_some())
         else {
             return Ok(());
         };
@@ -141,7 +104,7 @@ impl Noter {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| Failure(format!("`{show}`: truncated header")))?;
         drop(cache);
-        let resolver = &self.resolver;
+        let resolver = self.core.resolver();
         let mut probe = |p: &[u8]| -> std::io::Result<shrink::Probe> {
             match resolver.read_head(p, 64) {
                 Ok(head) => Ok(shrink::provides(&head, machine)),
@@ -154,21 +117,7 @@ impl Noter {
                 "`{show}`: cannot shrink the run path ({e}); the file is left unchanged"
             ))
         })?;
-        let be = info.ident.big_endian;
-        let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
-        if let Some(tag_at) = info.rpath_tag {
-            let tag = u64::from(object::elf::DT_RUNPATH);
-            let bytes = match (info.ident.is_64, be) {
-                (true, false) => tag.to_le_bytes().to_vec(),
-                (true, true) => tag.to_be_bytes().to_vec(),
-                (false, false) => (tag as u32).to_le_bytes().to_vec(),
-                (false, true) => (tag as u32).to_be_bytes().to_vec(),
-            };
-            writes.push((tag_at, bytes));
-        }
-        if new != old {
-            writes.push((at, shrink::string_bytes(old.len(), &new)));
-        }
+        let writes = shrink::writes(&info, &old, &new);
         if writes.is_empty() {
             return Ok(());
         }
@@ -180,8 +129,8 @@ impl Noter {
             .write(true)
             .open(path)
             .map_err(|e| Failure(format!("`{show}`: cannot open for writing: {e}")))?;
-        for (o, b) in &writes {
-            f.write_all_at(b, *o)
+        for w in &writes {
+            f.write_all_at(&w.bytes, w.offset)
                 .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
         }
         Ok(())
@@ -202,18 +151,14 @@ impl Noter {
             ))
         };
         let cache = ReadCache::new(&file);
-        let c = self.compute(&cache, path)?;
-        if !c.info.dynamic || !matches!(c.info.e_type, object::elf::ET_EXEC | object::elf::ET_DYN) {
+        let plan = self.plan(&cache, path)?;
+        if !plan.is_dynamic() {
             say(
                 &self.opts,
                 format!("{show}: not dynamically linked, nothing to note"),
             );
             return Ok(Outcome::NotDynamic);
         }
-        let current = match &c.current {
-            Some(Ok(d)) => Some(d.as_slice()),
-            _ => None,
-        };
         let seg = |s: &elf::NoteSegment| {
             cache
                 .read_bytes_at(s.offset, s.filesz)
@@ -221,12 +166,12 @@ impl Noter {
                 .map(<[u8]>::to_vec)
         };
         // Deferred: plan as if there were nothing to record (inert, hidden reservation).
+        let edit = plan.edit(self.opts.defer, &seg);
         let note = if self.opts.defer {
             None
         } else {
-            c.note.as_deref()
+            plan.note.as_deref()
         };
-        let edit = embed::plan_in_place(&c.info, note, current, &seg);
         drop(cache);
         match edit {
             Edit::UpToDate => {
@@ -241,20 +186,14 @@ impl Noter {
                 if let Some(e) = &write_err {
                     return Err(cannot_write(e));
                 }
-                let writes = commit_in_one_write(writes);
-                for w in &writes {
-                    file.write_all_at(&w.bytes, w.offset)
-                        .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
-                }
+                let count = embed::apply(&file, writes)
+                    .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
                 let what = if note.is_some() {
                     "note written in place"
                 } else {
                     "reservation left inert and hidden"
                 };
-                say(
-                    &self.opts,
-                    format!("{show}: {what} ({} writes)", writes.len()),
-                );
+                say(&self.opts, format!("{show}: {what} ({count} writes)"));
                 Ok(if note.is_some() {
                     Outcome::InPlace
                 } else {
@@ -273,20 +212,14 @@ impl Noter {
                     format!("{show}: appending a note segment: {why}"),
                 );
                 let keep_links = self.keep_links;
-                match append_file(path, &file, &c.info, note, keep_links) {
+                match append_file(path, &file, &plan.info, note, keep_links) {
                     Ok(()) => {}
                     // Refused before anything was written: the file stays byte for byte.
                     Err(AppendFail::Refused(e)) => return Err(e),
                     Err(AppendFail::Io(e)) => {
                         // Leave no half-used reservation that patchelf would mistake for a note
                         // (only when the file itself was not replaced: written through our fd).
-                        if let Edit::InPlace(writes) =
-                            embed::plan_in_place(&c.info, None, None, &|_| None)
-                        {
-                            for w in &writes {
-                                let _ = file.write_all_at(&w.bytes, w.offset);
-                            }
-                        }
+                        embed::apply_best_effort(&file, &embed::neutralize(&plan.info));
                         return Err(e);
                     }
                 }
@@ -351,27 +284,6 @@ enum AppendFail {
     Io(Failure),
 }
 
-/// The usual in-place edit is one region write (inert type) and the 4-byte commit of the type.
-/// When the region lies within one page, write it once with the live type instead: the kernel
-/// copies a single page all or nothing even when a SIGKILL arrives, so the file goes straight
-/// from the linker's bytes to the noted file. Otherwise the commit stays the last, separate write.
-fn commit_in_one_write(writes: Vec<embed::Write>) -> Vec<embed::Write> {
-    const PAGE: u64 = 4096;
-    if let [region, commit] = writes.as_slice() {
-        let len = region.bytes.len() as u64;
-        let same_page = len > 0 && region.offset / PAGE == (region.offset + len - 1) / PAGE;
-        if same_page && commit.offset == region.offset + 8 && commit.bytes.len() == 4 {
-            let mut bytes = region.bytes.clone();
-            bytes[8..12].copy_from_slice(&commit.bytes);
-            return vec![embed::Write {
-                offset: region.offset,
-                bytes,
-            }];
-        }
-    }
-    writes
-}
-
 /// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
 /// same directory and a rename (never a torn output). The bytes come from `file`, the descriptor
 /// the output was read through, and the rename happens only if the name still refers to that
@@ -398,10 +310,7 @@ fn append_file(
     let len = meta.len();
     // An unusable reservation or a stale note: made inert and its section name hidden in the
     // bytes the fallback reads (only those writes that lie inside the file).
-    let mut base = match embed::plan_in_place(info, None, None, &|_| None) {
-        Edit::InPlace(writes) => writes,
-        _ => Vec::new(),
-    };
+    let mut base = embed::neutralize(info);
     base.retain(|w| {
         w.offset
             .checked_add(w.bytes.len() as u64)
@@ -512,7 +421,8 @@ fn remove_stale_temps(dir: &Path, name: &OsStr) {
     }
 }
 
-pub fn describe(e: &Event) -> String {
+pub fn describe(e: &ldnote::resolve::Event) -> String {
+    use ldnote::resolve::Event;
     match e {
         Event::Hint { dir, why } => format!("run-path component `{dir}` -> `?` hint: {why}"),
         Event::Found { soname, path } => format!("{soname} -> ={path}"),

@@ -4,8 +4,6 @@ use std::os::unix::ffi::OsStrExt;
 
 use clap::Args;
 use ldnote::env;
-use ldnote::resolve::Policy;
-use ldnote::target::{self, Target};
 
 /// Options of `link`, `patch` and `check`.
 #[derive(Args, Clone, Debug, Default)]
@@ -49,17 +47,17 @@ pub struct NoteOpts {
     pub audit: Option<Option<OsString>>,
 }
 
-/// A yes/no `LDNOTE_*` variable; an unknown value is reported and taken as unset (the default).
-pub fn env_on(k: &str) -> bool {
-    env::flag(std::env::var_os(k).as_deref()).unwrap_or_else(|e| {
-        errln!("ldnote: warning: {k}={e}; taken as unset");
-        false
+/// The `LDNOTE_*` settings, read from the process environment once; a yes/no variable with
+/// another value is reported (once) and taken as unset.
+pub fn env() -> &'static env::Env {
+    static ENV: std::sync::OnceLock<env::Env> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let e = env::Env::read(|k| std::env::var_os(k));
+        for w in &e.warnings {
+            errln!("ldnote: warning: {w}; taken as unset");
+        }
+        e
     })
-}
-
-/// `LDNOTE_SYSROOT`, when set and not empty: the one place it is read.
-pub fn env_sysroot() -> Option<OsString> {
-    std::env::var_os(env::SYSROOT).filter(|v| !v.is_empty())
 }
 
 impl NoteOpts {
@@ -68,60 +66,37 @@ impl NoteOpts {
     pub fn file_sysroot(&self) -> OsString {
         self.sysroot
             .clone()
-            .or_else(env_sysroot)
+            .or_else(|| env().sysroot.clone())
             .unwrap_or_else(|| OsString::from("/"))
     }
 
     /// Fold in the environment.
     pub fn with_env(mut self) -> Self {
-        let on = env_on;
-        self.verbose |= on(env::LOG);
-        self.strict |= on(env::STRICT);
-        self.defer |= on(env::DEFER);
+        let e = env();
+        self.verbose |= e.log;
+        self.strict |= e.strict;
+        self.defer |= e.defer;
         if self.glibc.is_none() {
-            self.glibc = std::env::var(env::GLIBC).ok();
+            self.glibc.clone_from(&e.glibc);
         }
-        if let Some(v) = std::env::var_os(env::IMMUTABLE) {
-            for p in v.as_bytes().split(|b| *b == b':').filter(|p| !p.is_empty()) {
-                self.immutable.push(OsStr::from_bytes(p).to_os_string());
-            }
-        }
+        self.immutable.extend(
+            e.immutable
+                .iter()
+                .map(|p| OsStr::from_bytes(p).to_os_string()),
+        );
         self
     }
 
-    /// The target description to use for an object (explicit `--target` wins).
-    pub fn target<'a>(&self, all: &'a [Target], id: &target::Ident) -> Option<&'a Target> {
-        match &self.target {
-            Some(name) => target::by_name(all, name),
-            None => target::for_ident(all, id),
-        }
-    }
-
-    /// Resolution policy for `target`.
-    pub fn policy(&self, target: Option<&Target>) -> Policy {
-        let mut legacy = Vec::new();
-        if let Some(t) = target {
-            let mut t = t.clone();
-            if let Some(g) = &self.glibc {
-                t.glibc.clone_from(g);
-            }
-            if t.has_legacy_hwcaps() {
-                legacy = t
-                    .legacy_hwcaps
-                    .iter()
-                    .map(|s| s.as_bytes().to_vec())
-                    .collect();
-            }
-        }
-        let immutable_prefixes = (!self.immutable.is_empty()).then(|| {
-            self.immutable
+    /// The choices that shape a note, for the library's per-file step.
+    pub fn choices(&self) -> ldnote::noter::Choices {
+        ldnote::noter::Choices {
+            target: self.target.clone(),
+            glibc: self.glibc.clone(),
+            immutable: self
+                .immutable
                 .iter()
                 .map(|p| p.as_bytes().to_vec())
-                .collect()
-        });
-        Policy {
-            legacy_hwcaps: legacy,
-            immutable_prefixes,
+                .collect(),
         }
     }
 }

@@ -54,9 +54,11 @@ mod write;
 
 use object::{elf, ReadRef};
 
+use crate::elf::dynamic::{self, DynEntry};
+use crate::elf::notes;
 use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use image::Image;
-use plan::{Ctx, DynEntry};
+use plan::Ctx;
 pub use rewrite::{overlay, Rewrite};
 
 /// Why a note could not be appended.
@@ -206,59 +208,20 @@ fn read_dynamic<'d, R: ReadRef<'d>>(img: &Image, data: R) -> Result<Vec<DynEntry
     let bytes = data
         .read_bytes_at(seg.offset, seg.filesz)
         .map_err(|()| AppendError::Corrupt("dynamic section"))?;
-    let w = img.word();
-    let mut v = Vec::new();
-    let mut at = seg.offset;
-    while at + 2 * w <= seg.file_end() {
-        let tag = img
-            .get_word(bytes, at - seg.offset)
-            .ok_or(AppendError::Corrupt("dynamic section"))?;
-        let val = img
-            .get_word(bytes, at - seg.offset + w)
-            .ok_or(AppendError::Corrupt("dynamic section"))?;
-        if tag == u64::from(elf::DT_NULL) {
-            break;
-        }
-        v.push(DynEntry {
-            tag,
-            val,
-            val_off: at + w,
-        });
-        at += 2 * w;
-    }
-    Ok(v)
+    Ok(dynamic::entries(bytes, seg.offset, img.is64, img.endian))
 }
 
 /// Is a NixOS resolution note already reachable through a PT_NOTE (even without its section)?
+/// Read with the loader's walk ([`crate::elf::notes`]).
 fn has_resolution_note<'d, R: ReadRef<'d>>(img: &Image, data: R) -> bool {
     img.segs
         .iter()
         .filter(|s| s.p_type == elf::PT_NOTE)
-        .any(|s| note_in_segment(img, data, s).unwrap_or(false))
-}
-
-/// Walks one PT_NOTE like glibc (`p_align`, at least 4); `None` on a malformed note.
-fn note_in_segment<'d, R: ReadRef<'d>>(img: &Image, data: R, seg: &image::Seg) -> Option<bool> {
-    let align = seg.align.clamp(4, 8);
-    let up = |v: u64| v.checked_add(align - 1).map(|x| x / align * align);
-    let bytes = data.read_bytes_at(seg.offset, seg.filesz).ok()?;
-    let rel = |at: u64| at - seg.offset;
-    let mut at = seg.offset;
-    while at.checked_add(12)? <= seg.file_end() {
-        let namesz = u64::from(img.get_u32(bytes, rel(at))?);
-        let descsz = u64::from(img.get_u32(bytes, rel(at) + 4)?);
-        let ty = img.get_u32(bytes, rel(at) + 8)?;
-        if ty == NOTE_TYPE && namesz == NOTE_NAME.len() as u64 + 1 {
-            // The name may run past the segment's end (the walk reads it from the file anyway).
-            let name = data.read_bytes_at(at + 12, namesz).ok()?;
-            if name.strip_suffix(b"\0") == Some(NOTE_NAME) {
-                return Some(true);
-            }
-        }
-        let desc_at = up(at + 12 + namesz)?;
-        at = up(desc_at.checked_add(descsz)?)?;
-    }
-    Some(false)
+        .filter_map(|s| Some((data.read_bytes_at(s.offset, s.filesz).ok()?, s.align)))
+        .any(|(bytes, align)| {
+            notes::walk(bytes, align, img.endian)
+                .any(|n| n.n_type == NOTE_TYPE && n.owner_is(bytes, NOTE_NAME))
+        })
 }
 
 #[cfg(test)]

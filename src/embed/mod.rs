@@ -11,6 +11,11 @@
 //! would not find it there (mold merges notes into one 8-aligned PT_NOTE): the file is rewritten
 //! with a new segment, through a temporary file and a rename.
 pub mod append;
+mod apply;
+
+pub use apply::{apply, apply_best_effort, in_one_write_when_atomic, neutralize};
+
+use object::Endian as _;
 
 use crate::elf::{walk_segment, ElfInfo, FoundNote, NoteSegment};
 use crate::note::{note_bytes, NOTE_TYPE};
@@ -43,11 +48,7 @@ pub enum Edit {
 pub const RENAME_SKIP: u32 = 11;
 
 fn u32_bytes(v: u32, be: bool) -> [u8; 4] {
-    if be {
-        v.to_be_bytes()
-    } else {
-        v.to_le_bytes()
-    }
+    crate::header::byte_order(be).write_u32_bytes(v)
 }
 
 /// The region a note can be written into: the `.note.nixos.ldcache` section if there is one,
@@ -267,7 +268,7 @@ mod tests {
             ident: Ident {
                 is_64: true,
                 big_endian: false,
-                machine: 62,
+                machine: object::elf::EM_X86_64,
                 e_flags: 0,
                 osabi: 0,
             },
@@ -276,6 +277,9 @@ mod tests {
             needed: Vec::new(),
             runpath: None,
             rpath: None,
+            soname: None,
+            flags_1: 0,
+            interp: None,
             note_segments: vec![segment],
             notes,
             note_section: Some(SectionPlace {

@@ -46,12 +46,12 @@ const HWCAP_EXTENSION: u64 = 1 << 62;
 
 fn u32_at(d: &[u8], o: usize, be: bool) -> Option<u32> {
     let b: [u8; 4] = d.get(o..o.checked_add(4)?)?.try_into().ok()?;
-    Some(crate::elf::byte_order(be).read_u32_bytes(b))
+    Some(crate::header::byte_order(be).read_u32_bytes(b))
 }
 
 fn u64_at(d: &[u8], o: usize, be: bool) -> Option<u64> {
     let b: [u8; 8] = d.get(o..o.checked_add(8)?)?.try_into().ok()?;
-    Some(crate::elf::byte_order(be).read_u64_bytes(b))
+    Some(crate::header::byte_order(be).read_u64_bytes(b))
 }
 
 fn cstr(d: &[u8], o: usize) -> Option<Vec<u8>> {

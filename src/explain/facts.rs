@@ -326,19 +326,21 @@ fn legacy_from_help(help: &str) -> Vec<Vec<u8>> {
 /// dl-cache.h; values from elf/ldconfig.h), by e_machine, class and (ARM) float ABI.
 pub fn cache_flags(machine: u16, is_64: bool, e_flags: u32) -> Option<Vec<i32>> {
     const LIBC6: i32 = 0x0003;
+    use object::elf::{EF_ARM_ABI_FLOAT_HARD, EM_386, EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV};
+    use object::elf::{EM_S390, EM_X86_64};
     Some(match (machine, is_64) {
-        (62, true) => vec![0x0300 | LIBC6],  // x86-64
-        (62, false) => vec![0x0800 | LIBC6], // x32
-        (183, true) => vec![0x0a00 | LIBC6], // aarch64
+        (EM_X86_64, true) => vec![0x0300 | LIBC6],  // x86-64
+        (EM_X86_64, false) => vec![0x0800 | LIBC6], // x32
+        (EM_AARCH64, true) => vec![0x0a00 | LIBC6], // aarch64
         // ARM: hard-float (EF_ARM_ABI_FLOAT_HARD) vs soft-float libraries.
         // Unmarked (plain libc6) entries are accepted too (arm/dl-cache.h), so the host's
         // i386 /lib32 libraries in a foreign cache are opened and then skipped.
-        (40, false) if e_flags & 0x400 != 0 => vec![0x0900 | LIBC6, LIBC6],
-        (40, false) => vec![0x0b00 | LIBC6, LIBC6],
-        (3, false) => vec![1, LIBC6], // i386 (generic: libc5/libc6 both accepted)
-        (21, true) => vec![0x0500 | LIBC6], // ppc64
-        (22, true) => vec![0x0400 | LIBC6], // s390x
-        (243, true) => vec![0x1000 | LIBC6], // riscv64 lp64d
+        (EM_ARM, false) if e_flags & EF_ARM_ABI_FLOAT_HARD != 0 => vec![0x0900 | LIBC6, LIBC6],
+        (EM_ARM, false) => vec![0x0b00 | LIBC6, LIBC6],
+        (EM_386, false) => vec![1, LIBC6], // i386 (generic: libc5/libc6 both accepted)
+        (EM_PPC64, true) => vec![0x0500 | LIBC6], // ppc64
+        (EM_S390, true) => vec![0x0400 | LIBC6], // s390x
+        (EM_RISCV, true) => vec![0x1000 | LIBC6], // riscv64 lp64d
         _ => return None,
     })
 }

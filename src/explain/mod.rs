@@ -9,7 +9,6 @@
 //! [`crate::fs::Fs`] or qemu-user's overlay), `sim` (the search), [`model`] (the result).
 
 pub mod cache;
-mod dynamic;
 pub mod facts;
 pub mod json;
 pub mod model;
@@ -71,7 +70,7 @@ pub enum ExplainError {
 /// elf/get-dynamic-info.h; the note only when the note walk finds a live, mapped one).
 fn read_map(data: &[u8], name: &[u8], inp: &Input) -> Result<Map, ElfError> {
     let info = elf::read(data)?;
-    let extra = dynamic::extra(data);
+    let nodeflib = info.nodeflib();
     let note = match info.live_note() {
         None => NoteState::None,
         Some(n) if !n.in_bounds => NoteState::Bad("descriptor outside its PT_NOTE segment".into()),
@@ -100,7 +99,7 @@ fn read_map(data: &[u8], name: &[u8], inp: &Input) -> Result<Map, ElfError> {
     Ok(Map {
         name: name.to_vec(),
         names: Vec::new(),
-        soname: extra.soname,
+        soname: info.soname,
         loader: None,
         kind: MapKind::Lib,
         origin: None,
@@ -111,7 +110,7 @@ fn read_map(data: &[u8], name: &[u8], inp: &Input) -> Result<Map, ElfError> {
             info.rpath
         },
         runpath: info.runpath,
-        nodeflib: extra.nodeflib,
+        nodeflib,
         note,
         id: Vec::new(),
     })
@@ -153,7 +152,7 @@ fn loader_view(desc: &[u8]) -> Result<NotePairs, String> {
 
 /// The loader's path as the executable names it (PT_INTERP), if any.
 pub fn interp(exe: &[u8]) -> Option<Vec<u8>> {
-    dynamic::extra(exe).interp
+    elf::read(exe).ok().and_then(|i| i.interp)
 }
 
 /// Simulate starting the executable `exe` (its bytes; `exe_origin` is its `$ORIGIN`, the
@@ -175,7 +174,7 @@ pub fn simulate<P: Probe>(
     let rtld_soname = probe
         .read(&rtld_path, usize::MAX)
         .ok()
-        .and_then(|d| dynamic::extra(&d).soname)
+        .and_then(|d| elf::read(&d[..]).ok().and_then(|i| i.soname))
         .unwrap_or_else(|| {
             rtld_path
                 .rsplit(|b| *b == b'/')

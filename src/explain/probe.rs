@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::fs::{Fs, Kind};
+use crate::fs::{walk, Fs, Kind, WalkError};
 
 /// errno values the search distinguishes.
 pub const ENOENT: i32 = 2;
@@ -68,7 +68,8 @@ impl<F: Fs> FsProbe<F> {
         }
     }
 
-    /// Resolve `path` to a symlink-free path and the kind of its last component.
+    /// Resolve `path` to a symlink-free path and the kind of its last component, with the
+    /// kernel's errors ([`crate::fs::walk`]); relative paths start at the process's directory.
     fn walk(&self, path: &[u8]) -> Result<(Vec<u8>, Kind), i32> {
         if path.is_empty() {
             return Err(ENOENT);
@@ -79,59 +80,12 @@ impl<F: Fs> FsProbe<F> {
             full.push(b'/');
         }
         full.extend_from_slice(path);
-        let mut pending: Vec<Vec<u8>> = full.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
-        pending.reverse();
-        let mut done: Vec<Vec<u8>> = Vec::new();
-        let mut links = 0;
-        let mut kind = Kind::Dir;
-        while let Some(comp) = pending.pop() {
-            if kind != Kind::Dir {
-                // A file followed by more components (even a trailing `/`): ENOTDIR.
-                return Err(ENOTDIR);
-            }
-            match comp.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            done.push(comp);
-            let cur = join(&done);
-            match self.fs.kind(&cur) {
-                Ok(Kind::Symlink(target)) => {
-                    links += 1;
-                    if links > 40 {
-                        return Err(ELOOP);
-                    }
-                    done.pop();
-                    if target.starts_with(b"/") {
-                        done.clear();
-                    }
-                    let mut t: Vec<Vec<u8>> =
-                        target.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
-                    t.reverse();
-                    pending.extend(t);
-                }
-                Ok(k) => kind = k,
-                Err(e) => return Err(errno_of(&e)),
-            }
-        }
-        Ok((join(&done), kind))
+        walk(&full, &|p| self.fs.kind(p), true).map_err(|e| match e {
+            WalkError::Loop => ELOOP,
+            WalkError::NotDir => ENOTDIR,
+            WalkError::Io(e) => errno_of(&e),
+        })
     }
-}
-
-fn join(parts: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
 }
 
 impl<F: Fs> Probe for FsProbe<F> {

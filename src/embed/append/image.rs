@@ -118,9 +118,12 @@ impl Image {
     }
     /// File offset of a virtual address, through the PT_LOAD that maps it from the file.
     pub fn vaddr_to_off(&self, vaddr: u64) -> Option<u64> {
-        self.loads()
-            .find(|s| s.vaddr <= vaddr && vaddr < s.vaddr.saturating_add(s.filesz))
-            .map(|s| vaddr - s.vaddr + s.offset)
+        let loads = self.loads().map(|s| crate::elf::dynamic::Load {
+            vaddr: s.vaddr,
+            offset: s.offset,
+            filesz: s.filesz,
+        });
+        crate::elf::dynamic::addr_to_offset(loads, vaddr)
     }
 
     pub fn get_u16(&self, data: &[u8], off: u64) -> Option<u16> {

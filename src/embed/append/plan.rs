@@ -42,13 +42,7 @@ const SIZED_TAGS: [(u32, u32); 5] = [
     (elf::DT_STRTAB, elf::DT_STRSZ),
 ];
 
-/// One dynamic entry: tag, value, and the file offset of the value field.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct DynEntry {
-    pub tag: u64,
-    pub val: u64,
-    pub val_off: u64,
-}
+pub(super) use crate::elf::dynamic::DynEntry;
 
 /// A contiguous file range that moves as a whole (sections plus the non-LOAD segments over them).
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! Reading what resolution and embedding need from a linked ELF: header facts, DT_NEEDED,
 //! DT_RUNPATH/DT_RPATH (through PT_DYNAMIC, as the loader does), the PT_NOTE segments and the
-//! resolution note found by a glibc-style walk, and the `.note.nixos.ldcache` section if any.
+//! resolution note found by the loader's walk ([`notes`]), and the `.note.nixos.ldcache` section if any.
 
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
@@ -8,6 +8,12 @@ use object::{Endian, Endianness, FileKind, ReadRef};
 
 use crate::note::{NOTE_NAME, NOTE_TYPE, SECTION_NAME};
 use crate::target::Ident;
+
+pub mod dynamic;
+use crate::header::byte_order;
+pub mod notes;
+
+use dynamic::{DynEntry, Load};
 
 /// Why an output cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +41,7 @@ pub struct NoteSegment {
     pub offset: u64,
     /// Size in the file.
     pub filesz: u64,
-    /// `p_align` (the walk uses at least 4).
+    /// `p_align` (the walk steps with [`notes::walk_align`] of it).
     pub align: u64,
     /// Whether some PT_LOAD maps it (the loader only sees mapped notes).
     pub loaded: bool,
@@ -84,6 +90,12 @@ pub struct ElfInfo {
     pub runpath: Option<Vec<u8>>,
     /// DT_RPATH.
     pub rpath: Option<Vec<u8>>,
+    /// DT_SONAME (absent when its string cannot be read: only `explain` uses it).
+    pub soname: Option<Vec<u8>>,
+    /// DT_FLAGS_1.
+    pub flags_1: u64,
+    /// PT_INTERP without its NUL (absent when it cannot be read).
+    pub interp: Option<Vec<u8>>,
     /// PT_NOTE segments.
     pub note_segments: Vec<NoteSegment>,
     /// Notes owned by `NixOS` found by the walk, in order, of any type (the loader uses the
@@ -110,21 +122,17 @@ impl ElfInfo {
         self.notes.iter().find(|n| n.n_type == NOTE_TYPE)
     }
 
+    /// DT_FLAGS_1 has DF_1_NODEFLIB: the loader skips its cache and default directories.
+    pub fn nodeflib(&self) -> bool {
+        self.flags_1 & u64::from(elf::DF_1_NODEFLIB) != 0
+    }
+
     /// The run path the loader (and patchelf) use: DT_RUNPATH, else DT_RPATH.
     pub fn search_path(&self) -> Option<&[u8]> {
         self.runpath
             .as_deref()
             .or(self.rpath.as_deref())
             .filter(|p| !p.is_empty())
-    }
-}
-
-/// `object`'s byte order for an `EI_DATA` that is (`big`) or is not `ELFDATA2MSB`.
-pub fn byte_order(big: bool) -> Endianness {
-    if big {
-        Endianness::Big
-    } else {
-        Endianness::Little
     }
 }
 
@@ -154,26 +162,16 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         osabi: hdr.e_ident().os_abi,
     };
     let phdrs = hdr.program_headers(endian, data)?;
-    let loads: Vec<_> = phdrs
+    let to_u64 = |v: H::Word| -> u64 { v.into() };
+    let loads: Vec<Load> = phdrs
         .iter()
         .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .map(|l| Load {
+            vaddr: to_u64(l.p_vaddr(endian)),
+            offset: to_u64(l.p_offset(endian)),
+            filesz: to_u64(l.p_filesz(endian)),
+        })
         .collect();
-    let to_u64 = |v: H::Word| -> u64 { v.into() };
-    let covered = |off: u64, len: u64| {
-        loads.iter().any(|l| {
-            let o = to_u64(l.p_offset(endian));
-            off >= o && off.saturating_add(len) <= o.saturating_add(to_u64(l.p_filesz(endian)))
-        })
-    };
-    let vaddr_to_off = |addr: u64| -> Option<u64> {
-        loads.iter().find_map(|l| {
-            let va = to_u64(l.p_vaddr(endian));
-            let fs = to_u64(l.p_filesz(endian));
-            (addr >= va && addr < va.saturating_add(fs))
-                .then(|| (addr - va).checked_add(to_u64(l.p_offset(endian))))
-                .flatten()
-        })
-    };
 
     let mut info = ElfInfo {
         ident,
@@ -182,6 +180,9 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         needed: Vec::new(),
         runpath: None,
         rpath: None,
+        soname: None,
+        flags_1: 0,
+        interp: None,
         note_segments: Vec::new(),
         notes: Vec::new(),
         note_section: None,
@@ -197,19 +198,24 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         match ph.p_type(endian) {
             elf::PT_DYNAMIC => {
                 info.dynamic = true;
-                dynamic_range
-                    .get_or_insert((to_u64(ph.p_offset(endian)), to_u64(ph.p_filesz(endian))));
-                let Some(dyns) = ph.dynamic(endian, data)? else {
-                    continue;
-                };
-                read_dynamic::<H, R>(
-                    dyns,
-                    to_u64(ph.p_offset(endian)),
-                    endian,
-                    data,
-                    &vaddr_to_off,
-                    &mut info,
-                )?;
+                let (offset, size) = (to_u64(ph.p_offset(endian)), to_u64(ph.p_filesz(endian)));
+                dynamic_range.get_or_insert((offset, size));
+                let bytes = data.read_bytes_at(offset, size).map_err(|()| {
+                    ElfError::Malformed("the dynamic segment lies outside the file".into())
+                })?;
+                if size % dynamic::entry_size(hdr.is_type_64()) != 0 {
+                    return Err(ElfError::Malformed(
+                        "Invalid ELF dynamic segment size".into(),
+                    ));
+                }
+                let entries = dynamic::entries(bytes, offset, hdr.is_type_64(), endian);
+                read_dynamic(&entries, data, &loads, &mut info)?;
+            }
+            elf::PT_INTERP => {
+                info.interp = ph
+                    .data(endian, data)
+                    .ok()
+                    .map(|b| b.iter().take_while(|c| **c != 0).copied().collect());
             }
             elf::PT_NOTE => {
                 let seg = NoteSegment {
@@ -217,7 +223,11 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                     offset: to_u64(ph.p_offset(endian)),
                     filesz: to_u64(ph.p_filesz(endian)),
                     align: to_u64(ph.p_align(endian)),
-                    loaded: covered(to_u64(ph.p_offset(endian)), to_u64(ph.p_filesz(endian))),
+                    loaded: dynamic::is_mapped(
+                        loads.iter().copied(),
+                        to_u64(ph.p_offset(endian)),
+                        to_u64(ph.p_filesz(endian)),
+                    ),
                 };
                 walk_notes(data, &seg, endian.is_big_endian(), &mut info.notes);
                 info.note_segments.push(seg);
@@ -325,66 +335,46 @@ fn consistent(info: &ElfInfo, dynamic: Option<(u64, u64)>, len: u64) -> Result<(
     Ok(())
 }
 
-fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
-    dyns: &[H::Dyn],
-    dyn_offset: u64,
-    endian: Endianness,
+/// The dynamic facts from PT_DYNAMIC's entries: the loader reads the strings through
+/// DT_STRTAB's address (mapped by a PT_LOAD), bounded by DT_STRSZ.
+fn read_dynamic<'data, R: ReadRef<'data>>(
+    entries: &[DynEntry],
     data: R,
-    vaddr_to_off: &dyn Fn(u64) -> Option<u64>,
+    loads: &[Load],
     info: &mut ElfInfo,
 ) -> Result<(), ElfError> {
-    use object::read::elf::Dyn;
-    let mut strtab = None;
-    let mut strsz = None;
-    for d in dyns {
-        match u32::try_from(d.d_tag(endian).into()).unwrap_or(u32::MAX) {
-            elf::DT_STRTAB => strtab = Some(d.d_val(endian).into()),
-            elf::DT_STRSZ => strsz = Some(d.d_val(endian).into()),
-            _ => {}
-        }
-    }
-    let (Some(addr), Some(size)) = (strtab, strsz) else {
+    let (Some(addr), Some(size)) = (
+        dynamic::value(entries, elf::DT_STRTAB),
+        dynamic::value(entries, elf::DT_STRSZ),
+    ) else {
         return Err(ElfError::Malformed(
             "dynamic section without DT_STRTAB/DT_STRSZ".into(),
         ));
     };
-    let off =
-        vaddr_to_off(addr).ok_or_else(|| ElfError::Malformed("DT_STRTAB is not mapped".into()))?;
+    let off = dynamic::addr_to_offset(loads.iter().copied(), addr)
+        .ok_or_else(|| ElfError::Malformed("DT_STRTAB is not mapped".into()))?;
     let table = data
         .read_bytes_at(off, size)
         .map_err(|()| ElfError::Malformed("DT_STRTAB outside the file".into()))?;
     let string = |v: u64| -> Result<Vec<u8>, ElfError> {
-        let start = usize::try_from(v).ok().filter(|s| *s < table.len());
-        let start = start
-            .ok_or_else(|| ElfError::Malformed("dynamic string offset out of range".into()))?;
-        let rest = &table[start..];
-        let end = rest
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or_else(|| ElfError::Malformed("unterminated dynamic string".into()))?;
-        Ok(rest[..end].to_vec())
+        dynamic::string_at(table, v)
+            .map(<[u8]>::to_vec)
+            .map_err(|m| ElfError::Malformed(m.into()))
     };
-    let entry_size = std::mem::size_of::<H::Dyn>() as u64;
     let mut rpath_at = None;
-    for (i, d) in dyns.iter().enumerate() {
-        let tag = d.d_tag(endian).into();
-        let val = d.d_val(endian).into();
-        if tag == u64::from(elf::DT_NULL) {
-            break;
-        }
-        match u32::try_from(tag).unwrap_or(u32::MAX) {
-            elf::DT_NEEDED => info.needed.push(string(val)?),
+    for e in entries {
+        match u32::try_from(e.tag).unwrap_or(u32::MAX) {
+            elf::DT_NEEDED => info.needed.push(string(e.val)?),
             elf::DT_RUNPATH => {
-                info.runpath = Some(string(val)?);
-                info.run_path_string = Some(off.saturating_add(val));
+                info.runpath = Some(string(e.val)?);
+                info.run_path_string = Some(off.saturating_add(e.val));
             }
             elf::DT_RPATH => {
-                info.rpath = Some(string(val)?);
-                rpath_at = Some((
-                    dyn_offset.saturating_add(i as u64 * entry_size),
-                    off.saturating_add(val),
-                ));
+                info.rpath = Some(string(e.val)?);
+                rpath_at = Some((e.at, off.saturating_add(e.val)));
             }
+            elf::DT_SONAME => info.soname = string(e.val).ok(),
+            elf::DT_FLAGS_1 => info.flags_1 = e.val,
             _ => {}
         }
     }
@@ -397,8 +387,7 @@ fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     Ok(())
 }
 
-/// Walk one PT_NOTE segment like glibc's `_dl_process_pt_gnu_property`: note by note, padding
-/// name and descriptor to the segment's `p_align` (at least 4). Records every resolution note.
+/// Record the resolution notes of one PT_NOTE segment, read from `data`.
 fn walk_notes<'data, R: ReadRef<'data>>(
     data: R,
     seg: &NoteSegment,
@@ -411,58 +400,27 @@ fn walk_notes<'data, R: ReadRef<'data>>(
     walk_segment(bytes, seg, be, out);
 }
 
-/// Walk the bytes of one PT_NOTE segment (see [`walk_notes`]); exposed so that a planned
-/// in-place edit can be checked before it is written.
+/// Walk the bytes of one PT_NOTE segment with the loader's rule ([`notes::walk`]) and record
+/// every `NixOS` note, of any type; exposed so that a planned in-place edit can be checked
+/// before it is written.
 pub fn walk_segment(bytes: &[u8], seg: &NoteSegment, be: bool, out: &mut Vec<FoundNote>) {
-    let align = seg.align.max(4);
-    let rd = |o: usize| -> Option<u64> {
-        let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
-        Some(u64::from(if be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }))
-    };
-    // A bogus p_align (up to 2^64-1) or sizes must end the walk, not overflow.
-    let up = |v: u64| v.div_ceil(align).checked_mul(align);
-    let mut pos: u64 = 0;
-    while pos
-        .checked_add(12)
-        .is_some_and(|end| end <= bytes.len() as u64)
-    {
-        let p = pos as usize;
-        let (Some(namesz), Some(descsz), Some(ty)) = (rd(p), rd(p + 4), rd(p + 8)) else {
-            return;
-        };
-        let name_off = pos + 12;
-        let (Some(desc_off), Some(at)) = (up(name_off + namesz), seg.offset.checked_add(pos))
-        else {
-            return;
-        };
-        let next = desc_off.checked_add(descsz).and_then(up);
-        let name_ok = namesz == 6
-            && bytes
-                .get(name_off as usize..name_off as usize + 6)
-                .is_some_and(|n| &n[..5] == NOTE_NAME && n[5] == 0);
-        if name_ok {
-            let Some(desc_at) = seg.offset.checked_add(desc_off) else {
-                return;
-            };
-            out.push(FoundNote {
-                n_type: ty as u32,
-                segment: seg.index,
-                offset: at,
-                desc: (desc_at, descsz),
-                in_bounds: desc_off.saturating_add(descsz) <= bytes.len() as u64,
-            });
+    for n in notes::walk(bytes, seg.align, byte_order(be)) {
+        if !n.owner_is(bytes, NOTE_NAME) {
+            continue;
         }
-        let Some(next) = next else {
+        let (Some(at), Some(desc_at)) = (
+            seg.offset.checked_add(n.at),
+            n.desc_at.and_then(|d| seg.offset.checked_add(d)),
+        ) else {
             return;
         };
-        if next <= pos {
-            return;
-        }
-        pos = next;
+        out.push(FoundNote {
+            n_type: n.n_type,
+            segment: seg.index,
+            offset: at,
+            desc: (desc_at, u64::from(n.descsz)),
+            in_bounds: n.in_bounds,
+        });
     }
 }
 
