@@ -287,3 +287,70 @@ fn readme_commands_work_verbatim() {
         );
     }
 }
+
+/// rustc `-C linker=ldnote` runs `ldnote -m64 ... -o OUT ...`: ldnote cannot tell which driver
+/// to wrap from its own name, so it runs nothing, writes nothing, and says what to do (status 2);
+/// a mistyped ldnote option is still clap's usage error. The same program linked through a `cc`
+/// symlink to ldnote is noted.
+#[test]
+fn rustc_linker_ldnote_is_explained_and_a_cc_symlink_works() {
+    let Some(rustc) = common::require_tool("rustc") else {
+        return;
+    };
+    let t = tempfile::tempdir().expect("tempdir");
+    let (lib, _) = sources(t.path());
+    run(Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(lib.join("libanswer.so"))
+        .arg(t.path().join("answer.c")));
+    let main = t.path().join("main.rs");
+    std::fs::write(
+        &main,
+        "extern \"C\" { fn answer() -> i32; }\n\
+         fn main() { println!(\"{}\", unsafe { answer() }); }\n",
+    )
+    .expect("write");
+    let rustc_link = |linker: &Path, out: &Path| {
+        let mut c = Command::new(&rustc);
+        c.arg(format!("-Clinker={}", linker.display()))
+            .arg(format!("-Clink-arg=-Wl,-rpath,{}", lib.display()))
+            .arg("-L")
+            .arg(&lib)
+            .args(["-l", "dylib=answer", "-o"])
+            .arg(out)
+            .arg(&main)
+            .env_remove("LDNOTE_ACTIVE");
+        c
+    };
+    let by_name = t.path().join("by-name");
+    let out = rustc_link(Path::new(LDNOTE), &by_name)
+        .output()
+        .expect("spawn rustc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "rustc -C linker=ldnote linked: {stderr}"
+    );
+    assert!(
+        stderr.contains("run as `ldnote` with a linker's arguments (`-m64` ...)")
+            && stderr.contains("-C linker=DIR/cc"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(!by_name.exists(), "an output was written");
+
+    let typo = Command::new(LDNOTE).arg("--bogus").output().expect("spawn");
+    assert_eq!(typo.status.code(), Some(2));
+    let typo_err = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        typo_err.contains("unexpected argument '--bogus'"),
+        "{typo_err}"
+    );
+
+    let w = t.path().join("w");
+    std::fs::create_dir(&w).expect("mkdir");
+    std::os::unix::fs::symlink(LDNOTE, w.join("cc")).expect("symlink");
+    let prog = t.path().join("via-cc");
+    run(&mut rustc_link(&w.join("cc"), &prog));
+    verify(&prog, &lib);
+}

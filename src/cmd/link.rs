@@ -448,6 +448,36 @@ fn same_content(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// `ldnote` run by its own name with a linker's command line (`-m64 ... -o OUT ...`, as
+/// `rustc -C linker=ldnote` runs its linker): the caller meant ldnote to be the linker, but only
+/// the name ldnote is run as says which tool to wrap (a driver or a linker, and which one), so
+/// nothing is run. A linker's line: a first argument that is an option but none of ldnote's, and
+/// an output option (`-o`, `-oOUT`, `--output`) somewhere; anything else is left to clap (a
+/// mistyped ldnote option stays a usage error). Returns the exit status (2, a usage error) after
+/// saying what to do.
+pub fn run_as_linker_by_own_name(args: &[OsString]) -> Option<i32> {
+    let first = args.first()?.as_bytes();
+    let own = [&b"-h"[..], b"--help", b"-V", b"--version"];
+    if !first.starts_with(b"-") || own.contains(&first) {
+        return None;
+    }
+    let output = |a: &&OsString| {
+        let a = a.as_bytes();
+        a.starts_with(b"-o") || a.starts_with(b"--output")
+    };
+    if !args.iter().any(|a| output(&a)) {
+        return None;
+    }
+    errln!(
+        "ldnote: error: run as `ldnote` with a linker's arguments (`{}` ...): ldnote wraps the \
+         tool it is named after, and `ldnote` names none. Run it through a symlink to ldnote \
+         named like the tool (`cc`, `gcc`, `clang`, `ld`, `ld.lld`, optionally \
+         `<triple>-`prefixed; for rustc `-C linker=DIR/cc`), or as `ldnote link -- cc ARGS...`",
+        Path::new(args[0].as_os_str()).display()
+    );
+    Some(2)
+}
+
 /// Invoked through a symlink named like a tool.
 pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
     if depth() >= MAX_DEPTH {

@@ -2,7 +2,8 @@
 # docs/recipes.md "Cargo and rustc", end to end: a C library (libgreet, needing libanswer)
 # installed in a prefix, a cargo project linking it from its build script, `cargo install` with
 # rustc's linker set to a `cc` symlink to ldnote, then the installed notes, the program, and the
-# note-aware loader. Also: `-C linker=ldnote` fails with ldnote's explanation, not a usage error.
+# note-aware loader. (`-C linker=ldnote` itself: tests/wrappers.rs
+# rustc_linker_ldnote_is_explained_and_a_cc_symlink_works.)
 cd "$(dirname "$0")/../.."
 . tests/recipes/lib.sh
 need cargo rustc gcc jq
