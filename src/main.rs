@@ -71,6 +71,10 @@ fn main() {
             std::process::exit(cmd::link::multicall(&base, name.kind, &rest));
         }
     }
+    let all: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(code) = cmd::link::run_as_linker_by_own_name(&all) {
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Link { opts, linker, args } => cmd::link::link(opts, &linker, &args, None),

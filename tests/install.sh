@@ -8,7 +8,8 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-arm-linux-gnueabi libc6-dev-armel-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
   gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross
-  nix-bin python3-pip llvm man-db imagemagick)
+  nix-bin python3-pip llvm man-db imagemagick
+  cmake meson ninja-build autoconf automake libtool)
 . "$(dirname "$0")/debs.sh"
 . "$(dirname "$0")/corpus/fetch-arm64.sh"
 need_debs install.sh "${need_pkgs[@]}"

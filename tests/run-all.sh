@@ -24,6 +24,9 @@ bash tests/audit_e2e.sh
 # The note-aware loader end to end (loader/): a missing loader is an error under CI=true, a skip
 # otherwise; .ci/run builds it first.
 bash tests/loader_e2e.sh
+# docs/recipes.md verbatim: CMake, Meson, autotools + libtool, cargo and a cross CMake build,
+# each building, installing and running a small project, its notes checked.
+bash tests/recipes/run.sh
 # Real Debian programs (x86_64, and arm64 under qemu) re-laid out Nix-style, stock vs note-aware
 # loader: a slice of bench/corpus.sh.
 bash tests/corpus_slice.sh

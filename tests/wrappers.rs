@@ -26,6 +26,14 @@ fn path_with_ldnote() -> OsString {
     p
 }
 
+/// PATH with `dir` first, then the directory of the ldnote under test.
+fn path_with_ldnote_and(dir: &Path) -> OsString {
+    let mut p = OsString::from(dir);
+    p.push(":");
+    p.push(path_with_ldnote());
+    p
+}
+
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
     assert!(
@@ -286,4 +294,172 @@ fn readme_commands_work_verbatim() {
             "{p} not checked ok: {stdout}"
         );
     }
+}
+
+/// rustc `-C linker=ldnote` runs `ldnote -m64 ... -o OUT ...`: ldnote cannot tell which driver
+/// to wrap from its own name, so it runs nothing, writes nothing, and says what to do (status 2);
+/// a mistyped ldnote option is still clap's usage error. The same program linked through a `cc`
+/// symlink to ldnote is noted.
+#[test]
+fn rustc_linker_ldnote_is_explained_and_a_cc_symlink_works() {
+    let Some(rustc) = common::require_tool("rustc") else {
+        return;
+    };
+    let t = tempfile::tempdir().expect("tempdir");
+    let (lib, _) = sources(t.path());
+    run(Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(lib.join("libanswer.so"))
+        .arg(t.path().join("answer.c")));
+    let main = t.path().join("main.rs");
+    std::fs::write(
+        &main,
+        "extern \"C\" { fn answer() -> i32; }\n\
+         fn main() { println!(\"{}\", unsafe { answer() }); }\n",
+    )
+    .expect("write");
+    let rustc_link = |linker: &Path, out: &Path| {
+        let mut c = Command::new(&rustc);
+        c.arg(format!("-Clinker={}", linker.display()))
+            .arg(format!("-Clink-arg=-Wl,-rpath,{}", lib.display()))
+            .arg("-L")
+            .arg(&lib)
+            .args(["-l", "dylib=answer", "-o"])
+            .arg(out)
+            .arg(&main)
+            .env_remove("LDNOTE_ACTIVE");
+        c
+    };
+    let by_name = t.path().join("by-name");
+    let out = rustc_link(Path::new(LDNOTE), &by_name)
+        .output()
+        .expect("spawn rustc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "rustc -C linker=ldnote linked: {stderr}"
+    );
+    assert!(
+        stderr.contains("run as `ldnote` with a linker's arguments (`-m64` ...)")
+            && stderr.contains("-C linker=DIR/cc"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(!by_name.exists(), "an output was written");
+
+    let typo = Command::new(LDNOTE).arg("--bogus").output().expect("spawn");
+    assert_eq!(typo.status.code(), Some(2));
+    let typo_err = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        typo_err.contains("unexpected argument '--bogus'"),
+        "{typo_err}"
+    );
+
+    let w = t.path().join("w");
+    std::fs::create_dir(&w).expect("mkdir");
+    std::os::unix::fs::symlink(LDNOTE, w.join("cc")).expect("symlink");
+    let prog = t.path().join("via-cc");
+    run(&mut rustc_link(&w.join("cc"), &prog));
+    verify(&prog, &lib);
+}
+
+/// A cross gcc's collect2 runs the unprefixed `ld` of a `-B` directory. Without
+/// `LDNOTE_REAL_LD`, ldnote reads the target from `-maarch64linux` and runs
+/// `aarch64-linux-gnu-ld` (named by `-v`), not the host's `ld` (which fails with "unrecognised
+/// emulation mode"); with no such linker on PATH it warns and names the variable to set.
+#[test]
+fn cross_gcc_with_b_dir_runs_the_targets_ld() {
+    if !(have("aarch64-linux-gnu-gcc") && have("aarch64-linux-gnu-ld") && have("qemu-aarch64")) {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let (lib, hello) = sources(t.path());
+    let w = t.path().join("w");
+    make_dir(&w, &["-t", "aarch64-linux-gnu"]);
+    let clean = |c: &mut Command| {
+        for k in [
+            "LDNOTE_REAL_LD",
+            "LDNOTE_LINKER",
+            "LDNOTE_ACTIVE",
+            "LDNOTE_DISABLE",
+        ] {
+            c.env_remove(k);
+        }
+    };
+    let mut c = Command::new("aarch64-linux-gnu-gcc");
+    c.arg(format!("-B{}", w.display()))
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(lib.join("libanswer.so"))
+        .arg(t.path().join("answer.c"));
+    clean(&mut c);
+    run(&mut c);
+    let prog = t.path().join("hello-arm");
+    let mut c = Command::new("aarch64-linux-gnu-gcc");
+    c.arg(format!("-B{}", w.display()))
+        .arg("-o")
+        .arg(&prog)
+        .arg(&hello)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lanswer")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .env("LDNOTE_LOG", "1");
+    clean(&mut c);
+    let out = run(&mut c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("real tool: ") && stderr.contains("aarch64-linux-gnu-ld\n"),
+        "{stderr}"
+    );
+    let ran = run(Command::new("qemu-aarch64")
+        .args(["-L", "/usr/aarch64-linux-gnu"])
+        .arg(&prog));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "42\n");
+    let n = note(&prog);
+    let want = format!("={}/libanswer.so", lib.display());
+    assert!(
+        n.iter()
+            .any(|(s, p)| s == "libanswer.so" && p == &vec![want.clone()]),
+        "{n:?}"
+    );
+    run(Command::new(LDNOTE).arg("check").arg(&prog));
+
+    // First in PATH: the wrapped cross driver runs the wrapped `aarch64-linux-gnu-ld`, already the
+    // target's linker: no second lookup, no warning.
+    let mut c = Command::new("aarch64-linux-gnu-gcc");
+    c.arg("-o")
+        .arg(t.path().join("hello-arm-path"))
+        .arg(&hello)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lanswer")
+        .env("PATH", path_with_ldnote_and(&w));
+    clean(&mut c);
+    let out = run(&mut c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // No aarch64-linux-gnu-ld on PATH: only the host's `ld` (a link to it) beside the wrappers.
+    let host_only = t.path().join("host-only");
+    std::fs::create_dir(&host_only).expect("mkdir");
+    let host_ld = which::which("ld").expect("ld on PATH");
+    std::os::unix::fs::symlink(&host_ld, host_only.join("ld")).expect("symlink");
+    let obj = t.path().join("answer-arm.o");
+    run(Command::new("aarch64-linux-gnu-gcc")
+        .args(["-c", "-fPIC", "-o"])
+        .arg(&obj)
+        .arg(t.path().join("answer.c")));
+    let mut c = Command::new(w.join("ld"));
+    c.args(["-maarch64linux", "-shared", "-o"])
+        .arg(t.path().join("x.so"))
+        .arg(&obj)
+        .env("PATH", format!("{}:{}", w.display(), host_only.display()));
+    clean(&mut c);
+    let out = c.output().expect("spawn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no aarch64-linux-gnu-ld is on PATH")
+            && stderr.contains("set LDNOTE_REAL_LD")
+            && stderr.contains("unrecognised emulation mode"),
+        "{stderr}"
+    );
 }

@@ -380,6 +380,36 @@ fn same_content(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// `ldnote` run by its own name with a linker's command line (`-m64 ... -o OUT ...`, as
+/// `rustc -C linker=ldnote` runs its linker): the caller meant ldnote to be the linker, but only
+/// the name ldnote is run as says which tool to wrap (a driver or a linker, and which one), so
+/// nothing is run. A linker's line: a first argument that is an option but none of ldnote's, and
+/// an output option (`-o`, `-oOUT`, `--output`) somewhere; anything else is left to clap (a
+/// mistyped ldnote option stays a usage error). Returns the exit status (2, a usage error) after
+/// saying what to do.
+pub fn run_as_linker_by_own_name(args: &[OsString]) -> Option<i32> {
+    let first = args.first()?.as_bytes();
+    let own = [&b"-h"[..], b"--help", b"-V", b"--version"];
+    if !first.starts_with(b"-") || own.contains(&first) {
+        return None;
+    }
+    let output = |a: &&OsString| {
+        let a = a.as_bytes();
+        a.starts_with(b"-o") || a.starts_with(b"--output")
+    };
+    if !args.iter().any(|a| output(&a)) {
+        return None;
+    }
+    errln!(
+        "ldnote: error: run as `ldnote` with a linker's arguments (`{}` ...): ldnote wraps the \
+         tool it is named after, and `ldnote` names none. Run it through a symlink to ldnote \
+         named like the tool (`cc`, `gcc`, `clang`, `ld`, `ld.lld`, optionally \
+         `<triple>-`prefixed; for rustc `-C linker=DIR/cc`), or as `ldnote link -- cc ARGS...`",
+        Path::new(args[0].as_os_str()).display()
+    );
+    Some(2)
+}
+
 /// Invoked through a symlink named like a tool.
 pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
     if depth() >= MAX_DEPTH {
@@ -392,8 +422,67 @@ pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
         );
         return 127;
     }
-    match find_real(name, kind) {
-        Ok(real) => link(NoteOpts::default(), real.as_os_str(), args, Some(kind)),
+    let opts = NoteOpts::default().with_env();
+    // A `<triple>-ld` name already names the target's linker.
+    let unprefixed = argv::classify_tool(name).is_some_and(|n| n.triple.is_none());
+    let cross = (kind == ToolKind::Linker && unprefixed && !explicit_real(name))
+        .then(|| cross_linker(name, args, &opts))
+        .flatten();
+    match cross.map_or_else(|| find_real(name, kind), Ok) {
+        Ok(real) => {
+            say(&opts, format!("real tool: {}", real.display()));
+            link(opts, real.as_os_str(), args, Some(kind))
+        }
         Err(e) => fail(&e),
     }
+}
+
+/// Whether the real tool for `name` is named by the environment (`LDNOTE_REAL_<NAME>`, or
+/// `LDNOTE_LINKER` for a linker): then that is what runs, cross or not.
+fn explicit_real(name: &OsStr) -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    set(&real_var(name)) || set(env::LINKER)
+}
+
+/// The target's own linker for a cross link run under an unprefixed linker name. A cross gcc's
+/// collect2 runs the plain `ld` of a `-B` directory, where `ld` on PATH is the host's linker,
+/// which rejects the target's emulation (`unrecognised emulation mode: aarch64linux`). When the
+/// line's `-m` emulation belongs to a target this host does not run natively, the first
+/// `<triple>-<name>` on PATH for the target's triples is the real linker; with none, a warning
+/// names the variable to set and the plain name runs (its error then passes through).
+fn cross_linker(name: &OsStr, args: &[OsString], opts: &NoteOpts) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    let plan = argv::plan(ToolKind::Linker, args, &cwd).ok()?;
+    let emulation = plan.emulation.as_deref()?.to_string_lossy().into_owned();
+    let targets = target::builtin().ok()?;
+    let t = target::for_link(&targets, Some(&emulation), None)?;
+    if t.runs_on.iter().any(|a| a == std::env::consts::ARCH) {
+        return None;
+    }
+    let found = t.triples.iter().find_map(|triple| {
+        let mut prefixed = OsString::from(triple);
+        prefixed.push("-");
+        prefixed.push(name);
+        find_real(&prefixed, ToolKind::Linker).ok()
+    });
+    if found.is_none() {
+        errln!(
+            "ldnote: warning: `{}` links for {} (-m{emulation}) but no {}-{} is on PATH; \
+             running the host's; set {} to the target's linker",
+            name.to_string_lossy(),
+            t.name,
+            t.triples.first().map_or("<triple>", String::as_str),
+            name.to_string_lossy(),
+            real_var(name)
+        );
+    } else {
+        say(
+            opts,
+            format!(
+                "-m{emulation} is {}: the target's linker, not the host's",
+                t.name
+            ),
+        );
+    }
+    found
 }

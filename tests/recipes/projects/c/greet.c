@@ -1,0 +1,2 @@
+int answer(void);
+int greet(void) { return answer(); }

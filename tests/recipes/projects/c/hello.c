@@ -1,0 +1,3 @@
+#include <stdio.h>
+int greet(void);
+int main(void) { printf("%d\n", greet()); return 0; }
