@@ -43,7 +43,7 @@ pub struct Computed {
 /// Noter for one sysroot; caches directory listings across files.
 pub struct Noter {
     pub opts: NoteOpts,
-    targets: Vec<Target>,
+    pub targets: Vec<Target>,
     resolver: Resolver<RealFs>,
     sysroot: std::ffi::OsString,
     /// `ldnote patch`: a file with several hard links is rewritten in place by the append
