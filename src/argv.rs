@@ -106,6 +106,17 @@ pub struct LinkPlan {
     pub flavor_prefix: usize,
 }
 
+impl LinkPlan {
+    /// Whether the output can get a run path, and so a note: only from the line's `-rpath`/`-R`
+    /// (driver `-Wl,` forms included) or, when the line has none, GNU ld's `LD_RUN_PATH`
+    /// (`ldelf_before_allocation` in ld/ldelf.c reads it only then). Without one there is
+    /// nothing to record, so no reservation is worth its bytes. A driver whose specs add a run
+    /// path still gets its note, appended after the link.
+    pub fn may_have_run_path(&self, ld_run_path_set: bool) -> bool {
+        !self.rpaths.is_empty() || ld_run_path_set
+    }
+}
+
 /// Why a command line could not be analysed. The real tool should still be run unchanged; it will
 /// report its own error (or succeed where the analysis is stricter), but no note can be planned.
 #[derive(Debug, thiserror::Error)]

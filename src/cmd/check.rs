@@ -5,31 +5,54 @@ use ldnote::noter::Current;
 
 use super::note::Noter;
 use super::options::NoteOpts;
-use super::show::{open_regular, printable};
+use super::show::{is_elf, open_regular, printable};
+use super::Failure;
 
-/// `check`: 0 when every file's note equals what would be written now.
+/// `check`: 0 when every file's note equals what would be written now, 1 when one differs or the
+/// file is damaged, 2 when one is not an ELF file (missing, not regular, not ELF) or an option
+/// is invalid (README, "Exit status").
 pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
     let opts = opts.with_env();
     let sysroot = opts.file_sysroot();
-    let mut noter = match Noter::new(opts, &sysroot) {
+    let mut noter = match Noter::new(opts.clone(), &sysroot) {
         Ok(n) => n,
         Err(e) => {
             errln!("ldnote: error: {e}");
             return 2;
         }
     };
-    let mut bad = 0;
+    let targets = ldnote::target::builtin().unwrap_or_default();
+    if let Err(e) = opts.validate(&targets) {
+        errln!("ldnote: error: {e}");
+        return 2;
+    }
+    let mut code = 0;
+    let mut host_warned = false;
     for f in files {
         let name = f.display();
-        let file = match open_regular(f) {
+        let file = match open_regular(f).and_then(|file| match is_elf(f) {
+            Ok(true) => Ok(file),
+            Ok(false) => Err(Failure(format!("`{name}`: not an ELF file"))),
+            Err(e) => Err(e),
+        }) {
             Ok(file) => file,
             Err(e) => {
-                bad += 1;
+                code = 2;
                 outln!("{name}: error: {e}");
                 continue;
             }
         };
         let data = object::ReadCache::new(&file);
+        if !host_warned && opts.sysroot.is_none() && sysroot == "/" {
+            if let Some(m) = foreign_machine(&data, &targets) {
+                host_warned = true;
+                errln!(
+                    "ldnote: warning: {name} is for {m}, not this host, and no sysroot is \
+                     given (--sysroot or {}): resolving against the host's `/`",
+                    ldnote::env::SYSROOT
+                );
+            }
+        }
         let verdict = noter.plan(&data, f);
         let damage = ldnote::verify::problems(&data);
         let msg = match verdict {
@@ -49,12 +72,26 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
         match msg {
             None => outln!("{name}: ok"),
             Some(m) => {
-                bad += 1;
+                code = code.max(1);
                 outln!("{name}: {m}");
             }
         }
     }
-    i32::from(bad > 0)
+    code
+}
+
+/// The machine of an ELF file when it is not the host's (a file for another target checked
+/// without a sysroot is resolved against the wrong tree).
+fn foreign_machine<'d, R: object::ReadRef<'d>>(
+    data: R,
+    targets: &[ldnote::target::Target],
+) -> Option<String> {
+    let info = ldnote::elf::read(data).ok()?;
+    let host = std::env::consts::ARCH;
+    match ldnote::target::for_ident(targets, &info.ident) {
+        Some(t) => (!t.runs_on.iter().any(|a| a == host)).then(|| t.name.clone()),
+        None => Some(format!("ELF machine {}", info.ident.machine)),
+    }
 }
 
 fn diff(cur: &[u8], want: &[u8]) -> String {

@@ -44,7 +44,7 @@ pub enum NoteDialectArg {
 /// Options of `explain`.
 #[derive(Args, Clone, Debug)]
 pub struct ExplainArgs {
-    /// Root of the target filesystem (default `/`).
+    /// Root of the target filesystem (default: LDNOTE_SYSROOT, else `/`).
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
     /// Treat --sysroot as `qemu-user -L` does: absolute paths missing there fall through to the host.
@@ -63,7 +63,7 @@ pub struct ExplainArgs {
     /// Which note-aware loader: this project's patch (ldnote) or nixpkgs' ldcache.patch.
     #[arg(long, value_enum, default_value = "ldnote")]
     pub dialect: NoteDialectArg,
-    /// The process's current directory (default: ldnote's own).
+    /// The process's current directory, for relative run-path elements (default: ldnote's own).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// In the note-aware run, give each object without a note the note `ldnote patch` would
@@ -79,7 +79,8 @@ pub struct ExplainArgs {
     /// Machine-readable output (docs/explain-json.md).
     #[arg(long)]
     pub json: bool,
-    /// The executable.
+    /// The executable (or shared library) whose loading is predicted.
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
 
@@ -92,6 +93,14 @@ pub fn explain(a: ExplainArgs) -> i32 {
             2
         }
     }
+}
+
+/// The target root: `--sysroot`, then `LDNOTE_SYSROOT` (as for `patch` and `check`), else `/`.
+fn root_of(a: &ExplainArgs) -> PathBuf {
+    a.sysroot
+        .clone()
+        .or_else(|| super::options::env().sysroot.clone().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// qemu-user program for a machine, when it is not the host's.
@@ -155,7 +164,7 @@ fn get_facts(
     interp: Option<&[u8]>,
     env: &[(OsString, OsString)],
 ) -> Result<LoaderFacts, Failure> {
-    let root = a.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let root = root_of(a);
     let targets = target::builtin().map_err(|e| Failure(e.to_string()))?;
     let tdata = match &a.target {
         Some(n) => Some(
@@ -243,7 +252,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
         Some(c) => c.clone(),
         None => std::env::current_dir().map_err(|e| Failure(format!("current directory: {e}")))?,
     };
-    let root = a.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let root = root_of(a);
     let rootb = root.as_os_str().as_bytes();
     let native = rootb.iter().all(|c| *c == b'/');
     // $ORIGIN of the executable: the directory of /proc/self/exe (symlinks resolved); in a
@@ -302,7 +311,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
     };
     let simulate = |inp: &Input| -> Result<Run, Failure> {
         let r = if native || a.qemu {
-            let p = HostProbe::new((!native).then_some(rootb));
+            let p = HostProbe::new((!native).then_some(rootb), cwd.as_os_str().as_bytes());
             explain::simulate(&p, inp, &data, &origin)
         } else {
             let p =

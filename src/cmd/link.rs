@@ -47,6 +47,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
+    say(&opts, format!("real tool: {}", Path::new(tool).display()));
     let base = Path::new(tool).file_name().unwrap_or(tool);
     let name = argv::classify_tool(base);
     let kind = kind
@@ -78,6 +79,14 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
     let targets = target::builtin().unwrap_or_default();
+    if let Err(e) = opts.validate(&targets) {
+        if opts.strict {
+            errln!("ldnote: error: {e}");
+            return 2;
+        }
+        errln!("ldnote: warning: {e}; running the linker without noting");
+        return run(tool, args).unwrap_or_else(|e| fail(&e));
+    }
     let triple = name.as_ref().and_then(|n| n.triple.clone());
     let mut final_args: Vec<OsString> = args.to_vec();
     // mold's 8-aligned PT_NOTE hides a 4-aligned note from the loader's walk: a reservation
@@ -86,7 +95,13 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     if mold {
         say(&opts, "mold merges notes into one 8-aligned PT_NOTE: no reservation, the note will be appended");
     }
-    if !opts.no_reserve && !mold {
+    let ld_run_path = std::env::var_os("LD_RUN_PATH").is_some_and(|v| !v.is_empty());
+    if !plan.may_have_run_path(ld_run_path) {
+        say(
+            &opts,
+            "no run path on the link line: nothing to record, no reservation",
+        );
+    } else if !opts.no_reserve && !mold {
         match reservation(&plan, kind, triple.as_deref(), &targets, &opts) {
             Some(path) => {
                 final_args.insert(
@@ -327,14 +342,18 @@ pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
             Some(&c) == me.as_ref() || me.as_deref().is_some_and(|m| same_content(m, &c))
         })
     };
-    let explicit = std::env::var_os(real_var(name))
+    let own = real_var(name);
+    let explicit = std::env::var_os(&own)
+        .filter(|v| !v.is_empty())
+        .map(|v| (own.clone(), v))
         .or_else(|| {
             (kind == ToolKind::Linker)
                 .then(|| super::options::env().linker.clone())
                 .flatten()
-        })
-        .filter(|v| !v.is_empty());
-    if let Some(p) = explicit {
+                .filter(|v| !v.is_empty())
+                .map(|v| (env::LINKER.to_string(), v))
+        });
+    if let Some((var, p)) = explicit {
         let p = PathBuf::from(p);
         let p = if p.components().count() == 1 {
             which::which(&p).unwrap_or(p)
@@ -343,8 +362,9 @@ pub fn find_real(name: &OsStr, kind: ToolKind) -> Result<PathBuf, Failure> {
         };
         if is_me(&p) {
             return Err(Failure(format!(
-                "`{}` is ldnote itself; set it to the real tool",
-                p.display()
+                "{var}=`{}` is ldnote itself; set {var} to the real `{}`",
+                p.display(),
+                name.to_string_lossy()
             )));
         }
         return Ok(p);
@@ -429,10 +449,8 @@ pub fn multicall(name: &OsStr, kind: ToolKind, args: &[OsString]) -> i32 {
         .then(|| cross_linker(name, args, &opts))
         .flatten();
     match cross.map_or_else(|| find_real(name, kind), Ok) {
-        Ok(real) => {
-            say(&opts, format!("real tool: {}", real.display()));
-            link(opts, real.as_os_str(), args, Some(kind))
-        }
+        // `link` names the real tool chosen (`-v`, LDNOTE_LOG).
+        Ok(real) => link(opts, real.as_os_str(), args, Some(kind)),
         Err(e) => fail(&e),
     }
 }

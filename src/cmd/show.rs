@@ -8,7 +8,8 @@ use ldnote::note::{self, Entries, Entry};
 use super::note::lossy;
 use super::Failure;
 
-/// What `show` found; serialised as `"none"`, `"noted"` or `"malformed"` (the `--json` format).
+/// What `show` found; serialised as `"none"`, `"noted"`, `"malformed"` or `"error"` (the
+/// `--json` format).
 #[derive(Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Status {
@@ -16,8 +17,10 @@ enum Status {
     None,
     /// A note the loader would use.
     Noted,
-    /// A note the loader would ignore, or a file that cannot be read as ELF.
+    /// An ELF file whose headers or note the loader would reject or ignore.
     Malformed,
+    /// Nothing to inspect: a missing or unreadable file, not a regular file, or not ELF.
+    Error,
 }
 
 #[derive(serde::Serialize)]
@@ -67,12 +70,38 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, Failure> {
     Ok(f)
 }
 
+/// Whether `path` is a regular file that starts with the ELF magic; Err when it cannot be
+/// opened or is not a regular file.
+pub fn is_elf(path: &Path) -> Result<bool, Failure> {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    let mut f = open_regular(path)?;
+    match f.read_exact(&mut magic) {
+        Ok(()) => Ok(magic == object::elf::ELFMAG),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(Failure(format!("`{}`: {e}", path.display()))),
+    }
+}
+
+/// Why a file's note could not be read: the file itself (missing, not ELF: [`Status::Error`]) or
+/// its ELF structure ([`Status::Malformed`]).
+enum Unreadable {
+    File(Failure),
+    Elf(Failure),
+}
+
 /// Read the note of `path` as the loader would: Ok(None) when there is none.
-fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
-    let file = open_regular(path)?;
+fn read_note(path: &Path) -> Result<Option<ReadNote>, Unreadable> {
+    let file = open_regular(path).map_err(Unreadable::File)?;
     let data = object::ReadCache::new(&file);
     let data = &data;
-    let info = elf::read(data).map_err(|e| Failure(format!("`{}`: {e}", path.display())))?;
+    let info = elf::read(data).map_err(|e| {
+        let msg = Failure(format!("`{}`: {e}", path.display()));
+        match e {
+            elf::ElfError::NotElf => Unreadable::File(msg),
+            _ => Unreadable::Elf(msg),
+        }
+    })?;
     let Some(n) = info.live_note() else {
         return Ok(None);
     };
@@ -91,11 +120,13 @@ fn read_note(path: &Path) -> Result<Option<ReadNote>, Failure> {
     Ok(Some((align, decoded)))
 }
 
-/// `show`: exit 0 when noted or without note, 1 when malformed or unreadable.
+/// `show`: exit 0 when noted or without note, 1 when malformed, 2 when there is no ELF file to
+/// read (the scheme of every command: README, "Exit status").
 pub fn show(file: &Path, json: bool) -> i32 {
     let name = file.display().to_string();
     let (status, error, align, entries) = match read_note(file) {
-        Err(e) => (Status::Malformed, Some(e.to_string()), None, Entries::new()),
+        Err(Unreadable::File(e)) => (Status::Error, Some(e.to_string()), None, Entries::new()),
+        Err(Unreadable::Elf(e)) => (Status::Malformed, Some(e.to_string()), None, Entries::new()),
         Ok(None) => (Status::None, None, None, Entries::new()),
         Ok(Some((a, Err(e)))) => (Status::Malformed, Some(e), Some(a), Entries::new()),
         Ok(Some((a, Ok(e)))) => (Status::Noted, None, Some(a), e),
@@ -128,6 +159,9 @@ pub fn show(file: &Path, json: bool) -> i32 {
                     error.clone().unwrap_or_default()
                 );
             }
+            Status::Error => {
+                let _ = writeln!(out, "{name}: error: {}", error.clone().unwrap_or_default());
+            }
             Status::Noted => {
                 let _ = writeln!(
                     out,
@@ -143,13 +177,24 @@ pub fn show(file: &Path, json: bool) -> i32 {
                         } else {
                             "search dir  "
                         };
-                        let _ = writeln!(out, "    {kind}  {}", printable(&e.encode()));
+                        // An empty hint is an empty run-path element: glibc searches the
+                        // process's current directory there.
+                        let cwd = if matches!(e, Entry::Hint(d) if d.is_empty()) {
+                            "  (empty: the current directory)"
+                        } else {
+                            ""
+                        };
+                        let _ = writeln!(out, "    {kind}  {}{cwd}", printable(&e.encode()));
                     }
                 }
             }
         }
     }
-    i32::from(status == Status::Malformed)
+    match status {
+        Status::None | Status::Noted => 0,
+        Status::Malformed => 1,
+        Status::Error => 2,
+    }
 }
 
 /// Bytes from a file, made safe for a terminal as readelf prints names: a control character

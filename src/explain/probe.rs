@@ -120,22 +120,33 @@ impl<F: Fs> Probe for FsProbe<F> {
 /// to `ROOT/path` when that exists (`access(F_OK)`, util/path.c) and otherwise passes the host
 /// path through; relative paths are never rewritten. The host kernel then resolves the result
 /// (symlinks included) against the host root. Without a root this is the plain host view.
+/// A relative path is the process's: resolved against its current directory `cwd` (the
+/// simulated process's, not ldnote's own), as the kernel does for the loader's `openat`.
 pub struct HostProbe {
     root: Option<Vec<u8>>,
+    cwd: Vec<u8>,
 }
 
 impl HostProbe {
-    /// The host view, or qemu-user's overlay of `root` over the host.
-    pub fn new(root: Option<&[u8]>) -> Self {
+    /// The host view, or qemu-user's overlay of `root` over the host, for a process whose
+    /// current directory is `cwd`.
+    pub fn new(root: Option<&[u8]>, cwd: &[u8]) -> Self {
         HostProbe {
             root: root
                 .filter(|r| *r != b"/")
                 .map(|r| r.strip_suffix(b"/").unwrap_or(r).to_vec()),
+            cwd: cwd.to_vec(),
         }
     }
 
     fn map(&self, path: &[u8]) -> PathBuf {
         let os = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
+        if path.first() != Some(&b'/') {
+            let mut p = self.cwd.clone();
+            p.push(b'/');
+            p.extend_from_slice(path);
+            return os(&p);
+        }
         if let (Some(root), Some(b'/')) = (&self.root, path.first()) {
             let mut p = root.clone();
             p.extend_from_slice(path);
