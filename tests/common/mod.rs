@@ -22,8 +22,11 @@ pub const NOTE_NAME: &[u8] = b"NixOS\0";
 pub const NOTE_TYPE: u32 = 0x63a8_6cb6;
 
 /// The ldnote binary under test.
+pub const LDNOTE: &str = env!("CARGO_BIN_EXE_ldnote");
+
+/// The ldnote binary under test, as a path.
 pub fn ldnote() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ldnote"))
+    PathBuf::from(LDNOTE)
 }
 
 /// `Command` for the ldnote binary, with the environment knobs that would change its behaviour
@@ -45,8 +48,22 @@ pub fn ldnote_cmd() -> Command {
     c
 }
 
-fn in_ci() -> bool {
+/// The repository root (the crate's manifest directory).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether CI is on (`CI=true`): a missing tool or prerequisite is then an error, never a skip.
+pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| v == "true")
+}
+
+/// Skip (locally, with a printed reason) or fail (under `CI=true`) for a missing prerequisite.
+pub fn skip_or_fail(what: &str, why: &str) {
+    if in_ci() {
+        panic!("{what}: {why} (CI=true: a missing tool is an error)");
+    }
+    eprintln!("SKIP {what}: {why}");
 }
 
 /// Find a tool on PATH. Locally a missing tool skips the test with a printed reason; in CI
@@ -66,11 +83,29 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// The first of `progs` not on PATH, if any (a probe: pair it with [`skip_or_fail`]).
+pub fn missing(progs: &[&str]) -> Option<String> {
+    progs
+        .iter()
+        .find(|p| which::which(p).is_err())
+        .map(|p| p.to_string())
+}
+
+/// Whether `tool` is on PATH; under `CI=true` a missing tool is an error, locally a skip.
+pub fn have(tool: &str) -> bool {
+    require_tool(tool).is_some()
+}
+
+/// Whether every one of `tools` is on PATH (under `CI=true` a missing one is an error).
+pub fn have_all(tools: &[&str]) -> bool {
+    tools.iter().all(|t| have(t))
+}
+
 /// `let x = require!("patchelf");` returns from the test (skip) when the tool is missing locally.
 #[macro_export]
 macro_rules! require {
     ($name:expr) => {
-        match common::require_tool($name) {
+        match $crate::common::require_tool($name) {
             Some(p) => p,
             None => return,
         }

@@ -4,16 +4,13 @@
 //! a linker killed by a signal, a linker writing huge stdout), and default mode warns and keeps
 //! the linker's status while `--strict` fails naming the file and the cause.
 
-mod common;
-mod robust_util;
-
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use robust_util::*;
+use crate::common::*;
+use crate::robust_util::*;
 
 /// Wait (spinning) until `p` exists; false after `limit`.
 fn wait_for(p: &Path, limit: Duration) -> bool {

@@ -4,15 +4,12 @@
 //! `check` (truncated headers, overlapping segments, PT_NOTE outside the file, bogus note sizes):
 //! each a valid output or a clear error naming the file, never a panic, the file unchanged.
 
-mod common;
-mod robust_util;
-
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `ldnote patch --strict -v` on a program with `runpath` needing `libs`, then `check` and
 /// `show`: all succeed and the descriptor is returned.

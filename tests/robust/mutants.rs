@@ -4,13 +4,11 @@
 //! is patched, and a refusal must leave it as it was. The refused mutants are the kind that once
 //! had a section renamed before the refusal; `fuzz/regressions/elf_embed/` keeps some.
 
-mod common;
-mod robust_util;
-
 use std::process::Command;
 
-use common::*;
-use robust_util::Rng;
+use crate::common::*;
+use crate::require;
+use crate::robust_util::Rng;
 
 /// Where mutations land: the ELF and program headers, the section header table and the
 /// section name table (what the in-place plan and the fallback parse).

@@ -6,12 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-mod common;
-use common::{ldnote_cmd, require_tool, run_ok, stderr_of};
-
-fn have(tools: &[&str]) -> bool {
-    tools.iter().all(|t| require_tool(t).is_some())
-}
+use crate::common::{have_all, ldnote_cmd, run_ok, stderr_of};
 
 /// `e_flags` of a 32-bit little-endian ELF file.
 fn e_flags(p: &Path) -> u32 {
@@ -21,7 +16,7 @@ fn e_flags(p: &Path) -> u32 {
 
 #[test]
 fn armhf_link_with_only_an_archive_and_the_shared_emulation() {
-    if !have(&[
+    if !have_all(&[
         "arm-linux-gnueabihf-gcc",
         "arm-linux-gnueabihf-ld",
         "arm-linux-gnueabihf-ar",

@@ -1,8 +1,7 @@
 //! Every input that once made a fuzz target fail (`fuzz/regressions/<target>/`), replayed with
 //! the same checks (`robust_util/fuzz_checks.rs`), plus the committed seed corpora: fixed bugs
 //! stay fixed without cargo-fuzz.
-#[path = "robust_util/fuzz_checks.rs"]
-mod fuzz_checks;
+use crate::robust_util::fuzz_checks;
 
 use std::path::Path;
 

@@ -7,15 +7,13 @@
 //! "already up to date" for patchelf.
 //!
 //! Each test prints one `E2E-REPORT` line (size vs the bare link, whether the post-link fallback
-//! ran); `cargo test --test e2e_link -- --nocapture | grep E2E-REPORT` collects them.
-
-mod common;
+//! ran); `cargo test --release --test e2e link:: -- --nocapture | grep E2E-REPORT` collects them.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const MAIN: &str = r#"#include <stdio.h>
 int a_value(void);
@@ -197,7 +195,7 @@ fn e2e(ld: &str, mode: Mode) {
         "readelf",
         linker_program(ld),
     ] {
-        if common::require_tool(t).is_none() {
+        if require_tool(t).is_none() {
             return;
         }
     }
@@ -404,7 +402,7 @@ e2e_tests! {
 #[test]
 fn disabled_is_pure_pass_through() {
     // LDNOTE_DISABLE=1: the output is byte for byte the bare link's.
-    if common::require_tool("gcc").is_none() {
+    if require_tool("gcc").is_none() {
         return;
     }
     let f = fixture();
@@ -440,7 +438,7 @@ fn assert_noted_like_patchelf(out: &Path, bare: &Path) {
 #[test]
 fn response_file_and_default_output() {
     // The output named inside a gcc response file, and no -o at all (a.out in the cwd).
-    if common::require_tool("patchelf").is_none() {
+    if require_tool("patchelf").is_none() {
         return;
     }
     let f = fixture();
@@ -476,7 +474,7 @@ fn response_file_and_default_output() {
 /// found through its own RUNPATH when a program (which knows only the library's dir) loads it.
 fn shared_lib_e2e(ld: &str) {
     for t in ["patchelf", linker_program(ld)] {
-        if common::require_tool(t).is_none() {
+        if require_tool(t).is_none() {
             return;
         }
     }
@@ -575,14 +573,14 @@ fn shared_lib_mold() {
 fn lto_links() {
     // GCC LTO objects (GIMPLE, handled by the linker plugin) next to ldnote's reservation
     // object; lld 14 cannot load GCC's plugin, so it is left out.
-    if common::require_tool("patchelf").is_none() {
+    if require_tool("patchelf").is_none() {
         return;
     }
     let f = fixture();
     let l = &f.l;
     let lto_o = l.object("main-lto", MAIN, &["-flto"]);
     for ld in ["bfd", "gold", "mold"] {
-        if common::require_tool(linker_program(ld)).is_none() {
+        if require_tool(linker_program(ld)).is_none() {
             return;
         }
         let mut args = f.gcc_args(ld, Path::new("x"));

@@ -1,12 +1,10 @@
 //! Snapshots of `ldnote show` (text and `--json`) on a fixed generated layout. The temp dir
 //! prefix is replaced by `[TMP]` so the snapshots are stable.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// A program with exact matches (one soname in two dirs), hints of every kind, and a
 /// path-named DT_NEEDED; linked through ldnote.

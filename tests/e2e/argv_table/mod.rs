@@ -12,11 +12,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "argv_table/cases.rs"]
 mod cases;
-mod common;
-#[path = "argv_table/real_link.rs"]
 mod real_link;
+
+use crate::common::have;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/argv")
@@ -55,11 +54,6 @@ fn write_fixture(name: &str, args: &[OsString]) {
     }
     std::fs::create_dir_all(fixtures_dir()).expect("create fixtures dir");
     std::fs::write(fixtures_dir().join(name), out).expect("write fixture");
-}
-
-/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
-fn have(tool: &str) -> bool {
-    common::require_tool(tool).is_some()
 }
 
 /// Run `tool -### args...` in `dir` and return the arguments of the linker (or collect2) line.

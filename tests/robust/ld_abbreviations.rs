@@ -4,13 +4,12 @@
 //! might be the output is never noted; and a file the linker did not write in this run is never
 //! noted, whatever the analysis thought.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
+use crate::require;
 use ldnote::argv::{self, SkipReason, ToolKind};
 
 /// `gcc -o decoy main.o -Wl,ARG`: which file did ld write, and what does the plan say?

@@ -1,6 +1,6 @@
 //! The targets as tests/cross.rs drives them (loader facts live in targets/*.toml).
 
-use crate::harness::Arch;
+use super::harness::Arch;
 
 pub const X86_64: Arch = Arch {
     name: "x86_64",

@@ -9,6 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::{ldnote, run_ok};
+
 /// One target as the tests drive it (the loader facts live in targets/*.toml).
 pub struct Arch {
     /// Name of the targets/*.toml entry.
@@ -44,46 +46,6 @@ pub struct Arch {
     /// mips64el it cannot make room ("a section in the way cannot be moved"): it must then fail
     /// cleanly and leave the file unchanged.
     pub append: bool,
-}
-
-/// Whether CI is on (a missing tool is then an error).
-pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// The first missing program among `progs`, if any.
-pub fn missing(progs: &[&str]) -> Option<String> {
-    progs
-        .iter()
-        .find(|p| which::which(p).is_err())
-        .map(|p| p.to_string())
-}
-
-/// Skip (locally) or fail (CI) for a missing prerequisite.
-pub fn skip_or_fail(what: &str, why: &str) {
-    if ci() {
-        panic!("{what}: {why} (CI=true: a missing tool is an error)");
-    }
-    eprintln!("SKIP {what}: {why}");
-}
-
-pub fn ldnote() -> &'static str {
-    env!("CARGO_BIN_EXE_ldnote")
-}
-
-/// Run and require success.
-pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Image path `p` (absolute, as the target sees it) inside the sysroot `s`.

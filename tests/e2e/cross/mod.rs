@@ -9,16 +9,14 @@
 //! expected, and the program must run and print the expected output.
 //!
 //! Per target it prints: cases run, `=` entries checked against the loader, mismatches
-//! (`cargo test --test cross -- --nocapture`). A missing tool skips a target with a printed
+//! (`cargo test --release --test e2e cross:: -- --nocapture`). A missing tool skips a target with a printed
 //! reason, or fails under CI=true.
 
-#[path = "cross/arches.rs"]
 mod arches;
-#[path = "cross/check.rs"]
 mod check;
-#[path = "cross/harness.rs"]
 mod harness;
 
+use crate::common::{missing, skip_or_fail};
 use arches::*;
 use check::{main_src, program, s, verify, Tally, Want};
 use harness::{host, Arch, Image};
@@ -80,8 +78,8 @@ fn run_target(a: &Arch) {
     if a.linkers.contains(&"lld") {
         tools.push("ld.lld");
     }
-    if let Some(m) = harness::missing(&tools) {
-        harness::skip_or_fail(&format!("cross {}", a.name), &format!("`{m}` not found"));
+    if let Some(m) = missing(&tools) {
+        skip_or_fail(&format!("cross {}", a.name), &format!("`{m}` not found"));
         return;
     }
     let img = Image::new(a);
@@ -240,7 +238,7 @@ fn case_host_decoys(img: &Image, t: &mut Tally) {
     {
         Ok(d) => d,
         Err(e) => {
-            return harness::skip_or_fail(
+            return skip_or_fail(
                 &format!("cross {} host decoys", t.name),
                 &format!("cannot create a dir in /opt: {e}"),
             )
@@ -333,7 +331,7 @@ fn case_host_decoys(img: &Image, t: &mut Tally) {
         }
     }
     if !harness::patchelf_ok() {
-        return harness::skip_or_fail("patchelf oracle", "patchelf 0.19.x not on PATH");
+        return skip_or_fail("patchelf oracle", "patchelf 0.19.x not on PATH");
     }
     let plain = img.work.join("decoy-plain");
     img.link_plain(&plain, &[&o], &args);
@@ -538,7 +536,7 @@ fn case_symlinks(img: &Image, t: &mut Tally) {
     {
         Ok(d) => d,
         Err(e) => {
-            return harness::skip_or_fail(
+            return skip_or_fail(
                 &format!("cross {} symlinks", t.name),
                 &format!("cannot create a dir in /opt: {e}"),
             )
@@ -598,13 +596,13 @@ fn case_symlinks(img: &Image, t: &mut Tally) {
         ],
     };
     let image_m = host(r, &m);
-    let mount = if harness::missing(&["unshare", "mount"]).is_none() {
+    let mount = if missing(&["unshare", "mount"]).is_none() {
         Some((image_m.as_path(), mdir.path()))
     } else {
         None
     };
     if mount.is_none() {
-        harness::skip_or_fail("symlinks ground truth", "unshare/mount not available");
+        skip_or_fail("symlinks ground truth", "unshare/mount not available");
         return;
     }
     verify(

@@ -1,7 +1,7 @@
 //! Per-case verification: the program's output, each object's exact note, the note's byte
 //! order, and every `=` entry against the target loader (harness::peel).
 
-use crate::harness::{self, host, Image};
+use super::harness::{self, host, Image};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -63,7 +63,7 @@ pub fn verify(
         }
         check_byte_order(img, t, case, &file, !note.is_empty());
         // `ldnote check` against the same sysroot agrees that the note is current.
-        let chk = std::process::Command::new(harness::ldnote())
+        let chk = std::process::Command::new(crate::common::ldnote())
             .arg("check")
             .arg("--sysroot")
             .arg(&img.root)

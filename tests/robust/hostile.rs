@@ -3,14 +3,13 @@
 //! that must not change between runs, yes/no words in the environment, and terminal escapes in
 //! sonames.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
+use crate::require;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
