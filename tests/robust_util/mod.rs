@@ -1,6 +1,6 @@
-//! Helpers shared by the robustness tests (`faults.rs`, `adversarial.rs`): wrapper "linkers"
-//! that run the real gcc and then misbehave, a snapshot of the linker's exact bytes, the
-//! reference noted file, scratch tmpfs mounts, and the "nothing lost" assertion.
+//! Helpers shared by the robustness tests (`tests/robust/`): wrapper "linkers" that run the
+//! real gcc and then misbehave, a snapshot of the linker's exact bytes, the reference noted
+//! file, scratch tmpfs mounts, and the "nothing lost" assertion.
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;

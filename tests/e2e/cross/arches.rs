@@ -1,4 +1,4 @@
-//! The targets as tests/cross.rs drives them (loader facts live in targets/*.toml).
+//! The targets as `cross/mod.rs` drives them (loader facts live in targets/*.toml).
 
 use super::harness::Arch;
 

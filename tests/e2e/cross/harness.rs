@@ -1,4 +1,4 @@
-//! Machinery for tests/cross.rs: target images (sysroots) built with Debian's cross compilers,
+//! Machinery for `cross/mod.rs`: target images (sysroots) built with Debian's cross compilers,
 //! `ldnote link` through the cross gcc, and the ground truth from the target's own glibc loader
 //! under qemu-user (`LD_DEBUG=libs`: glibc prints `find library=`, `search path=` and `trying file=` lines).
 

@@ -1,5 +1,5 @@
 //! The case-file format of the patchelf differential cases (`tests/cases/patchelf/*.toml`); see
-//! TESTING.md "Adding a differential case" for the reference with examples.
+//! TESTING.md "Differential cases against patchelf" for every key with examples.
 //!
 //! Every table refuses keys it does not know (`deny_unknown_fields`), so a misspelt directive is
 //! an error naming the file, line and key, never a check silently left out.

@@ -1,12 +1,11 @@
 //! Differential cases against patchelf 0.19.3 `--build-resolution-cache`, the reference writer
-//! (docs "Writer rules"). Each case is a file in `tests/cases/patchelf/` (format: `case.rs`,
-//! TESTING.md): a layout of real gcc-built shared libraries in a temp dir, one link with a
-//! chosen DT_NEEDED list and run path, and what the note must be. The harness copies the output
-//! twice, notes one copy with patchelf and one with `ldnote patch`, and requires byte-identical
-//! descriptors as found by the independent PT_NOTE walker in `common` (or no note on both
-//! sides); the same link through `ldnote link` must carry patchelf's note too, and each tool
-//! accepts the other's note. Cases where ldnote deliberately differs say so
-//! (`relation = "differs"`) and state both notes.
+//! of the note. Each case is a file in `tests/cases/patchelf/` (format: `case.rs`, TESTING.md):
+//! a layout of real gcc-built shared libraries in a temp dir, one link with a chosen DT_NEEDED
+//! list and run path, and what the note must be. The harness copies the output twice, notes one
+//! copy with patchelf and one with `ldnote patch`, and requires byte-identical descriptors as
+//! found by the independent PT_NOTE walker in `common` (or no note on both sides); the same link
+//! through `ldnote link` must carry patchelf's note too, and each tool accepts the other's note.
+//! Cases where ldnote deliberately differs say so (`relation = "differs"`) and state both notes.
 //!
 //! `patchelf_cases` runs every file, in parallel, and fails naming every failing file;
 //! `LDNOTE_CASE=SUBSTRING` runs only the files whose name contains it.
