@@ -113,9 +113,25 @@ macro_rules! require {
 /// Run a command and capture its output; panics (with the command line) only if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null());
-    match cmd.output() {
+    match busy_retry(|| cmd.output()) {
         Ok(o) => o,
         Err(e) => panic!("cannot run {cmd:?}: {e}"),
+    }
+}
+
+/// Start a process, retrying while the kernel answers ETXTBSY: a program a test has just
+/// written is still open for writing in a child that another test thread forked in that moment
+/// (until that child's exec closes its copy of the descriptor), so exec refuses it briefly.
+fn busy_retry<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
     }
 }
 
@@ -124,9 +140,8 @@ pub fn run_timeout(cmd: &mut Command, limit: std::time::Duration) -> Option<Outp
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child =
+        busy_retry(|| cmd.spawn()).unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let start = std::time::Instant::now();
     loop {
         match child.try_wait() {
