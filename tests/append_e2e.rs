@@ -8,6 +8,8 @@
 //! `strip -s`, `objcopy --strip-debug` and their LLVM counterparts still run, still carry the
 //! note, and patchelf calls them up to date. Sizes are printed (`--nocapture`) next to patchelf's.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,6 +17,13 @@ use ldnote::embed::append::{append_note, AppendError};
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::{Endianness, FileKind};
+
+use common::{have, run_ok};
+
+/// Missing tools skip locally and fail under `CI=true`.
+fn require(tools: &[String]) -> bool {
+    tools.iter().all(|t| have(t))
+}
 
 const MAIN_C: &str = r#"#include <stdio.h>
 int dep_value(int);
@@ -64,19 +73,6 @@ enum Kind {
     Shared,
 }
 
-/// Missing tools skip locally and fail in CI.
-fn require(tools: &[String]) -> bool {
-    for t in tools {
-        if which::which(t).is_err() {
-            let msg = format!("skipping: `{t}` not found on PATH");
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-            eprintln!("{msg}");
-            return false;
-        }
-    }
-    true
-}
-
 /// An LLVM tool: Debian's `llvm` package links the unversioned name, `llvm-14` only the other.
 fn llvm(name: &str) -> String {
     let versioned = format!("{name}-14");
@@ -86,19 +82,6 @@ fn llvm(name: &str) -> String {
     } else {
         name.to_string()
     }
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -117,7 +100,7 @@ fn exec(target: &Target, prog: &Path) -> String {
         }
         _ => Command::new(prog),
     };
-    String::from_utf8_lossy(&run(&mut cmd).stdout).into_owned()
+    String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
 }
 
 /// Program headers and section headers, widened.
@@ -248,10 +231,12 @@ fn assert_untouched(orig: &[u8], ours: &[u8]) {
 
 fn patchelf_up_to_date(path: &Path, scratch: &Path) -> bool {
     std::fs::copy(path, scratch).expect("copy");
-    let out = run(Command::new("patchelf")
-        .arg("--debug")
-        .arg("--build-resolution-cache")
-        .arg(scratch));
+    let out = run_ok(
+        Command::new("patchelf")
+            .arg("--debug")
+            .arg("--build-resolution-cache")
+            .arg(scratch),
+    );
     String::from_utf8_lossy(&out.stderr).contains("resolution cache already up to date")
 }
 
@@ -281,7 +266,7 @@ fn check(
     std::fs::create_dir_all(&middir).expect("mkdir");
     let dep_c = write(d, "dep.c", DEP_C);
     let lib = ["-shared", "-fPIC", "-o"].map(String::from);
-    run(cc_with(&lib).arg(depdir.join("libdep.so")).arg(&dep_c));
+    run_ok(cc_with(&lib).arg(depdir.join("libdep.so")).arg(&dep_c));
     let rpath = format!("-Wl,--enable-new-dtags,-rpath,{}", depdir.display());
     let ld = format!("-fuse-ld={linker}");
     let orig = match kind {
@@ -295,7 +280,7 @@ fn check(
     };
     let dep = [ld, format!("-L{}", depdir.display()), "-ldep".into(), rpath];
     let mut link = cc_with(&flags.map(String::from));
-    run(link.args(extra).arg("-o").arg(&orig).arg(&src).args(&dep));
+    run_ok(link.args(extra).arg("-o").arg(&orig).arg(&src).args(&dep));
     let original = std::fs::read(&orig).expect("read fixture");
     // A shared library is exercised by a program linked (by the default linker) against it.
     let (prog, expected) = match kind {
@@ -308,7 +293,7 @@ fn check(
             );
             let mid = [format!("-L{}", middir.display()), "-lmid".into(), rp];
             let src = write(d, "runner.c", RUNNER_C);
-            run(cc_with(&[]).arg("-o").arg(&runner).arg(src).args(&mid));
+            run_ok(cc_with(&[]).arg("-o").arg(&runner).arg(src).args(&mid));
             (runner, "mid says 141\n")
         }
         _ => (orig.clone(), "dep says 41\n"),
@@ -318,14 +303,18 @@ fn check(
     // The reference note: what patchelf writes for this very file.
     let by_patchelf = d.join("patchelf-out");
     std::fs::copy(&orig, &by_patchelf).expect("copy");
-    run(Command::new("patchelf")
-        .arg("--build-resolution-cache")
-        .arg(&by_patchelf));
+    run_ok(
+        Command::new("patchelf")
+            .arg("--build-resolution-cache")
+            .arg(&by_patchelf),
+    );
     let section_file = d.join("note.bin");
-    run(Command::new(target.tool("objcopy"))
-        .args(["-O", "binary", "--only-section=.note.nixos.ldcache"])
-        .arg(&by_patchelf)
-        .arg(&section_file));
+    run_ok(
+        Command::new(target.tool("objcopy"))
+            .args(["-O", "binary", "--only-section=.note.nixos.ldcache"])
+            .arg(&by_patchelf)
+            .arg(&section_file),
+    );
     let section = std::fs::read(&section_file).expect("read note");
     let want =
         find_note(&std::fs::read(&by_patchelf).expect("read")).expect("patchelf wrote a note");
@@ -343,7 +332,7 @@ fn check(
         Err(AppendError::AlreadyPresent)
     );
     std::fs::write(&orig, &ours).expect("write result");
-    let readelf = run(Command::new(target.tool("readelf")).arg("-aW").arg(&orig));
+    let readelf = run_ok(Command::new(target.tool("readelf")).arg("-aW").arg(&orig));
     let stderr = String::from_utf8_lossy(&readelf.stderr);
     assert!(stderr.is_empty(), "readelf: {stderr}");
     // The output as written, then copies made by GNU and LLVM strip / objcopy, installed in its
@@ -367,7 +356,7 @@ fn check(
             if tool.ends_with("strip") {
                 cmd.arg("-o");
             }
-            run(cmd.arg(&orig));
+            run_ok(cmd.arg(&orig));
         }
         let now = std::fs::read(&orig).expect("read");
         let found = find_note(&now);
@@ -515,11 +504,13 @@ fn bad_input_is_an_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     let src = write(d, "main.c", MAIN_C);
-    run(Command::new("gcc")
-        .arg("-c")
-        .arg("-o")
-        .arg(d.join("main.o"))
-        .arg(&src));
+    run_ok(
+        Command::new("gcc")
+            .arg("-c")
+            .arg("-o")
+            .arg(d.join("main.o"))
+            .arg(&src),
+    );
     let obj = std::fs::read(d.join("main.o")).expect("read");
     let note = [
         6u32.to_le_bytes(),
@@ -529,11 +520,13 @@ fn bad_input_is_an_error() {
     .concat();
     let note = [note, b"NixOS\0\0\0".to_vec(), b"a\0\0\0".to_vec()].concat();
     assert_eq!(append_note(&obj, &note), Err(AppendError::Relocatable));
-    run(Command::new("gcc")
-        .arg("-o")
-        .arg(d.join("prog"))
-        .arg(d.join("main.o"))
-        .arg("-Wl,--unresolved-symbols=ignore-all"));
+    run_ok(
+        Command::new("gcc")
+            .arg("-o")
+            .arg(d.join("prog"))
+            .arg(d.join("main.o"))
+            .arg("-Wl,--unresolved-symbols=ignore-all"),
+    );
     let prog = std::fs::read(d.join("prog")).expect("read");
     assert!(
         append_note(&prog, &note).is_ok(),

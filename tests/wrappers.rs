@@ -3,19 +3,9 @@
 //! with real gcc/clang/GNU ld/lld, programs run, notes checked with `ldnote check`.
 use std::ffi::OsString;
 mod common;
+use common::{have, repo, run_ok, LDNOTE};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const LDNOTE: &str = env!("CARGO_BIN_EXE_ldnote");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
-fn have(tool: &str) -> bool {
-    common::require_tool(tool).is_some()
-}
+use std::process::Command;
 
 /// PATH with the directory of the ldnote under test first.
 fn path_with_ldnote() -> OsString {
@@ -34,23 +24,13 @@ fn path_with_ldnote_and(dir: &Path) -> OsString {
     p
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn make_dir(dir: &Path, extra: &[&str]) {
-    run(Command::new(repo().join("wrappers/make-wrapper-dir.sh"))
-        .args(extra)
-        .arg(dir)
-        .arg(LDNOTE));
+    run_ok(
+        Command::new(repo().join("wrappers/make-wrapper-dir.sh"))
+            .args(extra)
+            .arg(dir)
+            .arg(LDNOTE),
+    );
 }
 
 /// Build `libanswer.so` and a program using it; returns (lib dir, program source).
@@ -68,7 +48,7 @@ fn sources(t: &Path) -> (PathBuf, PathBuf) {
 
 /// The note of `file` as `ldnote show --json` reports it: (soname, paths) pairs.
 fn note(file: &Path) -> Vec<(String, Vec<String>)> {
-    let out = run(Command::new(LDNOTE).args(["show", "--json"]).arg(file));
+    let out = run_ok(Command::new(LDNOTE).args(["show", "--json"]).arg(file));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     v["entries"]
         .as_array()
@@ -90,7 +70,7 @@ fn note(file: &Path) -> Vec<(String, Vec<String>)> {
 
 /// Run the program, check its output, its note and `ldnote check`.
 fn verify(prog: &Path, lib: &Path) {
-    let out = run(&mut Command::new(prog));
+    let out = run_ok(&mut Command::new(prog));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
     let want = format!("={}/libanswer.so", lib.display());
     let n = note(prog);
@@ -100,7 +80,7 @@ fn verify(prog: &Path, lib: &Path) {
         "{} has no `{want}` entry: {n:?}",
         prog.display()
     );
-    run(Command::new(LDNOTE).arg("check").arg(prog));
+    run_ok(Command::new(LDNOTE).arg("check").arg(prog));
 }
 
 #[test]
@@ -180,11 +160,13 @@ fn gcc_with_b_dir_notes_library_and_program() {
     make_dir(&dir, &[]);
     let (lib, hello) = sources(t.path());
     let b = format!("-B{}", dir.display());
-    run(Command::new("gcc")
-        .arg(&b)
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(lib.join("libanswer.so"))
-        .arg(t.path().join("answer.c")));
+    run_ok(
+        Command::new("gcc")
+            .arg(&b)
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(lib.join("libanswer.so"))
+            .arg(t.path().join("answer.c")),
+    );
     let rpath = format!("-Wl,-rpath,{}", lib.display());
     let link = |out: &Path, disable: bool| {
         let mut c = Command::new("gcc");
@@ -193,7 +175,7 @@ fn gcc_with_b_dir_notes_library_and_program() {
         if disable {
             c.env("LDNOTE_DISABLE", "1");
         }
-        run(&mut c);
+        run_ok(&mut c);
     };
     let prog = t.path().join("hello");
     link(&prog, false);
@@ -224,22 +206,26 @@ fn clang_with_ld_path_notes_program() {
     let dir = t.path().join("w");
     make_dir(&dir, &[]);
     let (lib, hello) = sources(t.path());
-    run(Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(lib.join("libanswer.so"))
-        .arg(t.path().join("answer.c")));
+    run_ok(
+        Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(lib.join("libanswer.so"))
+            .arg(t.path().join("answer.c")),
+    );
     let prog = t.path().join("hello-lld");
-    run(Command::new("clang")
-        .arg(format!("--ld-path={}", dir.join("ld.lld").display()))
-        .arg("-o")
-        .arg(&prog)
-        .arg(&hello)
-        .arg("-L")
-        .arg(&lib)
-        .arg("-lanswer")
-        .arg(format!("-Wl,-rpath,{}", lib.display())));
+    run_ok(
+        Command::new("clang")
+            .arg(format!("--ld-path={}", dir.join("ld.lld").display()))
+            .arg("-o")
+            .arg(&prog)
+            .arg(&hello)
+            .arg("-L")
+            .arg(&lib)
+            .arg("-lanswer")
+            .arg(format!("-Wl,-rpath,{}", lib.display())),
+    );
     // lld writes its name into .comment: the real lld did the link.
-    let out = run(Command::new("readelf").args(["-p", ".comment"]).arg(&prog));
+    let out = run_ok(Command::new("readelf").args(["-p", ".comment"]).arg(&prog));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Linker: "));
     verify(&prog, &lib);
 }
@@ -274,11 +260,13 @@ fn readme_commands_work_verbatim() {
     }
     assert!(!on, "unterminated code block");
     assert!(script.contains("make-wrapper-dir.sh"));
-    let out = run(Command::new("bash")
-        .args(["-eu", "-o", "pipefail", "-c", &script])
-        .current_dir(repo())
-        .env("PATH", path_with_ldnote())
-        .env_remove("LDNOTE_REAL_LD"));
+    let out = run_ok(
+        Command::new("bash")
+            .args(["-eu", "-o", "pipefail", "-c", &script])
+            .current_dir(repo())
+            .env("PATH", path_with_ldnote())
+            .env_remove("LDNOTE_REAL_LD"),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Five programs print 42; five `ldnote check` lines say ok.
     assert_eq!(stdout.matches("42\n").count(), 5, "{stdout}");
@@ -307,10 +295,12 @@ fn rustc_linker_ldnote_is_explained_and_a_cc_symlink_works() {
     };
     let t = tempfile::tempdir().expect("tempdir");
     let (lib, _) = sources(t.path());
-    run(Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(lib.join("libanswer.so"))
-        .arg(t.path().join("answer.c")));
+    run_ok(
+        Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(lib.join("libanswer.so"))
+            .arg(t.path().join("answer.c")),
+    );
     let main = t.path().join("main.rs");
     std::fs::write(
         &main,
@@ -359,7 +349,7 @@ fn rustc_linker_ldnote_is_explained_and_a_cc_symlink_works() {
     std::fs::create_dir(&w).expect("mkdir");
     std::os::unix::fs::symlink(LDNOTE, w.join("cc")).expect("symlink");
     let prog = t.path().join("via-cc");
-    run(&mut rustc_link(&w.join("cc"), &prog));
+    run_ok(&mut rustc_link(&w.join("cc"), &prog));
     verify(&prog, &lib);
 }
 
@@ -392,7 +382,7 @@ fn cross_gcc_with_b_dir_runs_the_targets_ld() {
         .arg(lib.join("libanswer.so"))
         .arg(t.path().join("answer.c"));
     clean(&mut c);
-    run(&mut c);
+    run_ok(&mut c);
     let prog = t.path().join("hello-arm");
     let mut c = Command::new("aarch64-linux-gnu-gcc");
     c.arg(format!("-B{}", w.display()))
@@ -404,15 +394,17 @@ fn cross_gcc_with_b_dir_runs_the_targets_ld() {
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .env("LDNOTE_LOG", "1");
     clean(&mut c);
-    let out = run(&mut c);
+    let out = run_ok(&mut c);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("real tool: ") && stderr.contains("aarch64-linux-gnu-ld\n"),
         "{stderr}"
     );
-    let ran = run(Command::new("qemu-aarch64")
-        .args(["-L", "/usr/aarch64-linux-gnu"])
-        .arg(&prog));
+    let ran = run_ok(
+        Command::new("qemu-aarch64")
+            .args(["-L", "/usr/aarch64-linux-gnu"])
+            .arg(&prog),
+    );
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "42\n");
     let n = note(&prog);
     let want = format!("={}/libanswer.so", lib.display());
@@ -421,7 +413,7 @@ fn cross_gcc_with_b_dir_runs_the_targets_ld() {
             .any(|(s, p)| s == "libanswer.so" && p == &vec![want.clone()]),
         "{n:?}"
     );
-    run(Command::new(LDNOTE).arg("check").arg(&prog));
+    run_ok(Command::new(LDNOTE).arg("check").arg(&prog));
 
     // First in PATH: the wrapped cross driver runs the wrapped `aarch64-linux-gnu-ld`, already the
     // target's linker: no second lookup, no warning.
@@ -433,7 +425,7 @@ fn cross_gcc_with_b_dir_runs_the_targets_ld() {
         .arg("-lanswer")
         .env("PATH", path_with_ldnote_and(&w));
     clean(&mut c);
-    let out = run(&mut c);
+    let out = run_ok(&mut c);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("warning"), "{stderr}");
 
@@ -443,10 +435,12 @@ fn cross_gcc_with_b_dir_runs_the_targets_ld() {
     let host_ld = which::which("ld").expect("ld on PATH");
     std::os::unix::fs::symlink(&host_ld, host_only.join("ld")).expect("symlink");
     let obj = t.path().join("answer-arm.o");
-    run(Command::new("aarch64-linux-gnu-gcc")
-        .args(["-c", "-fPIC", "-o"])
-        .arg(&obj)
-        .arg(t.path().join("answer.c")));
+    run_ok(
+        Command::new("aarch64-linux-gnu-gcc")
+            .args(["-c", "-fPIC", "-o"])
+            .arg(&obj)
+            .arg(t.path().join("answer.c")),
+    );
     let mut c = Command::new(w.join("ld"));
     c.args(["-maarch64linux", "-shared", "-o"])
         .arg(t.path().join("x.so"))

@@ -1,10 +1,7 @@
-//! Shared helpers of the integration tests: temp layouts, gcc-built tiny libraries and programs,
-//! running tools, and a PT_NOTE walker that is independent of ldnote's own reader.
-//!
-//! The walker deliberately re-implements what the patched glibc loader does (walk every PT_NOTE
-//! segment note by note with the segment's `p_align`, minimum 4, as `_dl_process_pt_gnu_property`
-//! does) on top of `object`'s raw program-header structs only, so a bug in `src/elf.rs` cannot hide
-//! itself by being used on both sides of an assertion.
+//! Shared helpers of the integration tests, used by every test binary: running commands (`run`,
+//! `run_ok`), tool requirements (a missing tool skips locally and fails under `CI=true`), temp
+//! layouts with gcc-built tiny libraries and programs, and (`walk.rs`) a PT_NOTE walker that is
+//! independent of ldnote's own reader.
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
@@ -13,17 +10,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use object::elf;
-use object::read::elf::{FileHeader, ProgramHeader};
-use object::Endianness;
+mod walk;
+// Not every test binary reads notes.
+#[allow(unused_imports)]
+pub use walk::*;
 
 /// The note owner and type (NOTE-FORMAT.md), restated here rather than imported from the crate.
 pub const NOTE_NAME: &[u8] = b"NixOS\0";
 pub const NOTE_TYPE: u32 = 0x63a8_6cb6;
 
 /// The ldnote binary under test.
+pub const LDNOTE: &str = env!("CARGO_BIN_EXE_ldnote");
+
+/// The ldnote binary under test, as a path.
 pub fn ldnote() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ldnote"))
+    PathBuf::from(LDNOTE)
 }
 
 /// `Command` for the ldnote binary, with the environment knobs that would change its behaviour
@@ -45,8 +46,22 @@ pub fn ldnote_cmd() -> Command {
     c
 }
 
-fn in_ci() -> bool {
+/// The repository root (the crate's manifest directory).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether CI is on (`CI=true`): a missing tool or prerequisite is then an error, never a skip.
+pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| v == "true")
+}
+
+/// Skip (locally, with a printed reason) or fail (under `CI=true`) for a missing prerequisite.
+pub fn skip_or_fail(what: &str, why: &str) {
+    if in_ci() {
+        panic!("{what}: {why} (CI=true: a missing tool is an error)");
+    }
+    eprintln!("SKIP {what}: {why}");
 }
 
 /// Find a tool on PATH. Locally a missing tool skips the test with a printed reason; in CI
@@ -66,11 +81,29 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// The first of `progs` not on PATH, if any (a probe: pair it with [`skip_or_fail`]).
+pub fn missing(progs: &[&str]) -> Option<String> {
+    progs
+        .iter()
+        .find(|p| which::which(p).is_err())
+        .map(|p| p.to_string())
+}
+
+/// Whether `tool` is on PATH; under `CI=true` a missing tool is an error, locally a skip.
+pub fn have(tool: &str) -> bool {
+    require_tool(tool).is_some()
+}
+
+/// Whether every one of `tools` is on PATH (under `CI=true` a missing one is an error).
+pub fn have_all(tools: &[&str]) -> bool {
+    tools.iter().all(|t| have(t))
+}
+
 /// `let x = require!("patchelf");` returns from the test (skip) when the tool is missing locally.
 #[macro_export]
 macro_rules! require {
     ($name:expr) => {
-        match common::require_tool($name) {
+        match $crate::common::require_tool($name) {
             Some(p) => p,
             None => return,
         }
@@ -80,9 +113,25 @@ macro_rules! require {
 /// Run a command and capture its output; panics (with the command line) only if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null());
-    match cmd.output() {
+    match busy_retry(|| cmd.output()) {
         Ok(o) => o,
         Err(e) => panic!("cannot run {cmd:?}: {e}"),
+    }
+}
+
+/// Start a process, retrying while the kernel answers ETXTBSY: a program a test has just
+/// written is still open for writing in a child that another test thread forked in that moment
+/// (until that child's exec closes its copy of the descriptor), so exec refuses it briefly.
+fn busy_retry<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
     }
 }
 
@@ -91,9 +140,8 @@ pub fn run_timeout(cmd: &mut Command, limit: std::time::Duration) -> Option<Outp
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child =
+        busy_retry(|| cmd.spawn()).unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let start = std::time::Instant::now();
     loop {
         match child.try_wait() {
@@ -405,132 +453,6 @@ impl Link<'_> {
         );
         out
     }
-}
-
-/// One note of a PT_NOTE segment, as the loader's walk sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalkedNote {
-    pub name: Vec<u8>,
-    pub n_type: u32,
-    pub desc: Vec<u8>,
-    /// `p_align` of the segment the note was found in.
-    pub segment_align: u64,
-    /// Whether a PT_LOAD maps the whole PT_NOTE segment (the loader only sees mapped notes).
-    pub loaded: bool,
-}
-
-/// Why the walker could not read a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WalkError {
-    NotElf,
-    Malformed(String),
-}
-
-fn align_up(v: u64, a: u64) -> u64 {
-    v.div_ceil(a) * a
-}
-
-/// Walk every PT_NOTE segment of an ELF file like the patched glibc loader: note by note, name
-/// and descriptor padded to `max(p_align, 4)`, the descriptor offset being
-/// `ALIGN_UP(sizeof(Nhdr) + namesz, align)` (glibc's `ELF_NOTE_DESC_OFFSET`).
-pub fn walk_notes(data: &[u8]) -> Result<Vec<WalkedNote>, WalkError> {
-    match object::FileKind::parse(data) {
-        Ok(object::FileKind::Elf32) => walk_generic::<elf::FileHeader32<Endianness>>(data),
-        Ok(object::FileKind::Elf64) => walk_generic::<elf::FileHeader64<Endianness>>(data),
-        _ => Err(WalkError::NotElf),
-    }
-}
-
-fn walk_generic<H: FileHeader<Endian = Endianness>>(
-    data: &[u8],
-) -> Result<Vec<WalkedNote>, WalkError> {
-    let hdr = H::parse(data).map_err(|e| WalkError::Malformed(e.to_string()))?;
-    let endian = hdr
-        .endian()
-        .map_err(|e| WalkError::Malformed(e.to_string()))?;
-    let phdrs = hdr
-        .program_headers(endian, data)
-        .map_err(|e| WalkError::Malformed(e.to_string()))?;
-    let loads: Vec<(u64, u64, u64)> = phdrs
-        .iter()
-        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
-        .map(|p| {
-            (
-                p.p_offset(endian).into(),
-                p.p_vaddr(endian).into(),
-                p.p_filesz(endian).into(),
-            )
-        })
-        .collect();
-    let u32_at = |b: &[u8], o: usize| -> u32 {
-        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if endian == Endianness::Big {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        }
-    };
-    let mut out = vec![];
-    for ph in phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_NOTE) {
-        let off: u64 = ph.p_offset(endian).into();
-        let size: u64 = ph.p_filesz(endian).into();
-        let vaddr: u64 = ph.p_vaddr(endian).into();
-        let p_align: u64 = ph.p_align(endian).into();
-        let align = p_align.max(4);
-        let end = off
-            .checked_add(size)
-            .filter(|&e| e <= data.len() as u64)
-            .ok_or_else(|| {
-                WalkError::Malformed(format!("PT_NOTE at {off:#x}+{size:#x} beyond EOF"))
-            })?;
-        let seg = &data[off as usize..end as usize];
-        let loaded = loads
-            .iter()
-            .any(|&(lo, lv, lf)| off >= lo && end <= lo + lf && vaddr.wrapping_sub(lv) == off - lo);
-        let mut pos: u64 = 0;
-        while pos + 12 <= size {
-            let namesz = u64::from(u32_at(seg, pos as usize));
-            let descsz = u64::from(u32_at(seg, pos as usize + 4));
-            let n_type = u32_at(seg, pos as usize + 8);
-            let name_end = pos + 12 + namesz;
-            let desc_off = pos + align_up(12 + namesz, align);
-            let desc_end = desc_off + descsz;
-            if name_end > size || desc_end > size {
-                // The loader stops at a note that runs past its segment.
-                break;
-            }
-            out.push(WalkedNote {
-                name: seg[(pos + 12) as usize..name_end as usize].to_vec(),
-                n_type,
-                desc: seg[desc_off as usize..desc_end as usize].to_vec(),
-                segment_align: p_align,
-                loaded,
-            });
-            pos = desc_off + align_up(descsz, align);
-        }
-    }
-    Ok(out)
-}
-
-/// The resolution note as the loader finds it: the first `NixOS` note of type [`NOTE_TYPE`]
-/// reachable by the walk. Panics if the file cannot be read, or if the note is not mapped.
-pub fn find_note(path: &Path) -> Option<WalkedNote> {
-    let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let notes = walk_notes(&data).unwrap_or_else(|e| panic!("walk {}: {e:?}", path.display()));
-    let n = notes
-        .into_iter()
-        .find(|n| n.name == NOTE_NAME && n.n_type == NOTE_TYPE)?;
-    assert!(
-        n.loaded,
-        "{}: resolution note in a PT_NOTE no PT_LOAD maps",
-        path.display()
-    );
-    Some(n)
-}
-
-/// The descriptor the loader would use, or None when there is no note.
-pub fn note_desc(path: &Path) -> Option<Vec<u8>> {
-    find_note(path).map(|n| n.desc)
 }
 
 /// Human-readable form of a descriptor for assertion messages: `soname -> [entries]` per line.

@@ -6,20 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Whether `tool` is on PATH; in CI (`CI=true`) a missing tool is an error, locally a skip.
-pub fn have(tool: &str) -> bool {
-    crate::common::require_tool(tool).is_some()
-}
-
-pub fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use crate::common::{have, run_ok};
 
 /// A layout under construction: compiler, temp dir.
 pub struct Lay {

@@ -229,13 +229,13 @@ runHook postFixup
 
 /// `ldnote show --json` status of `f` ("noted", "none", ...).
 fn note_status(w: &World, f: &Path) -> String {
-    let o = run(w.ldnote().args(["show", "--json"]).arg(f));
+    let o = run_ok(w.ldnote().args(["show", "--json"]).arg(f));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     v["status"].as_str().unwrap_or_default().to_string()
 }
 
 fn rpath_of(f: &Path) -> String {
-    let o = run(patchelf().arg("--print-rpath").arg(f));
+    let o = run_ok(patchelf().arg("--print-rpath").arg(f));
     String::from_utf8_lossy(&o.stdout).trim_end().to_string()
 }
 
@@ -284,14 +284,14 @@ fn hook_honours_dont_generate_ld_cache_and_dont_patch_elf() {
                 // Shrunk as patchelf would: a second stock shrink changes nothing.
                 let copy = w.root.join("copy");
                 std::fs::copy(f, &copy).expect("copy");
-                run(patchelf().arg("--shrink-rpath").arg(&copy));
+                run_ok(patchelf().arg("--shrink-rpath").arg(&copy));
                 assert_eq!(rpath_of(&copy), now, "{setting}: {}", f.display());
             } else {
                 assert_eq!(&now, before, "{setting}: {}", f.display());
             }
         }
         let prog = out.join("bin/basecheck");
-        let o = run(&mut Command::new(&prog));
+        let o = run_ok(&mut Command::new(&prog));
         assert_eq!(String::from_utf8_lossy(&o.stdout), "base 40\n");
     }
 }
@@ -312,7 +312,7 @@ fn hook_honours_dont_auto_patchelf_and_patchelf_flags() {
     assert!(r.ok(), "{}", r.text());
     assert!(!r.log.contains("--defer"), "{}", r.text());
     for f in dynamic_files(&out) {
-        run(w.ldnote().arg("check").arg(&f));
+        run_ok(w.ldnote().arg("check").arg(&f));
     }
     assert!(
         r.log
@@ -347,7 +347,7 @@ fn hook_honours_dont_auto_patchelf_and_patchelf_flags() {
             r.text()
         );
         for f in dynamic_files(&out) {
-            run(w.ldnote().arg("check").arg(&f));
+            run_ok(w.ldnote().arg("check").arg(&f));
         }
     }
 }
@@ -443,7 +443,7 @@ fn hook_batches_files_and_reports_a_broken_batch() {
     for f in copies.iter().step_by(149) {
         assert_eq!(note_status(&w, f), "noted", "{}", f.display());
     }
-    run(w.ldnote().arg("check").args(&copies));
+    run_ok(w.ldnote().arg("check").args(&copies));
 
     // An ldnote killed by a signal mid-way: the build fails instead of shipping unshrunk files.
     let out = w.build(&NATIVE, Variant::Ldnote, "base");
@@ -494,7 +494,7 @@ fn hook_result_does_not_depend_on_sourcing_order() {
                     })
                     .collect();
                 for f in dynamic_files(&out) {
-                    run(w.ldnote().arg("check").arg(&f));
+                    run_ok(w.ldnote().arg("check").arg(&f));
                 }
                 results.push((what, files));
             }
@@ -535,10 +535,12 @@ fn hook_leaves_ldnote_notes_to_ldnote_for_non_store_run_paths() {
         "#include <stdio.h>\nint ext(void);int base_value(void);\nint main(void){printf(\"%d %d\\n\",ext(),base_value());return 0;}\n",
     )
     .expect("write");
-    run(Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(outside.join("libext.so"))
-        .arg(w.root.join("ext.c")));
+    run_ok(
+        Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(outside.join("libext.so"))
+            .arg(w.root.join("ext.c")),
+    );
     let mut c = Command::new("sh");
     c.arg("-c").arg(format!(
         "{} -o {}/bin/extprog {} -L{} -lext -L{}/lib -lbase -Wl,-rpath,{}",
@@ -550,18 +552,18 @@ fn hook_leaves_ldnote_notes_to_ldnote_for_non_store_run_paths() {
         outside.display()
     ));
     w.nix_env(&mut c, &NATIVE, Variant::Ldnote, &out, &[]);
-    run(&mut c);
+    run_ok(&mut c);
     let prog = out.join("bin/extprog");
     let r = w.fixup_in_bash(&Fixup::new(vec![("out", out.clone())]));
     assert!(r.ok(), "{}", r.text());
-    let show = run(w.ldnote().arg("show").arg(&prog));
+    let show = run_ok(w.ldnote().arg("show").arg(&prog));
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains(&format!("?{}", outside.display())), "{text}");
     assert!(
         text.contains(&format!("={}/lib/libbase.so.1", out.display())),
         "{text}"
     );
-    run(w.ldnote().arg("check").arg(&prog));
+    run_ok(w.ldnote().arg("check").arg(&prog));
     // The difference is real: patchelf would refuse this note, so the hook must not ask it.
     let copy = w.root.join("extprog-copy");
     std::fs::copy(&prog, &copy).expect("copy");
@@ -577,6 +579,6 @@ fn hook_leaves_ldnote_notes_to_ldnote_for_non_store_run_paths() {
     assert!(!r
         .log
         .contains(&format!("--build-resolution-cache {}", prog.display())));
-    let o = run(&mut Command::new(&prog));
+    let o = run_ok(&mut Command::new(&prog));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "2 20\n");
 }

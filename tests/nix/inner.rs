@@ -47,15 +47,17 @@ fn inner_linkers_for_a_cross_stdenv_run_on_the_build_machine() {
     }
     let out = w.root.join("inner");
     let bash = which::which("bash").expect("bash");
-    run(Command::new("sh")
-        .arg(repo().join("nix/make-inner-linkers.sh"))
-        .arg(&out)
-        .arg(LDNOTE)
-        .arg(&unwrapped)
-        .arg(prefix)
-        .arg(&bash)
-        .arg(&w.store)
-        .arg("2.36"));
+    run_ok(
+        Command::new("sh")
+            .arg(repo().join("nix/make-inner-linkers.sh"))
+            .arg(&out)
+            .arg(LDNOTE)
+            .arg(&unwrapped)
+            .arg(prefix)
+            .arg(&bash)
+            .arg(&w.store)
+            .arg("2.36"),
+    );
     let host = e_machine(Path::new("/proc/self/exe")).expect("host ELF");
     let mut made: Vec<String> = std::fs::read_dir(out.join("bin"))
         .expect("bin")
@@ -91,31 +93,37 @@ fn inner_linkers_for_a_cross_stdenv_run_on_the_build_machine() {
         "#include <stdio.h>\nint dep(void);int main(void){printf(\"%d\\n\",dep());return 0;}\n",
     )
     .expect("write");
-    run(Command::new("aarch64-linux-gnu-gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(lib.join("libdep.so"))
-        .arg(w.root.join("dep.c")));
+    run_ok(
+        Command::new("aarch64-linux-gnu-gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(lib.join("libdep.so"))
+            .arg(w.root.join("dep.c")),
+    );
     let bdir = w.root.join("inner-b");
     std::fs::create_dir_all(&bdir).expect("mkdir");
     std::os::unix::fs::symlink(out.join(format!("bin/{prefix}ld")), bdir.join("ld")).expect("ln");
     let prog = w.root.join("prog");
-    run(Command::new("aarch64-linux-gnu-gcc")
-        .arg(format!("-B{}/", bdir.display()))
-        .arg("-o")
-        .arg(&prog)
-        .arg(w.root.join("main.c"))
-        .arg(format!("-L{}", lib.display()))
-        .arg("-ldep")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .env_remove("LDNOTE_IMMUTABLE")
-        .env_remove("LDNOTE_DEFER"));
+    run_ok(
+        Command::new("aarch64-linux-gnu-gcc")
+            .arg(format!("-B{}/", bdir.display()))
+            .arg("-o")
+            .arg(&prog)
+            .arg(w.root.join("main.c"))
+            .arg(format!("-L{}", lib.display()))
+            .arg("-ldep")
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .env_remove("LDNOTE_IMMUTABLE")
+            .env_remove("LDNOTE_DEFER"),
+    );
     assert_eq!(e_machine(&prog), Some(object::elf::EM_AARCH64));
-    let show = run(w.ldnote().args(["show", "--json"]).arg(&prog));
+    let show = run_ok(w.ldnote().args(["show", "--json"]).arg(&prog));
     assert!(String::from_utf8_lossy(&show.stdout).contains("\"status\": \"noted\""));
-    run(w.ldnote().arg("check").arg(&prog));
-    let o = run(Command::new("qemu-aarch64")
-        .args(["-L", "/usr/aarch64-linux-gnu"])
-        .arg(&prog));
+    run_ok(w.ldnote().arg("check").arg(&prog));
+    let o = run_ok(
+        Command::new("qemu-aarch64")
+            .args(["-L", "/usr/aarch64-linux-gnu"])
+            .arg(&prog),
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "7\n");
     // The adapter builds them with this builder and the build platform's shell, and no longer
     // with a compiled wrapper.
@@ -183,7 +191,7 @@ fn ld_wrapper_emulation_builds_the_nix_argv() {
         for (k, v) in env {
             c.env(k, v);
         }
-        run(&mut c);
+        run_ok(&mut c);
         std::fs::read_to_string(&argv)
             .expect("argv")
             .lines()

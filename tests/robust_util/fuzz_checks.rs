@@ -1,4 +1,4 @@
-//! The properties the fuzz targets check, shared with `tests/fuzz_regressions.rs`, which
+//! The properties the fuzz targets check, shared with `tests/robust/fuzz_regressions.rs`, which
 //! replays every input that once broke one of them (`fuzz/regressions/<target>/`).
 //! Each function panics (the fuzzer's crash) when a property does not hold.
 use std::os::unix::ffi::OsStrExt;
