@@ -59,6 +59,7 @@ enum Cmd {
 }
 
 fn main() {
+    cmd::trace::mark("start");
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
     let base = Path::new(&argv0)
@@ -68,7 +69,9 @@ fn main() {
     if base != "ldnote" {
         if let Some(name) = argv::classify_tool(&base) {
             let rest: Vec<OsString> = args.collect();
-            std::process::exit(cmd::link::multicall(&base, name.kind, &rest));
+            let code = cmd::link::multicall(&base, name.kind, &rest);
+            cmd::trace::mark("exit");
+            std::process::exit(code);
         }
     }
     let cli = Cli::parse();
@@ -80,5 +83,6 @@ fn main() {
         Cmd::Demo => cmd::demo::demo(),
         Cmd::Explain(a) => cmd::explain::explain(a),
     };
+    cmd::trace::mark("exit");
     std::process::exit(code);
 }

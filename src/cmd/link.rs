@@ -81,6 +81,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         );
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
+    super::trace::mark("plan");
     if let Some(why) = &plan.skip {
         say(
             &opts,
@@ -121,10 +122,12 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     }
     let output = cwd.join(&plan.output);
     let before = stamp(&output);
+    super::trace::mark("reserve");
     let status = match run(tool, &final_args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    super::trace::mark("linker");
     if status != 0 {
         return status;
     }

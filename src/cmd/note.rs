@@ -80,6 +80,7 @@ impl Noter {
     ) -> Result<Computed, Failure> {
         let show = path.display();
         let info = elf::read(data).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        super::trace::mark("read");
         let target = self.opts.target(&self.targets, &info.ident).cloned();
         self.resolver.set_policy(self.opts.policy(target.as_ref()));
         let acc = Acceptance::new(info.ident, target.as_ref());
@@ -103,6 +104,7 @@ impl Noter {
                 say(&self.opts, format!("{show}: {}", describe(e)));
             }
         }
+        super::trace::mark("resolve");
         let desired = note::encode_descriptor(&resolution.entries);
         let layout = Layout {
             big_endian: info.ident.big_endian,
@@ -246,6 +248,7 @@ impl Noter {
                     file.write_all_at(&w.bytes, w.offset)
                         .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
                 }
+                super::trace::mark("write");
                 let what = if note.is_some() {
                     "note written in place"
                 } else {
