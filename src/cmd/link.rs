@@ -92,17 +92,10 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     let targets = target::builtin().unwrap_or_default();
     let triple = name.as_ref().and_then(|n| n.triple.clone());
     let mut final_args: Vec<OsString> = args.to_vec();
-    // mold (1.10) merges every note into one 8-aligned PT_NOTE where a 4-aligned note cannot be
-    // found by the loader's walk: a reservation would only be wasted bytes, so append instead.
-    let mold = base.as_bytes().ends_with(b"mold")
-        || args.iter().any(|a| {
-            a.as_bytes() == b"-fuse-ld=mold"
-                || (a.as_bytes().starts_with(b"--ld-path=") && a.as_bytes().ends_with(b"mold"))
-        });
-    if mold {
-        say(&opts, "mold merges notes into one 8-aligned PT_NOTE: no reservation, the note will be appended");
-    }
-    if !opts.no_reserve && !mold {
+    // Every linker gets the reservation: whether the note can be written in place is decided
+    // from the output's layout (the PT_NOTE holding the region and its p_align), whatever the
+    // linker is called (mold merges every note into one 8-aligned PT_NOTE).
+    if !opts.no_reserve {
         match reservation(&plan, kind, triple.as_deref(), &targets, &opts) {
             Some(path) => {
                 final_args.insert(
