@@ -32,6 +32,21 @@ fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
     Ok(code(status))
 }
 
+/// Become `tool args` when there is nothing to note afterwards (a compile, `--version`, a nested
+/// ldnote): one process fewer between the build tool and the tool, and the tool's exit status and
+/// signals are its own. Returns only when the tool cannot be run.
+fn exec(tool: &OsStr, args: &[OsString]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let e = Command::new(tool)
+        .args(args)
+        .env(env::ACTIVE, (depth() + 1).to_string())
+        .exec();
+    fail(&Failure(format!(
+        "cannot run `{}`: {e}",
+        Path::new(tool).display()
+    )))
+}
+
 /// How many ldnote processes run this one (`LDNOTE_ACTIVE` holds the count; any other
 /// non-empty value counts as one).
 fn depth() -> u32 {
@@ -56,7 +71,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     let opts = opts.with_env();
     if on(env::DISABLE) || depth() > 0 {
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
-        return run(tool, args).unwrap_or_else(|e| fail(&e));
+        return exec(tool, args);
     }
     let base = Path::new(tool).file_name().unwrap_or(tool);
     let name = argv::classify_tool(base);
@@ -87,7 +102,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             &opts,
             format!("no dynamically linked output to note ({why:?}); passing through"),
         );
-        return run(tool, args).unwrap_or_else(|e| fail(&e));
+        return exec(tool, args);
     }
     let targets = target::builtin().unwrap_or_default();
     let triple = name.as_ref().and_then(|n| n.triple.clone());
