@@ -370,7 +370,10 @@ fn e2e(ld: &str, mode: Mode) {
     let twin_size = std::fs::metadata(&twin).expect("stat").len() as usize;
     let fallback = log.contains("fallback");
     // Every linker, mold included (one 8-aligned PT_NOTE), gets the note in place.
-    assert!(!fallback, "{ld} {mode:?}: the post-link fallback ran\n{log}");
+    assert!(
+        !fallback,
+        "{ld} {mode:?}: the post-link fallback ran\n{log}"
+    );
     println!(
         "E2E-REPORT linker={ld} mode={mode:?} bare={bare_size} ldnote={size} (+{}) patchelf={twin_size} (+{}) fallback={}",
         size as i64 - bare_size as i64,
