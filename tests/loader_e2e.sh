@@ -138,6 +138,22 @@ native() {
   check_eq "(d) trying cached file= lines = explain" "$(json_cached ex.note.json note)" "$(dbg_cached dbg.note)"
   [ "$sn" -lt "$sp" ] || fail "(d) the note saves nothing ($sn vs $sp)"
 
+  # (e) mold: one PT_NOTE with p_align 8 for every note; the note goes in place, laid out for
+  # the loader's walk in steps of 8, and the note-aware loader uses it as with the other linkers.
+  if ! command -v mold >/dev/null; then
+    if $ci; then fail "(e) CI: mold missing"; else echo "SKIP: (e) mold missing" >&2; fi
+  else
+    "$ldnote" link -v -- gcc -fuse-ld=mold -o prog-mold "${args[@]}" 2>mold.log
+    grep -q 'note written in place' mold.log || fail "(e) mold: not noted in place: $(cat mold.log)"
+    grep -q 'p_align 8' <<<"$("$ldnote" show prog-mold)" || fail "(e) mold: the note is not in an 8-aligned PT_NOTE"
+    LD_DEBUG=libs ./prog-mold >out.mold 2>dbg.mold || fail "(e) mold prog failed"
+    check_eq "(e) mold: program output" "$(expected_sum)" "$(cat out.mold)"
+    check_eq "(e) mold: the note-aware loader tries no RUNPATH file" "0" "$(dbg_trying dbg.mold | wc -l)"
+    check_eq "(e) mold: one trying cached file= line per library" "$((N + 1))" "$(dbg_cached dbg.mold | wc -l)"
+    strace -f -qq -e trace=execve,openat,newfstatat -o st.mold ./prog-mold >/dev/null
+    check_eq "(e) mold: failing calls as with GNU ld" "$sn" "$(strace_fails st.mold)"
+  fi
+
   # (b) LD_LIBRARY_PATH overrides the note: another libl5.so returning 105.
   mkdir -p override
   echo "int f5(void) { return 105; }" >l5x.c

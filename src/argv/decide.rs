@@ -9,18 +9,6 @@ use std::path::Path;
 use super::{LinkPlan, ToolKind};
 use crate::target::{self, Ident, Target};
 
-/// Whether the line runs mold: the tool's name ends in `mold`, or a driver is told
-/// `-fuse-ld=mold` or a `--ld-path=` ending in `mold`. mold (1.10) merges every note into one
-/// 8-aligned PT_NOTE where a 4-aligned note cannot be found by the loader's walk.
-pub fn runs_mold(tool: &OsStr, args: &[OsString]) -> bool {
-    let base = Path::new(tool).file_name().unwrap_or(tool);
-    base.as_bytes().ends_with(b"mold")
-        || args.iter().any(|a| {
-            a.as_bytes() == b"-fuse-ld=mold"
-                || (a.as_bytes().starts_with(b"--ld-path=") && a.as_bytes().ends_with(b"mold"))
-        })
-}
-
 /// Whether the line runs GNU ld (BFD): a linker named `ld`, `ld.bfd` (with a triple prefix), or
 /// a driver whose last `-fuse-ld=`/`--ld-path=` names it, or that has none (GCC's default).
 /// Only GNU ld writes DT_AUDIT (gold, lld and mold have no such option).
@@ -123,22 +111,6 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn mold_is_seen_by_name_and_by_driver_option() {
-        assert!(runs_mold(OsStr::new("/usr/bin/ld.mold"), &[]));
-        assert!(runs_mold(OsStr::new("mold"), &[]));
-        assert!(runs_mold(OsStr::new("gcc"), &os(&["-fuse-ld=mold"])));
-        assert!(runs_mold(
-            OsStr::new("cc"),
-            &os(&["--ld-path=/opt/bin/mold"])
-        ));
-        assert!(!runs_mold(
-            OsStr::new("gcc"),
-            &os(&["-fuse-ld=lld", "-o", "mold"])
-        ));
-        assert!(!runs_mold(OsStr::new("/opt/mold/bin/ld"), &[]));
     }
 
     #[test]

@@ -31,6 +31,21 @@ fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
     Ok(code(status))
 }
 
+/// Become `tool args` when there is nothing to note afterwards (a compile, `--version`, a nested
+/// ldnote): one process fewer between the build tool and the tool, and the tool's exit status and
+/// signals are its own. Returns only when the tool cannot be run.
+fn exec(tool: &OsStr, args: &[OsString]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let e = Command::new(tool)
+        .args(args)
+        .env(env::ACTIVE, (depth() + 1).to_string())
+        .exec();
+    fail(&Failure(format!(
+        "cannot run `{}`: {e}",
+        Path::new(tool).display()
+    )))
+}
+
 /// How many ldnote processes run this one (`LDNOTE_ACTIVE`).
 fn depth() -> u32 {
     super::options::env().depth
@@ -45,7 +60,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     let opts = opts.with_env();
     if super::options::env().disable || depth() > 0 {
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
-        return run(tool, args).unwrap_or_else(|e| fail(&e));
+        return exec(tool, args);
     }
     say(&opts, format!("real tool: {}", Path::new(tool).display()));
     let base = Path::new(tool).file_name().unwrap_or(tool);
@@ -71,12 +86,13 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         );
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
+    super::trace::mark("plan");
     if let Some(why) = &plan.skip {
         say(
             &opts,
             format!("no dynamically linked output to note ({why:?}); passing through"),
         );
-        return run(tool, args).unwrap_or_else(|e| fail(&e));
+        return exec(tool, args);
     }
     let targets = target::builtin().unwrap_or_default();
     if let Err(e) = opts.validate(&targets) {
@@ -89,19 +105,16 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     }
     let triple = name.as_ref().and_then(|n| n.triple.clone());
     let mut final_args: Vec<OsString> = args.to_vec();
-    // mold's 8-aligned PT_NOTE hides a 4-aligned note from the loader's walk: a reservation
-    // would only be wasted bytes, so append instead.
-    let mold = argv::decide::runs_mold(tool, args);
-    if mold {
-        say(&opts, "mold merges notes into one 8-aligned PT_NOTE: no reservation, the note will be appended");
-    }
+    // Every linker gets the reservation: whether the note can be written in place is decided
+    // from the output's layout (the PT_NOTE holding the region and its p_align), whatever the
+    // linker is called (mold merges every note into one 8-aligned PT_NOTE).
     let ld_run_path = std::env::var_os("LD_RUN_PATH").is_some_and(|v| !v.is_empty());
     if !plan.may_have_run_path(ld_run_path) {
         say(
             &opts,
             "no run path on the link line: nothing to record, no reservation",
         );
-    } else if !opts.no_reserve && !mold {
+    } else if !opts.no_reserve {
         match reservation(&plan, kind, triple.as_deref(), &targets, &opts) {
             Some(path) => {
                 final_args.insert(
@@ -121,10 +134,12 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     }
     let output = cwd.join(&plan.output);
     let before = stamp(&output);
+    super::trace::mark("reserve");
     let status = match run(tool, &final_args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    super::trace::mark("linker");
     if status != 0 {
         return status;
     }

@@ -29,6 +29,7 @@ pub mod patch;
 mod replace;
 pub mod show;
 mod stream;
+pub mod trace;
 
 /// An error with its context, printed at the edge.
 #[derive(Debug)]

@@ -68,6 +68,7 @@ impl Noter {
             .core
             .plan(data)
             .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        super::trace::mark("resolve");
         if self.opts.verbose {
             for e in &plan.events {
                 let line = match e {
@@ -150,7 +151,7 @@ impl Noter {
                 "`{show}`: cannot open for writing: {e}; the file is left unchanged"
             ))
         };
-        let cache = ReadCache::new(&file);
+        let cache = ReadCache::new(Source::of(&file));
         let plan = self.plan(&cache, path)?;
         if !plan.is_dynamic() {
             say(
@@ -188,6 +189,7 @@ impl Noter {
                 }
                 let count = embed::apply(&file, writes)
                     .map_err(|e| Failure(format!("`{show}`: write failed: {e}")))?;
+                super::trace::mark("write");
                 let what = if note.is_some() {
                     "note written in place"
                 } else {
@@ -274,6 +276,53 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
     Err(Failure(format!(
         "`{show}` keeps being replaced by other processes; left alone"
     )))
+}
+
+/// The output as the ELF reader sees it. `object` reads each section name with its own small
+/// read (dozens of `lseek` + `read` pairs for a small program): a file up to `WHOLE` bytes is
+/// read in one call instead, a larger one through the descriptor.
+enum Source<'a> {
+    Mem(std::io::Cursor<Vec<u8>>),
+    File(&'a File),
+}
+
+/// Bigger than the usual program or library this is read whole for.
+const WHOLE: u64 = 1 << 20;
+
+impl<'a> Source<'a> {
+    fn of(file: &'a File) -> Source<'a> {
+        let whole = file
+            .metadata()
+            .ok()
+            .filter(|m| m.len() <= WHOLE)
+            .and_then(|m| {
+                let mut buf = vec![0u8; usize::try_from(m.len()).ok()?];
+                file.read_exact_at(&mut buf, 0).ok()?;
+                Some(buf)
+            });
+        match whole {
+            Some(buf) => Source::Mem(std::io::Cursor::new(buf)),
+            None => Source::File(file),
+        }
+    }
+}
+
+impl std::io::Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::Mem(c) => c.read(buf),
+            Source::File(f) => f.read(buf),
+        }
+    }
+}
+
+impl std::io::Seek for Source<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Source::Mem(c) => c.seek(to),
+            Source::File(f) => f.seek(to),
+        }
+    }
 }
 
 /// Why the fallback did not complete.

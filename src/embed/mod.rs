@@ -168,23 +168,47 @@ pub fn plan_in_place(
             layout(info),
         ));
     }
-    // Check with the final bytes that the loader's walk finds this note first.
-    dst.copy_from_slice(&content);
-    let mut found = Vec::new();
-    walk_segment(&bytes, seg, be, &mut found);
-    // Other live notes are made inert below, so ours only has to be found in its segment.
-    let ours = found.iter().find(|n| n.n_type == NOTE_TYPE);
-    // The walk must land on our header *and* read the descriptor where we wrote it: with an
-    // 8-aligned segment the name is padded to 8 and the descriptor is read 4 bytes late.
-    if ours.is_none_or(|n| n.offset != offset || n.desc.0 != offset + 20 || !n.in_bounds) {
-        return Edit::Append(format!(
-            "a loader walking the PT_NOTE with p_align {} would not find the note in place",
-            seg.align
-        ));
+    let original = dst.to_vec();
+    // Check with the final bytes that the loader's walk finds this note first, where it was
+    // written: the walk must land on our header *and* read the descriptor there.
+    let finds = |bytes: &mut Vec<u8>, content: &[u8], header: u64, desc: u64| {
+        if let Some(d) = bytes.get_mut(at..at + content.len()) {
+            d.copy_from_slice(content);
+        }
+        let mut found = Vec::new();
+        walk_segment(bytes, seg, be, &mut found);
+        // Other live notes are made inert below, so ours only has to be found in its segment.
+        found
+            .iter()
+            .find(|n| n.n_type == NOTE_TYPE)
+            .is_some_and(|n| n.offset == header && n.desc.0 == desc && n.in_bounds)
+    };
+    let mut header = offset;
+    if !finds(&mut bytes, &content, offset, offset + 20) {
+        // A segment walked in steps of 8 (mold merges every note into one PT_NOTE aligned for
+        // `.note.gnu.property`): the descriptor follows the 6-byte name padded to 8 from the
+        // header's 12 bytes, i.e. 24 bytes in, not 20. Write the note where that walk arrives.
+        if let Some(d) = bytes.get_mut(at..at + size as usize) {
+            d.copy_from_slice(&original);
+        }
+        let placed = aligned_note(&bytes, seg, be, offset, size, note, layout(info));
+        match placed {
+            Some((h, c)) if finds(&mut bytes, &c, h, h + 24) => {
+                header = h;
+                content = c;
+            }
+            _ => {
+                return Edit::Append(format!(
+                    "a loader walking the PT_NOTE with p_align {} would not find the note in place",
+                    seg.align
+                ))
+            }
+        }
     }
     // Write everything with the inert type first; the 4-byte type write commits.
     let mut inert = content;
-    inert[8..12].copy_from_slice(&u32_bytes(PLACEHOLDER_TYPE, be));
+    let type_at = (header - offset) as usize + 8;
+    inert[type_at..type_at + 4].copy_from_slice(&u32_bytes(PLACEHOLDER_TYPE, be));
     let mut writes = vec![Write {
         offset,
         bytes: inert,
@@ -211,10 +235,79 @@ pub fn plan_in_place(
         }
     }
     writes.push(Write {
-        offset: offset + 8,
+        offset: header + 8,
         bytes: u32_bytes(NOTE_TYPE, be).to_vec(),
     });
     Edit::InPlace(writes)
+}
+
+/// The region's new bytes when the segment is walked in steps of `p_align` = 8: the walk's
+/// positions are fixed by the notes before the region (the linker's), so the note goes where the
+/// walk first arrives inside the region, laid out for that walk (descriptor at +24, padded to 8),
+/// and an inert filler note takes the rest after it, also for that walk. The region starts with
+/// the header of an inert filler note spanning all of it, which that walk never reads: a reader
+/// walking the section by its own alignment (4: `readelf -n`) sees one filler note and no
+/// misread descriptor. Returns the note's file offset and the bytes of the whole region; `None`
+/// when the walk does not arrive inside the region at least 12 bytes in, or the note does not
+/// fit after where it arrives.
+fn aligned_note(
+    seg_bytes: &[u8],
+    seg: &NoteSegment,
+    be: bool,
+    offset: u64,
+    size: u64,
+    note: &[u8],
+    lay: crate::note::Layout,
+) -> Option<(u64, Vec<u8>)> {
+    let align = seg.align;
+    if align != 8 {
+        return None;
+    }
+    let up = |v: u64| v.div_ceil(align).checked_mul(align);
+    let rd = |o: u64| -> Option<u64> {
+        let o = usize::try_from(o).ok()?;
+        let b: [u8; 4] = seg_bytes.get(o..o.checked_add(4)?)?.try_into().ok()?;
+        Some(u64::from(if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }))
+    };
+    let start = offset.checked_sub(seg.offset)?;
+    let end = start.checked_add(size)?;
+    let mut pos = 0u64;
+    while pos < start {
+        let (namesz, descsz) = (rd(pos)?, rd(pos.checked_add(4)?)?);
+        let next = up(up(pos.checked_add(12)?.checked_add(namesz)?)?.checked_add(descsz)?)?;
+        if next <= pos {
+            return None;
+        }
+        pos = next;
+    }
+    // The note for a walk in steps of 8: header and name as before, 4 more bytes of padding,
+    // the same descriptor, padded to 8.
+    let mut ours = note.get(..20)?.to_vec();
+    ours.extend_from_slice(&[0; 4]);
+    ours.extend_from_slice(note.get(20..)?);
+    ours.resize(usize::try_from(up(ours.len() as u64)?).ok()?, 0);
+    let gap = pos - start;
+    let note_end = pos.checked_add(ours.len() as u64)?;
+    let rem = end.checked_sub(note_end)?;
+    if gap < 12 || (rem != 0 && rem < 16) {
+        return None;
+    }
+    let mut region = note_bytes(b"", FILLER_TYPE, &[], lay);
+    region[4..8].copy_from_slice(&u32_bytes(u32::try_from(size - 12).ok()?, be));
+    region.resize(gap as usize, 0);
+    region.extend_from_slice(&ours);
+    if rem > 0 {
+        // namesz 0: the descriptor starts at +16 in a walk in steps of 8.
+        let mut filler = note_bytes(b"", FILLER_TYPE, &[], lay);
+        filler[4..8].copy_from_slice(&u32_bytes(rem as u32 - 16, be));
+        filler.resize(rem as usize, 0);
+        region.extend(filler);
+    }
+    (region.len() as u64 == size).then_some((offset + gap, region))
 }
 
 fn layout(info: &ElfInfo) -> crate::note::Layout {
@@ -368,6 +461,77 @@ mod tests {
         let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
         assert!(
             matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("p_align 8"))
+        );
+    }
+
+    #[test]
+    fn eight_aligned_segment_as_mold_lays_it_out_is_filled_where_the_walk_arrives() {
+        // mold: one PT_NOTE, p_align 8, the 4-aligned notes sorted after the 8-aligned ones: a
+        // 36-byte build-id and a 32-byte ABI tag before the reservation. A walk in steps of 8
+        // reads the ABI tag 4 bytes late and arrives 12 bytes into the reservation.
+        let size = 256u64;
+        let (mut info, _) = output(size);
+        let mut seg = note_bytes(b"GNU", 3, &[7; 20], LE);
+        seg.extend(note_bytes(
+            b"GNU",
+            1,
+            &[0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0],
+            LE,
+        ));
+        let at = seg.len();
+        seg.extend(placeholder(size as usize, LE));
+        let segment = NoteSegment {
+            index: 3,
+            offset: 0x300,
+            filesz: seg.len() as u64,
+            align: 8,
+            loaded: true,
+        };
+        let offset = 0x300 + at as u64;
+        info.notes.clear();
+        walk_segment(&seg, &segment, false, &mut info.notes);
+        info.note_segments = vec![segment];
+        if let Some(s) = info.note_section.as_mut() {
+            s.offset = offset;
+        }
+        let desc = b"libz.so\0=/s/libz.so\0\0";
+        let note = encode_note(desc, LE);
+        let Edit::InPlace(w) = plan(&info, &seg, Some(&note), None) else {
+            panic!("in place expected")
+        };
+        let mut after = seg.clone();
+        for x in &w {
+            let o = (x.offset - 0x300) as usize;
+            after[o..o + x.bytes.len()].copy_from_slice(&x.bytes);
+        }
+        // The loader's walk finds the live note 12 bytes in, its descriptor 24 bytes after it.
+        let mut found = Vec::new();
+        walk_segment(&after, &segment, false, &mut found);
+        let live: Vec<_> = found.iter().filter(|n| n.n_type == NOTE_TYPE).collect();
+        assert_eq!(live.len(), 1, "{found:?}");
+        assert_eq!(live[0].offset, offset + 12);
+        let d = (live[0].desc.0 - 0x300) as usize;
+        assert_eq!(&after[d..d + desc.len()], desc);
+        // A walk of the section by its own alignment (4) sees one inert filler note only.
+        let region = NoteSegment {
+            offset,
+            filesz: size,
+            align: 4,
+            ..segment
+        };
+        let mut by_section = Vec::new();
+        walk_segment(
+            &after[at..at + size as usize],
+            &region,
+            false,
+            &mut by_section,
+        );
+        assert!(by_section.is_empty(), "{by_section:?}");
+        assert_eq!(&after[at + 8..at + 12], &FILLER_TYPE.to_le_bytes());
+        assert_eq!(
+            &after[at + 4..at + 8],
+            &(size as u32 - 12).to_le_bytes(),
+            "the filler spans the region"
         );
     }
 

@@ -264,7 +264,8 @@ fn read_only_filesystem_keeps_the_linkers_output() {
 #[test]
 fn symlink_output_notes_the_file_the_linker_wrote() {
     // mold writes through a symlinked output (GNU ld, gold and lld replace the link by a file);
-    // ldnote then notes that same file, keeps the link, and never touches anything else.
+    // ldnote then notes that same file, keeps the link, and never touches anything else. No
+    // reservation: the append fallback (a new file renamed over the target) is what is tested.
     if require_tool("mold").is_none() {
         return;
     }
@@ -278,7 +279,7 @@ fn symlink_output_notes_the_file_the_linker_wrote() {
     let mut args = program_args(&l, &link, 1);
     args.push("-fuse-ld=mold".into());
     let o = run(ldnote_cmd()
-        .args(["link", "--strict", "--"])
+        .args(["link", "--strict", "--no-reserve", "--"])
         .arg(&w)
         .args(&args)
         .current_dir(l.root()));
@@ -304,8 +305,8 @@ fn symlink_output_notes_the_file_the_linker_wrote() {
 
 #[test]
 fn hard_linked_output_is_replaced_atomically_in_link_mode() {
-    // mold keeps a hard-linked output's inode. The append fallback never rewrites a file in
-    // place in link mode: the output name gets the noted file by rename, the other name keeps
+    // mold keeps a hard-linked output's inode. The append fallback (no reservation here) never
+    // rewrites a file in place in link mode: the output name gets the noted file by rename, the other name keeps
     // the linker's complete bytes (a valid program without a note), nothing is ever torn.
     if require_tool("mold").is_none() {
         return;
@@ -319,7 +320,7 @@ fn hard_linked_output_is_replaced_atomically_in_link_mode() {
     let mut args = program_args(&l, &out, 1);
     args.push("-fuse-ld=mold".into());
     let o = run(ldnote_cmd()
-        .args(["link", "--strict", "--"])
+        .args(["link", "--strict", "--no-reserve", "--"])
         .arg(&w)
         .args(&args)
         .current_dir(l.root()));
