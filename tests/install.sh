@@ -9,6 +9,8 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
   gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross
   nix-bin python3-pip llvm man-db imagemagick)
+# tests/loader_stale.sh: in-place run-path rewriters (chrpath, CMake's install).
+need_pkgs+=(chrpath cmake)
 . "$(dirname "$0")/debs.sh"
 . "$(dirname "$0")/corpus/fetch-arm64.sh"
 need_debs install.sh "${need_pkgs[@]}"
