@@ -19,5 +19,6 @@ pub mod reserve;
 pub mod resolve;
 pub mod rsp;
 pub mod shrink;
+pub mod stale;
 pub mod target;
 pub mod verify;

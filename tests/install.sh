@@ -10,6 +10,8 @@ need_pkgs=(build-essential binutils jq lld mold clang qemu-user strace hyperfine
   gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross
   nix-bin python3-pip llvm man-db imagemagick
   cmake meson ninja-build autoconf automake libtool)
+# tests/loader_stale.sh rewrites run paths in place with chrpath (and CMake's install).
+need_pkgs+=(chrpath)
 . "$(dirname "$0")/debs.sh"
 . "$(dirname "$0")/corpus/fetch-arm64.sh"
 need_debs install.sh "${need_pkgs[@]}"

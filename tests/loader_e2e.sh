@@ -7,7 +7,8 @@
 #   (b) LD_LIBRARY_PATH still overrides the note;
 #   (c) a removed library falls back to the RUNPATH walk (found in a later directory), and a
 #       library gone everywhere fails with the stock message;
-#   (d) the failing openat/newfstatat counts equal `ldnote explain` (stock and note).
+#   (d) the failing openat/newfstatat counts equal `ldnote explain` (stock and note);
+#   (e) notes made stale by run-path rewrites are not acted on (tests/loader_stale.sh).
 # Then the same for aarch64 under qemu-aarch64 (qemu -strace counts, LD_DEBUG `trying` lines).
 #
 # Loaders: LDNOTE_NOTE_LDSO / LDNOTE_NOTE_LDSO_AARCH64, else a finished loader/build.sh output in
@@ -17,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 . tests/nix_layout.sh
+. tests/loader_stale.sh
 e2e_start
 
 fail() {
@@ -38,16 +40,14 @@ need() { # tool...: missing is an error in CI, a skip locally (returns 1)
     fi
   done
 }
-# A finished build.sh output: $1 = name prefix after glibc-2.36-note-, $2 = loader name.
+# The finished loader/build.sh output for the current patch and script (the hash build.sh
+# computes): an older build, without the current reader rules, must not be picked up.
+# $1 = "" (native) or "aarch64-linux-gnu-", $2 = loader name.
 cached_ldso() {
-  local cache=${LDNOTE_GLIBC_CACHE:-$HOME/.cache/ldnote} d found=
-  for d in "$cache"/glibc-2.36-note-*; do
-    [ -e "$d/.ldnote-build-complete" ] || continue
-    case "$(basename "$d")" in
-      glibc-2.36-note-$1*) [ -x "$d/lib/$2" ] && found=$d/lib/$2 ;;
-    esac
-  done
-  [ -n "$found" ] && echo "$found"
+  local cache=${LDNOTE_GLIBC_CACHE:-$HOME/.cache/ldnote} hash d
+  hash=$(cat loader/glibc-2.36-ldcache.patch loader/build.sh tests/debs.sh | sha256sum | cut -c1-12)
+  d=$cache/glibc-2.36-note-$1$hash
+  [ -e "$d/.ldnote-build-complete" ] && [ -x "$d/lib/$2" ] && echo "$d/lib/$2"
 }
 # Failing openat/newfstatat after the first execve in an `strace -f -o` log.
 strace_fails() {
@@ -80,7 +80,7 @@ dbg_libs() { dbg_init "$1" | grep -v '/ld-linux-'; }
 
 native() {
   local ldso=${LDNOTE_NOTE_LDSO:-}
-  [ -n "$ldso" ] || ldso=$(cached_ldso '[0-9a-f]' ld-linux-x86-64.so.2) || true
+  [ -n "$ldso" ] || ldso=$(cached_ldso '' ld-linux-x86-64.so.2) || true
   if [ -z "$ldso" ]; then
     $ci && { echo "FAIL: CI: no note-aware loader (LDNOTE_NOTE_LDSO unset, no finished loader/build.sh output)" >&2; exit 1; }
     echo "SKIP x86_64: no note-aware loader (run loader/build.sh)" >&2
@@ -197,6 +197,7 @@ native() {
   echo "x86_64 removed library: note-aware $(strace_fails st.rm) failing calls (explain $(json_fails ex.rm.json note))"
   cd "$root"
   [ "$failures" = 0 ] && rm -rf "$t"
+  stale_native "$ldso"
 }
 
 aarch64() {

@@ -101,6 +101,14 @@ impl<'a, P: Probe> Sim<'a, P> {
         }
     }
 
+    /// Whether an `=` entry's directory is one of the elements `current` (indices into the
+    /// shared elements, as `fillin` makes them).
+    fn exact_is_current(&self, path: &[u8], current: &[usize]) -> bool {
+        crate::stale::exact_dir(path).is_some_and(|dir| {
+            crate::stale::is_current(dir, current.iter().map(|i| &self.elems[*i].dirname[..]))
+        })
+    }
+
     fn add_map(&mut self, m: Map) -> usize {
         self.run.maps.push(m);
         self.rpath_dirs.push(List::Unset);
@@ -320,6 +328,14 @@ impl<'a, P: Probe> Sim<'a, P> {
         };
         if self.inp.use_notes && note_read {
             let entries = self.note_entries(loader, name).unwrap_or_default();
+            // This project's loader uses only entries its current DT_RUNPATH could have
+            // produced (crate::stale); the nixpkgs reader uses every entry.
+            let current = match self.inp.dialect {
+                NoteDialect::Ldnote if !entries.is_empty() => {
+                    Some(self.cache_list(loader, true).unwrap_or_default())
+                }
+                _ => None,
+            };
             for e in entries {
                 match e {
                     Entry::Exact(p) => {
@@ -327,6 +343,11 @@ impl<'a, P: Probe> Sim<'a, P> {
                         // `trying cached file=P` (stage NoteExact) before opening.
                         if self.inp.dialect == NoteDialect::Ldnote && !p.starts_with(b"/") {
                             continue;
+                        }
+                        if let Some(cur) = &current {
+                            if !self.exact_is_current(&p, cur) {
+                                continue;
+                            }
                         }
                         if let Ok(o) = self.open_verify(&p, false, Stage::NoteExact)? {
                             return Ok(Some((p, o, Stage::NoteExact, Some(loader))));
@@ -338,6 +359,11 @@ impl<'a, P: Probe> Sim<'a, P> {
                             continue;
                         }
                         let dirs = self.fillin(&d, b":", loader);
+                        if let (Some(cur), Some(i)) = (&current, dirs.first()) {
+                            if !cur.contains(i) {
+                                continue;
+                            }
+                        }
                         let (f, _) = self.open_path(name, &dirs, Stage::NoteHint)?;
                         hit!(f, Stage::NoteHint, Some(loader));
                     }

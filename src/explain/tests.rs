@@ -5,6 +5,7 @@ use crate::fs::FakeFs;
 use crate::note::{encode_descriptor, Entries, Entry};
 
 mod audit;
+mod stale;
 
 const X86_64: Ident = Ident {
     is_64: true,
@@ -406,10 +407,17 @@ fn note_of_an_rpath_object_is_read_only_by_the_nixpkgs_dialect() {
     assert!(loaded(&ours, "libfoo.so").starts_with("FAILED"));
     let nixpkgs = sim_dialect(f.clone(), &exe, None, true, NoteDialect::Nixpkgs);
     assert_eq!(loaded(&nixpkgs, "libfoo.so"), "/t/other/libfoo.so");
-    // With DT_RUNPATH instead, both read it.
-    let exe = so(&["libfoo.so"], Some("/t/empty"), None, None, Some(&e));
+    // With DT_RUNPATH instead (holding the entry's directory), both read it: no failing call.
+    let exe = so(
+        &["libfoo.so"],
+        Some("/t/empty:/t/other"),
+        None,
+        None,
+        Some(&e),
+    );
     let ours = sim_dialect(f, &exe, None, true, NoteDialect::Ldnote);
     assert_eq!(loaded(&ours, "libfoo.so"), "/t/other/libfoo.so");
+    assert_eq!(counts_of(&ours, "libfoo.so"), c(1, 0, 1, 0));
 }
 
 /// A system dir listed twice (glibc built with a prefix other than /usr, as loader/build.sh and
