@@ -7,7 +7,8 @@ fn entries() -> Entries {
     e.insert(
         b"libfoo.so".to_vec(),
         vec![
-            Entry::Exact(b"/t/gone/libfoo.so".to_vec()),
+            // Missing, in a current run-path directory: the module pays one failing open.
+            Entry::Exact(b"/t/h/libfoo.so".to_vec()),
             Entry::Exact(b"/t/libs/libfoo.so".to_vec()),
         ],
     );

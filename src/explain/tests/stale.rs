@@ -49,6 +49,11 @@ fn entries_outside_the_current_runpath_are_skipped() {
     assert_eq!(loaded(&ours, "libfoo.so"), "/inst/libfoo.so");
     assert_eq!(loaded(&ours, "libbar.so"), "/inst/libbar.so");
     assert_eq!(calls(&ours), calls(&stock));
+    // The audit module skips them too (its own reading of the run path): stock's run.
+    let audit = sim_dialect(f.clone(), &exe, None, true, NoteDialect::Audit);
+    assert_eq!(loaded(&audit, "libfoo.so"), "/inst/libfoo.so");
+    assert_eq!(loaded(&audit, "libbar.so"), "/inst/libbar.so");
+    assert_eq!(calls(&audit), calls(&stock));
     let nixpkgs = sim_dialect(f, &exe, None, true, NoteDialect::Nixpkgs);
     assert_eq!(loaded(&nixpkgs, "libfoo.so"), "/build/libfoo.so");
     assert_eq!(loaded(&nixpkgs, "libbar.so"), "/build/libbar.so");
