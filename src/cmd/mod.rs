@@ -26,9 +26,7 @@ pub mod link;
 pub mod note;
 pub mod options;
 pub mod patch;
-mod replace;
 pub mod show;
-mod stream;
 pub mod trace;
 
 /// An error with its context, printed at the edge.

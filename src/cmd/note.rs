@@ -5,7 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use ldnote::elf::{self, ElfInfo};
+use ldnote::elf;
+use ldnote::embed::append::file::{append_file, AppendError};
 use ldnote::embed::{self, Edit};
 use ldnote::fs::RealFs;
 use ldnote::noter::{Event, Plan};
@@ -13,7 +14,6 @@ use ldnote::shrink;
 use object::{ReadCache, ReadRef};
 
 use super::options::NoteOpts;
-use super::stream::View;
 use super::Failure;
 
 /// What happened to a file.
@@ -215,14 +215,18 @@ impl Noter {
                 );
                 let keep_links = self.keep_links;
                 match append_file(path, &file, &plan.info, note, keep_links) {
-                    Ok(()) => {}
+                    Ok(warnings) => {
+                        for w in warnings {
+                            errln!("ldnote: warning: {w}");
+                        }
+                    }
                     // Refused before anything was written: the file stays byte for byte.
-                    Err(AppendFail::Refused(e)) => return Err(e),
-                    Err(AppendFail::Io(e)) => {
+                    Err(AppendError::Refused(e)) => return Err(Failure(e)),
+                    Err(AppendError::Io(e)) => {
                         // Leave no half-used reservation that patchelf would mistake for a note
                         // (only when the file itself was not replaced: written through our fd).
                         embed::apply_best_effort(&file, &embed::neutralize(&plan.info));
-                        return Err(e);
+                        return Err(Failure(e));
                     }
                 }
                 Ok(Outcome::Appended(why))
@@ -259,7 +263,7 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
             Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => {}
             _ => continue,
         }
-        if super::replace::open_for_writing_elsewhere(&ro) == Some(true) {
+        if ldnote::embed::append::replace::open_for_writing_elsewhere(&ro) == Some(true) {
             return Err(Failure(format!(
                 "`{show}` is open for writing by another process (a linker still writing \
                  it?): its bytes are not final; left unchanged"
@@ -321,151 +325,6 @@ impl std::io::Seek for Source<'_> {
         match self {
             Source::Mem(c) => c.seek(to),
             Source::File(f) => f.seek(to),
-        }
-    }
-}
-
-/// Why the fallback did not complete.
-enum AppendFail {
-    /// Refused before anything was written (malformed input, no room, too large).
-    Refused(Failure),
-    /// Failed while writing.
-    Io(Failure),
-}
-
-/// The fallback: rewrite the file with the note in a new segment, via a temporary file in the
-/// same directory and a rename (never a torn output). The bytes come from `file`, the descriptor
-/// the output was read through, and the rename happens only if the name still refers to that
-/// file. A symlink is followed (the file it names is noted, the link stays); owner, group,
-/// extended attributes and mode are kept (`replace::keep_metadata`). With `keep_links` (patch
-/// mode) a file with several hard links is rewritten in place instead, so that every name sees
-/// the noted file, as with patchelf (`replace::rewrite_in_place`: never shortened, not atomic).
-/// Everything is checked before the first byte is written: a refusal leaves the file as it was.
-fn append_file(
-    path: &Path,
-    file: &File,
-    info: &ElfInfo,
-    note: &[u8],
-    keep_links: bool,
-) -> Result<(), AppendFail> {
-    use std::os::unix::fs::MetadataExt;
-    let show = path.display();
-    let refuse = |m: String| AppendFail::Refused(Failure(m));
-    let io = |m: String| AppendFail::Io(Failure(m));
-    let real = std::fs::canonicalize(path).map_err(|e| refuse(format!("`{show}`: {e}")))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| refuse(format!("`{show}`: {e}")))?;
-    let len = meta.len();
-    // An unusable reservation or a stale note: made inert and its section name hidden in the
-    // bytes the fallback reads (only those writes that lie inside the file).
-    let mut base = embed::neutralize(info);
-    base.retain(|w| {
-        w.offset
-            .checked_add(w.bytes.len() as u64)
-            .is_some_and(|e| e <= len)
-    });
-    // Only the headers and the tables the plan touches are read, through a cache that lives
-    // as long as the planning: memory does not grow with the file.
-    let mut new = {
-        let cache = ReadCache::new(View::patched(file, len, &base));
-        embed::append::plan_append(&cache, note)
-    }
-    .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
-    new.lay_under(base);
-    // The loader must find the note in the planned file: checked before the first byte is
-    // written (a refusal leaves nothing behind), and again on the copy as written.
-    embed::append::verify(&ReadCache::new(View::rewritten(file, &new)), note)
-        .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
-    super::replace::within_file_size_limit(new.len())
-        .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
-    let same_file = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
-    let replaced = || {
-        io(format!(
-            "`{show}` was replaced by another process while it was being noted; left alone"
-        ))
-    };
-    if keep_links && meta.nlink() > 1 {
-        super::replace::rewrite_in_place(file, len, &new).map_err(|e| {
-            refuse(format!(
-                "`{show}`: cannot rewrite the file: {e}; left unchanged"
-            ))
-        })?;
-        return Ok(());
-    }
-    let dir = real.parent().unwrap_or(Path::new("/"));
-    let name = real.file_name().unwrap_or_default();
-    remove_stale_temps(dir, name);
-    let tmp = tempfile::Builder::new()
-        .prefix(&temp_prefix(name, std::process::id()))
-        .tempfile_in(dir)
-        .map_err(|e| {
-            refuse(format!(
-                "`{show}`: cannot create a temporary file beside it: {e}"
-            ))
-        })?;
-    super::stream::write_rewrite(file, tmp.as_file(), &new)
-        .map_err(|e| refuse(format!("`{show}`: cannot write the noted copy: {e}")))?;
-    // The copy as written, read back from the disk (a short or failed write shows here).
-    embed::append::verify(&ReadCache::new(tmp.as_file()), note)
-        .map_err(|e| refuse(format!("`{show}`: cannot add the note: {e}")))?;
-    let warnings = super::replace::keep_metadata(&meta, file, tmp.as_file())
-        .map_err(|e| refuse(format!("`{show}`: {e}; left unchanged")))?;
-    // Closed before the rename: a descriptor open for writing on the new file would make a
-    // concurrent run take it for a linker still writing it.
-    let tmp = tmp.into_temp_path();
-    // The name must still be the file that was read (a small window remains between this check
-    // and the rename; closing it needs renameat2(RENAME_EXCHANGE)).
-    match std::fs::metadata(&real) {
-        Ok(m) if same_file(&m) => {}
-        _ => return Err(replaced()),
-    }
-    tmp.persist(&real)
-        .map_err(|e| io(format!("`{show}`: cannot replace the file: {}", e.error)))?;
-    for w in warnings {
-        errln!("ldnote: warning: `{show}`: {w}");
-    }
-    Ok(())
-}
-
-/// Temporary files are `.NAME.ldnote-PID-XXXXXX` beside the output: hidden, never matching
-/// `NAME` or a library glob, and attributable to the process that made it.
-fn temp_prefix(name: &OsStr, pid: u32) -> std::ffi::OsString {
-    let mut p = std::ffi::OsString::from(".");
-    p.push(name);
-    p.push(format!(".ldnote-{pid}-"));
-    p
-}
-
-/// A `kill -9` between creating the temporary file and the rename leaves it behind: remove the
-/// ones of `name` whose process is gone (checked through /proc; where there is no /proc nothing
-/// is removed). Failures are ignored: this is housekeeping.
-fn remove_stale_temps(dir: &Path, name: &OsStr) {
-    use std::os::unix::ffi::OsStrExt;
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    let mut head = std::ffi::OsString::from(".");
-    head.push(name);
-    head.push(".ldnote-");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let file_name = e.file_name();
-        let Some(rest) = file_name.as_bytes().strip_prefix(head.as_bytes()) else {
-            continue;
-        };
-        let pid = rest.split(|b| *b == b'-').next().unwrap_or_default();
-        let Some(pid) = std::str::from_utf8(pid)
-            .ok()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = Path::new("/proc").join(pid.to_string()).exists();
-        if !alive && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(e.path());
         }
     }
 }

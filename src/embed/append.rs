@@ -47,9 +47,12 @@
 //! and the new tail. Its size follows the headers and the moved tables, not the file, so a
 //! caller can copy the unchanged bytes file to file; [`append_note`] builds it in memory.
 
+pub mod file;
 mod image;
 mod plan;
+pub mod replace;
 mod rewrite;
+pub mod stream;
 mod write;
 
 use object::{elf, ReadRef};

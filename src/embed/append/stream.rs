@@ -6,14 +6,14 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
-use ldnote::embed::append::{overlay, Rewrite};
-use ldnote::embed::Write;
+use super::{overlay, Rewrite};
+use crate::embed::Write;
 use rustix::io::Errno;
 
 /// A file seen with `patches` laid over its first `file_len` bytes and `tail` after them: the
 /// output before planning (its reservation made inert in memory only), or the planned result
 /// before it is written. `Read + Seek`, so `object::ReadCache` reads only what is asked for.
-pub(super) struct View<'a> {
+pub struct View<'a> {
     file: &'a File,
     file_len: u64,
     patches: &'a [Write],
@@ -83,7 +83,7 @@ impl Seek for View<'_> {
 }
 
 /// Writes the file `new` describes into the empty file `to`; `from` is the original.
-pub(super) fn write_rewrite(from: &File, to: &File, new: &Rewrite) -> io::Result<()> {
+pub fn write_rewrite(from: &File, to: &File, new: &Rewrite) -> io::Result<()> {
     copy_range(from, to, new.keep)?;
     for w in &new.edits {
         to.write_all_at(&w.bytes, w.offset)?;

@@ -6,13 +6,13 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use ldnote::embed::append::{overlay, Rewrite};
+use super::{overlay, Rewrite};
 use rustix::fs::{FallocateFlags, Gid, Mode, Uid, XattrFlags};
 
 /// A write past the soft `RLIMIT_FSIZE` (`ulimit -f`) raises SIGXFSZ, whose default action kills
 /// ldnote (exit 153) in the middle of a step. A noted file that would not fit is refused before
 /// the first byte is written, so the signal never comes (the linker's output was within it).
-pub(super) fn within_file_size_limit(len: u64) -> Result<(), String> {
+pub fn within_file_size_limit(len: u64) -> Result<(), String> {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Fsize);
     match limit.current {
         Some(max) if len > max => Err(format!(
@@ -36,7 +36,7 @@ pub(super) fn within_file_size_limit(len: u64) -> Result<(), String> {
 ///    `link` mode always replaces by rename instead. Holding the span (from the file header to
 ///    the section headers: about the file's size) is the price of that single write; the rename
 ///    path holds only the edits.
-pub(super) fn rewrite_in_place(file: &File, old_len: u64, new: &Rewrite) -> io::Result<()> {
+pub fn rewrite_in_place(file: &File, old_len: u64, new: &Rewrite) -> io::Result<()> {
     let new_len = new.len();
     // Bytes of the tail that fall inside the old length (the tail starts inside the old file).
     let inside = usize::try_from(old_len.saturating_sub(new.keep))
@@ -100,11 +100,7 @@ pub(super) fn rewrite_in_place(file: &File, old_len: u64, new: &Rewrite) -> io::
 /// when the owner or the group could not be kept (a non-root user replacing a root-owned
 /// set-user-ID file would otherwise own a set-user-ID file); the message says so. Returns the
 /// warnings; an error when an extended attribute cannot be kept (the original then stays).
-pub(super) fn keep_metadata(
-    meta: &Metadata,
-    from: &File,
-    to: &File,
-) -> Result<Vec<String>, String> {
+pub fn keep_metadata(meta: &Metadata, from: &File, to: &File) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
     let (uid, gid) = (meta.uid(), meta.gid());
     let owner = rustix::fs::fchown(to, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
@@ -170,7 +166,7 @@ fn copy_xattrs(from: &File, to: &File) -> Result<(), String> {
 /// (`F_SETLEASE F_RDLCK` is refused with `EAGAIN` exactly when the file is open for writing
 /// anywhere), released at once. `None` when the kernel cannot say (only the file's owner or
 /// CAP_LEASE may take a lease; some filesystems have none). `file` must be open read-only.
-pub(super) fn open_for_writing_elsewhere(file: &File) -> Option<bool> {
+pub fn open_for_writing_elsewhere(file: &File) -> Option<bool> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     let set = |arg: libc::c_int| {
