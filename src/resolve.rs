@@ -220,7 +220,10 @@ impl<F: Fs> Resolver<F> {
                 }
             }
         }
-        // Names seen only as unopenable produce nothing; drop empty lists.
+        for list in res.entries.values_mut() {
+            prune(list);
+        }
+        // Names seen only as unopenable, or left with nothing by `prune`: no pair at all.
         res.entries.retain(|_, v| !v.is_empty());
         res
     }
@@ -366,6 +369,43 @@ impl<F: Fs> Resolver<F> {
             // ENOENT (dangling link), EACCES: the loader's open fails and it goes on.
             Err(_) => None,
         }
+    }
+}
+
+/// Drops the entries of one soname's list that can only cost the note-aware loader failing
+/// calls the stock loader does not make (docs/note-format.md, "What ldnote does differently"):
+/// - an entry whose directory (in `fillin_rpath`'s form) an earlier entry already names:
+///   `fillin_rpath` keeps one copy of a directory per run path, so the stock loader searches
+///   it once, while the note-aware loader would search it again per entry. CMake pads its
+///   build-tree run path with empty components (each one the current directory), one `?` hint
+///   per component otherwise;
+/// - `?` hints of cwd-relative directories (empty, `.`, `lib`; not `$` tokens) after the last
+///   `=` entry. When everything before them failed, the loader falls back to its `DT_RUNPATH`
+///   walk, which searches those directories again; a library in the process's working
+///   directory is the exception, so the hint would mostly double the failures. Without it the
+///   walk finds exactly what the stock loader finds. Meson's `X` padding component is such a
+///   directory.
+fn prune(list: &mut Vec<Entry>) {
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    list.retain(|e| {
+        let dir = match e {
+            Entry::Hint(d) => crate::stale::dir_form(d),
+            Entry::Exact(p) => match crate::stale::exact_dir(p) {
+                Some(d) => d.to_vec(),
+                None => return true,
+            },
+        };
+        if seen.contains(&dir) {
+            return false;
+        }
+        seen.push(dir);
+        true
+    });
+    while let Some(Entry::Hint(d)) = list.last() {
+        if d.first() == Some(&b'/') || d.contains(&b'$') {
+            break;
+        }
+        list.pop();
     }
 }
 

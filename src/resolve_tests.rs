@@ -80,7 +80,7 @@ fn hints_for_empty_relative_token_missing_and_hwcaps() {
     );
     assert_eq!(
         got,
-        "libx.so|?:?rel:?$ORIGIN/../lib:?/missing:?/afile:?/h:=/ok/libx.so:?||"
+        "libx.so|?:?rel:?$ORIGIN/../lib:?/missing:?/afile:?/h:=/ok/libx.so||"
     );
 }
 
@@ -152,12 +152,12 @@ fn legacy_hwcaps_and_immutable_prefix_policies() {
 }
 
 #[test]
-fn duplicate_needed_repeats_entries_and_trailing_slash_is_verbatim() {
+fn duplicate_needed_is_recorded_once_and_trailing_slash_is_verbatim() {
     let mut f = FakeFs::new();
     f.file("/d/liby.so", &lib());
     assert_eq!(
         run(f, Policy::default(), &["liby.so", "liby.so"], "/d/"),
-        "liby.so|=/d//liby.so:=/d//liby.so||"
+        "liby.so|=/d//liby.so||"
     );
 }
 
@@ -189,7 +189,7 @@ fn debian_skips_other_byte_order_for_another_machine() {
 #[test]
 fn listing_or_names_walked_whichever_is_smaller_same_result() {
     // /small lists fewer entries than there are needed names (walk the listing), /big more
-    // (walk the names); duplicates of a needed name repeat its entries either way.
+    // (walk the names); a needed name listed twice is recorded once per directory either way.
     let mut f = FakeFs::new();
     f.file("/small/libb.so", &lib());
     for n in [
@@ -204,7 +204,7 @@ fn listing_or_names_walked_whichever_is_smaller_same_result() {
             &["libb.so", "liba.so", "libb.so", "libzz.so"],
             "/small:/big"
         ),
-        "liba.so|=/big/liba.so|libb.so|=/small/libb.so:=/small/libb.so:=/big/libb.so:=/big/libb.so||"
+        "liba.so|=/big/liba.so|libb.so|=/small/libb.so:=/big/libb.so||"
     );
 }
 
@@ -216,5 +216,45 @@ fn a_colon_in_a_soname_becomes_a_hint() {
     assert_eq!(
         run(f, Policy::default(), &["lib:x.so", "liby.so"], "/a"),
         "lib:x.so|?/a|liby.so|=/a/liby.so||"
+    );
+}
+
+#[test]
+fn a_directory_is_recorded_once_per_soname_as_fillin_rpath_keeps_it_once() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib()).file("/b/libb.so", &lib());
+    // `/a`, `/a/` and `/a//` are one directory; `.` and `` are two (`./` and the empty one).
+    assert_eq!(
+        run(
+            f,
+            Policy::default(),
+            &["liba.so", "libb.so"],
+            "::/a:/a/:.:./:/a//:/b:$ORIGIN:$ORIGIN/:"
+        ),
+        "liba.so|?:=/a/liba.so:?.:?$ORIGIN|libb.so|?:?.:=/b/libb.so:?$ORIGIN||"
+    );
+}
+
+#[test]
+fn cwd_relative_hints_after_the_last_exact_entry_are_dropped() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib());
+    let needed = ["liba.so", "libc.so.6"];
+    // CMake's build-tree padding (empty components) and Meson's (an `X` component): the
+    // padding only ever costs failing calls, libc.so.6 (found through ld.so.cache) gets no pair.
+    let cmake = format!("/a{}", ":".repeat(12));
+    assert_eq!(
+        run(f.clone(), Policy::default(), &needed, &cmake),
+        "liba.so|=/a/liba.so||"
+    );
+    assert_eq!(
+        run(f.clone(), Policy::default(), &needed, "/a:XXXXXXXXXXXX"),
+        "liba.so|=/a/liba.so||"
+    );
+    assert_eq!(run(f.clone(), Policy::default(), &needed, ":::"), "<none>");
+    // Before an `=` entry the hint keeps the stock order; a token hint stays at the end.
+    assert_eq!(
+        run(f, Policy::default(), &needed, ":/a:rel:$ORIGIN:."),
+        "liba.so|?:=/a/liba.so:?rel:?$ORIGIN|libc.so.6|?:?rel:?$ORIGIN||"
     );
 }
