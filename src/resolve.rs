@@ -62,6 +62,16 @@ pub enum Event {
         /// The name.
         name: String,
     },
+    /// An entry left out of a soname's list because it could only add failing calls
+    /// (see `prune`).
+    Dropped {
+        /// The soname.
+        soname: String,
+        /// The entry, `=PATH` or `?DIR`.
+        entry: String,
+        /// Why.
+        why: String,
+    },
     /// A directory entry matched but could not be opened (dangling link, no permission):
     /// the loader moves on, so nothing is recorded.
     Unopenable {
@@ -220,8 +230,14 @@ impl<F: Fs> Resolver<F> {
                 }
             }
         }
-        for list in res.entries.values_mut() {
-            prune(list);
+        for (soname, list) in res.entries.iter_mut() {
+            for (e, why) in prune(list) {
+                res.events.push(Event::Dropped {
+                    soname: lossy(soname),
+                    entry: lossy(&e.encode()),
+                    why: why.into(),
+                });
+            }
         }
         // Names seen only as unopenable, or left with nothing by `prune`: no pair at all.
         res.entries.retain(|_, v| !v.is_empty());
@@ -385,28 +401,37 @@ impl<F: Fs> Resolver<F> {
 ///   directory is the exception, so the hint would mostly double the failures. Without it the
 ///   walk finds exactly what the stock loader finds. Meson's `X` padding component is such a
 ///   directory.
-fn prune(list: &mut Vec<Entry>) {
+fn prune(list: &mut Vec<Entry>) -> Vec<(Entry, &'static str)> {
+    let mut dropped = Vec::new();
     let mut seen: Vec<Vec<u8>> = Vec::new();
-    list.retain(|e| {
-        let dir = match e {
-            Entry::Hint(d) => crate::stale::dir_form(d),
-            Entry::Exact(p) => match crate::stale::exact_dir(p) {
-                Some(d) => d.to_vec(),
-                None => return true,
-            },
+    for e in std::mem::take(list) {
+        let dir = match &e {
+            Entry::Hint(d) => Some(crate::stale::dir_form(d)),
+            Entry::Exact(p) => crate::stale::exact_dir(p).map(<[u8]>::to_vec),
         };
-        if seen.contains(&dir) {
-            return false;
+        match dir {
+            Some(d) if seen.contains(&d) => {
+                dropped.push((e, "an earlier entry names the same directory"));
+            }
+            Some(d) => {
+                seen.push(d);
+                list.push(e);
+            }
+            None => list.push(e),
         }
-        seen.push(dir);
-        true
-    });
+    }
     while let Some(Entry::Hint(d)) = list.last() {
         if d.first() == Some(&b'/') || d.contains(&b'$') {
             break;
         }
-        list.pop();
+        if let Some(e) = list.pop() {
+            dropped.push((
+                e,
+                "cwd-relative hint after the last `=` entry: the run-path walk searches it anyway",
+            ));
+        }
     }
+    dropped
 }
 
 /// `dir` is `prefix` or below it (component-wise). A `.` or `..` component makes the answer

@@ -258,3 +258,28 @@ fn cwd_relative_hints_after_the_last_exact_entry_are_dropped() {
         "liba.so|?:=/a/liba.so:?rel:?$ORIGIN|libc.so.6|?:?rel:?$ORIGIN||"
     );
 }
+
+#[test]
+fn dropped_entries_are_reported() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib());
+    let mut r = Resolver::new(f, Policy::default());
+    let res = r.resolve(
+        &[b"liba.so".to_vec()],
+        b"/a:/a/:",
+        &Acceptance::new(X86_64, None),
+    );
+    let dropped: Vec<(&str, &str)> = res
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Dropped { entry, why, .. } => Some((entry.as_str(), why.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
+    assert_eq!(dropped[0].0, "=/a//liba.so");
+    assert!(dropped[0].1.contains("same directory"));
+    assert_eq!(dropped[1].0, "?");
+    assert!(dropped[1].1.contains("after the last `=`"));
+}
