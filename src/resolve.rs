@@ -230,8 +230,16 @@ impl<F: Fs> Resolver<F> {
                 }
             }
         }
+        // The run path's directories as `fillin_rpath` keeps them: in order, each once.
+        let mut walk: Vec<Vec<u8>> = Vec::new();
+        for comp in search_path.split(|b| *b == b':') {
+            let d = crate::stale::dir_form(comp);
+            if !walk.contains(&d) {
+                walk.push(d);
+            }
+        }
         for (soname, list) in res.entries.iter_mut() {
-            for (e, why) in prune(list) {
+            for (e, why) in prune(list, &walk) {
                 res.events.push(Event::Dropped {
                     soname: lossy(soname),
                     entry: lossy(&e.encode()),
@@ -400,8 +408,13 @@ impl<F: Fs> Resolver<F> {
 ///   walk, which searches those directories again; a library in the process's working
 ///   directory is the exception, so the hint would mostly double the failures. Without it the
 ///   walk finds exactly what the stock loader finds. Meson's `X` padding component is such a
-///   directory.
-fn prune(list: &mut Vec<Entry>) -> Vec<(Entry, &'static str)> {
+///   directory;
+/// - a list of hints only, naming the first directories of the run path (`walk`, in
+///   `fillin_rpath`'s form) in order: the note would search what the walk searches first, in the
+///   same order, and the walk would search it again when the library lives elsewhere (libc,
+///   found through `ld.so.cache`). Hints that skip a run-path directory (`?$ORIGIN/lib` after
+///   `/usr/lib/app`) stay: they save that directory's search.
+fn prune(list: &mut Vec<Entry>, walk: &[Vec<u8>]) -> Vec<(Entry, &'static str)> {
     let mut dropped = Vec::new();
     let mut seen: Vec<Vec<u8>> = Vec::new();
     for e in std::mem::take(list) {
@@ -428,6 +441,20 @@ fn prune(list: &mut Vec<Entry>) -> Vec<(Entry, &'static str)> {
             dropped.push((
                 e,
                 "cwd-relative hint after the last `=` entry: the run-path walk searches it anyway",
+            ));
+        }
+    }
+    let prefix = list.len() <= walk.len()
+        && list.iter().zip(walk).all(|(e, w)| match e {
+            Entry::Hint(d) => crate::stale::dir_form(d) == *w,
+            Entry::Exact(_) => false,
+        });
+    if prefix {
+        for e in list.drain(..) {
+            dropped.push((
+                e,
+                "hints only, of the run path's first directories: the note would search them \
+                 as the run-path walk does, then the walk again",
             ));
         }
     }

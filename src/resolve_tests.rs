@@ -212,9 +212,12 @@ fn listing_or_names_walked_whichever_is_smaller_same_result() {
 fn a_colon_in_a_soname_becomes_a_hint() {
     // `=/a/lib:x.so` would be read by the loader as `=/a/lib` and `x.so`.
     let mut f = FakeFs::new();
-    f.file("/a/lib:x.so", &lib()).file("/a/liby.so", &lib());
+    // (`/e` before it, so that the hint list skips a directory and is kept.)
+    f.file("/a/lib:x.so", &lib())
+        .file("/a/liby.so", &lib())
+        .dir("/e");
     assert_eq!(
-        run(f, Policy::default(), &["lib:x.so", "liby.so"], "/a"),
+        run(f, Policy::default(), &["lib:x.so", "liby.so"], "/e:/a"),
         "lib:x.so|?/a|liby.so|=/a/liby.so||"
     );
 }
@@ -282,4 +285,30 @@ fn dropped_entries_are_reported() {
     assert!(dropped[0].1.contains("same directory"));
     assert_eq!(dropped[1].0, "?");
     assert!(dropped[1].1.contains("after the last `=`"));
+}
+
+#[test]
+fn hint_lists_of_the_run_paths_first_directories_are_dropped() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib()).dir("/usr/lib/app");
+    let needed = ["liba.so", "libc.so.6"];
+    // Meson's build-tree run path: libc.so.6 would search `$ORIGIN/sub` before the walk does.
+    assert_eq!(
+        run(
+            f.clone(),
+            Policy::default(),
+            &needed,
+            "$ORIGIN/sub:XXXXXXXX"
+        ),
+        "<none>"
+    );
+    assert_eq!(
+        run(f.clone(), Policy::default(), &needed, "$ORIGIN/sub:/a:XXXX"),
+        "liba.so|?$ORIGIN/sub:=/a/liba.so||"
+    );
+    // A hint that skips a run-path directory saves its search: kept.
+    assert_eq!(
+        run(f, Policy::default(), &needed, "/usr/lib/app:$ORIGIN/../lib"),
+        "liba.so|?$ORIGIN/../lib|libc.so.6|?$ORIGIN/../lib||"
+    );
 }
