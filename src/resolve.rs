@@ -2,7 +2,8 @@
 //!
 //! The rules are patchelf 0.19.1+'s (`--build-resolution-cache`), so that wherever patchelf is
 //! right the descriptor is byte-identical; they go beyond it where patchelf records something the
-//! loader would not load (see [`Resolver::resolve`]). Each directory is listed at most once (one
+//! loader would not load (see [`Resolver::resolve`]) or entries that can only cost the note-aware
+//! loader failing calls the stock loader does not make (see `prune`). Each directory is listed at most once (one
 //! `getdents` pass, cached) instead of one `access()` per needed name and directory.
 
 use crate::bytes::lossy;
@@ -144,6 +145,9 @@ impl<F: Fs> Resolver<F> {
     ///   Files it would skip (other class, machine, float ABI) are left out, as the loader
     ///   goes on past them; files it would reject fatally become `?component` for that name
     ///   so the note-aware loader meets the same file and fails the same way.
+    ///
+    /// Then each soname's list is pruned (`prune`): a directory once, no trailing cwd-relative
+    /// hints, no list of hints that only follows the run-path walk.
     pub fn resolve(
         &mut self,
         needed: &[Vec<u8>],
