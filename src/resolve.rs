@@ -2,7 +2,8 @@
 //!
 //! The rules are patchelf 0.19.1+'s (`--build-resolution-cache`), so that wherever patchelf is
 //! right the descriptor is byte-identical; they go beyond it where patchelf records something the
-//! loader would not load (see [`Resolver::resolve`]). Each directory is listed at most once (one
+//! loader would not load (see [`Resolver::resolve`]) or entries that can only cost the note-aware
+//! loader failing calls the stock loader does not make (see `prune`). Each directory is listed at most once (one
 //! `getdents` pass, cached) instead of one `access()` per needed name and directory.
 
 use crate::bytes::lossy;
@@ -61,6 +62,16 @@ pub enum Event {
     Direct {
         /// The name.
         name: String,
+    },
+    /// An entry left out of a soname's list because it could only add failing calls
+    /// (see `prune`).
+    Dropped {
+        /// The soname.
+        soname: String,
+        /// The entry, `=PATH` or `?DIR`.
+        entry: String,
+        /// Why.
+        why: String,
     },
     /// A directory entry matched but could not be opened (dangling link, no permission):
     /// the loader moves on, so nothing is recorded.
@@ -134,6 +145,9 @@ impl<F: Fs> Resolver<F> {
     ///   Files it would skip (other class, machine, float ABI) are left out, as the loader
     ///   goes on past them; files it would reject fatally become `?component` for that name
     ///   so the note-aware loader meets the same file and fails the same way.
+    ///
+    /// Then each soname's list is pruned (`prune`): a directory once, no trailing cwd-relative
+    /// hints, no list of hints that only follows the run-path walk.
     pub fn resolve(
         &mut self,
         needed: &[Vec<u8>],
@@ -220,7 +234,24 @@ impl<F: Fs> Resolver<F> {
                 }
             }
         }
-        // Names seen only as unopenable produce nothing; drop empty lists.
+        // The run path's directories as `fillin_rpath` keeps them: in order, each once.
+        let mut walk: Vec<Vec<u8>> = Vec::new();
+        for comp in search_path.split(|b| *b == b':') {
+            let d = crate::stale::dir_form(comp);
+            if !walk.contains(&d) {
+                walk.push(d);
+            }
+        }
+        for (soname, list) in res.entries.iter_mut() {
+            for (e, why) in prune(list, &walk) {
+                res.events.push(Event::Dropped {
+                    soname: lossy(soname),
+                    entry: lossy(&e.encode()),
+                    why: why.into(),
+                });
+            }
+        }
+        // Names seen only as unopenable, or left with nothing by `prune`: no pair at all.
         res.entries.retain(|_, v| !v.is_empty());
         res
     }
@@ -367,6 +398,71 @@ impl<F: Fs> Resolver<F> {
             Err(_) => None,
         }
     }
+}
+
+/// Drops the entries of one soname's list that can only cost the note-aware loader failing
+/// calls the stock loader does not make (docs/note-format.md, "What ldnote does differently"):
+/// - an entry whose directory (in `fillin_rpath`'s form) an earlier entry already names:
+///   `fillin_rpath` keeps one copy of a directory per run path, so the stock loader searches
+///   it once, while the note-aware loader would search it again per entry. CMake pads its
+///   build-tree run path with empty components (each one the current directory), one `?` hint
+///   per component otherwise;
+/// - `?` hints of cwd-relative directories (empty, `.`, `lib`; not `$` tokens) after the last
+///   `=` entry. When everything before them failed, the loader falls back to its `DT_RUNPATH`
+///   walk, which searches those directories again; a library in the process's working
+///   directory is the exception, so the hint would mostly double the failures. Without it the
+///   walk finds exactly what the stock loader finds. Meson's `X` padding component is such a
+///   directory;
+/// - a list of hints only, naming the first directories of the run path (`walk`, in
+///   `fillin_rpath`'s form) in order: the note would search what the walk searches first, in the
+///   same order, and the walk would search it again when the library lives elsewhere (libc,
+///   found through `ld.so.cache`). Hints that skip a run-path directory (`?$ORIGIN/lib` after
+///   `/usr/lib/app`) stay: they save that directory's search.
+fn prune(list: &mut Vec<Entry>, walk: &[Vec<u8>]) -> Vec<(Entry, &'static str)> {
+    let mut dropped = Vec::new();
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for e in std::mem::take(list) {
+        let dir = match &e {
+            Entry::Hint(d) => Some(crate::stale::dir_form(d)),
+            Entry::Exact(p) => crate::stale::exact_dir(p).map(<[u8]>::to_vec),
+        };
+        match dir {
+            Some(d) if seen.contains(&d) => {
+                dropped.push((e, "an earlier entry names the same directory"));
+            }
+            Some(d) => {
+                seen.push(d);
+                list.push(e);
+            }
+            None => list.push(e),
+        }
+    }
+    while let Some(Entry::Hint(d)) = list.last() {
+        if d.first() == Some(&b'/') || d.contains(&b'$') {
+            break;
+        }
+        if let Some(e) = list.pop() {
+            dropped.push((
+                e,
+                "cwd-relative hint after the last `=` entry: the run-path walk searches it anyway",
+            ));
+        }
+    }
+    let prefix = list.len() <= walk.len()
+        && list.iter().zip(walk).all(|(e, w)| match e {
+            Entry::Hint(d) => crate::stale::dir_form(d) == *w,
+            Entry::Exact(_) => false,
+        });
+    if prefix {
+        for e in list.drain(..) {
+            dropped.push((
+                e,
+                "hints only, of the run path's first directories: the note would search them \
+                 as the run-path walk does, then the walk again",
+            ));
+        }
+    }
+    dropped
 }
 
 /// `dir` is `prefix` or below it (component-wise). A `.` or `..` component makes the answer

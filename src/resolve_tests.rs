@@ -80,7 +80,7 @@ fn hints_for_empty_relative_token_missing_and_hwcaps() {
     );
     assert_eq!(
         got,
-        "libx.so|?:?rel:?$ORIGIN/../lib:?/missing:?/afile:?/h:=/ok/libx.so:?||"
+        "libx.so|?:?rel:?$ORIGIN/../lib:?/missing:?/afile:?/h:=/ok/libx.so||"
     );
 }
 
@@ -152,12 +152,12 @@ fn legacy_hwcaps_and_immutable_prefix_policies() {
 }
 
 #[test]
-fn duplicate_needed_repeats_entries_and_trailing_slash_is_verbatim() {
+fn duplicate_needed_is_recorded_once_and_trailing_slash_is_verbatim() {
     let mut f = FakeFs::new();
     f.file("/d/liby.so", &lib());
     assert_eq!(
         run(f, Policy::default(), &["liby.so", "liby.so"], "/d/"),
-        "liby.so|=/d//liby.so:=/d//liby.so||"
+        "liby.so|=/d//liby.so||"
     );
 }
 
@@ -189,7 +189,7 @@ fn debian_skips_other_byte_order_for_another_machine() {
 #[test]
 fn listing_or_names_walked_whichever_is_smaller_same_result() {
     // /small lists fewer entries than there are needed names (walk the listing), /big more
-    // (walk the names); duplicates of a needed name repeat its entries either way.
+    // (walk the names); a needed name listed twice is recorded once per directory either way.
     let mut f = FakeFs::new();
     f.file("/small/libb.so", &lib());
     for n in [
@@ -204,7 +204,7 @@ fn listing_or_names_walked_whichever_is_smaller_same_result() {
             &["libb.so", "liba.so", "libb.so", "libzz.so"],
             "/small:/big"
         ),
-        "liba.so|=/big/liba.so|libb.so|=/small/libb.so:=/small/libb.so:=/big/libb.so:=/big/libb.so||"
+        "liba.so|=/big/liba.so|libb.so|=/small/libb.so:=/big/libb.so||"
     );
 }
 
@@ -212,9 +212,103 @@ fn listing_or_names_walked_whichever_is_smaller_same_result() {
 fn a_colon_in_a_soname_becomes_a_hint() {
     // `=/a/lib:x.so` would be read by the loader as `=/a/lib` and `x.so`.
     let mut f = FakeFs::new();
-    f.file("/a/lib:x.so", &lib()).file("/a/liby.so", &lib());
+    // (`/e` before it, so that the hint list skips a directory and is kept.)
+    f.file("/a/lib:x.so", &lib())
+        .file("/a/liby.so", &lib())
+        .dir("/e");
     assert_eq!(
-        run(f, Policy::default(), &["lib:x.so", "liby.so"], "/a"),
+        run(f, Policy::default(), &["lib:x.so", "liby.so"], "/e:/a"),
         "lib:x.so|?/a|liby.so|=/a/liby.so||"
+    );
+}
+
+#[test]
+fn a_directory_is_recorded_once_per_soname_as_fillin_rpath_keeps_it_once() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib()).file("/b/libb.so", &lib());
+    // `/a`, `/a/` and `/a//` are one directory; `.` and `` are two (`./` and the empty one).
+    assert_eq!(
+        run(
+            f,
+            Policy::default(),
+            &["liba.so", "libb.so"],
+            "::/a:/a/:.:./:/a//:/b:$ORIGIN:$ORIGIN/:"
+        ),
+        "liba.so|?:=/a/liba.so:?.:?$ORIGIN|libb.so|?:?.:=/b/libb.so:?$ORIGIN||"
+    );
+}
+
+#[test]
+fn cwd_relative_hints_after_the_last_exact_entry_are_dropped() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib());
+    let needed = ["liba.so", "libc.so.6"];
+    // CMake's build-tree padding (empty components) and Meson's (an `X` component): the
+    // padding only ever costs failing calls, libc.so.6 (found through ld.so.cache) gets no pair.
+    let cmake = format!("/a{}", ":".repeat(12));
+    assert_eq!(
+        run(f.clone(), Policy::default(), &needed, &cmake),
+        "liba.so|=/a/liba.so||"
+    );
+    assert_eq!(
+        run(f.clone(), Policy::default(), &needed, "/a:XXXXXXXXXXXX"),
+        "liba.so|=/a/liba.so||"
+    );
+    assert_eq!(run(f.clone(), Policy::default(), &needed, ":::"), "<none>");
+    // Before an `=` entry the hint keeps the stock order; a token hint stays at the end.
+    assert_eq!(
+        run(f, Policy::default(), &needed, ":/a:rel:$ORIGIN:."),
+        "liba.so|?:=/a/liba.so:?rel:?$ORIGIN|libc.so.6|?:?rel:?$ORIGIN||"
+    );
+}
+
+#[test]
+fn dropped_entries_are_reported() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib());
+    let mut r = Resolver::new(f, Policy::default());
+    let res = r.resolve(
+        &[b"liba.so".to_vec()],
+        b"/a:/a/:",
+        &Acceptance::new(X86_64, None),
+    );
+    let dropped: Vec<(&str, &str)> = res
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Dropped { entry, why, .. } => Some((entry.as_str(), why.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
+    assert_eq!(dropped[0].0, "=/a//liba.so");
+    assert!(dropped[0].1.contains("same directory"));
+    assert_eq!(dropped[1].0, "?");
+    assert!(dropped[1].1.contains("after the last `=`"));
+}
+
+#[test]
+fn hint_lists_of_the_run_paths_first_directories_are_dropped() {
+    let mut f = FakeFs::new();
+    f.file("/a/liba.so", &lib()).dir("/usr/lib/app");
+    let needed = ["liba.so", "libc.so.6"];
+    // Meson's build-tree run path: libc.so.6 would search `$ORIGIN/sub` before the walk does.
+    assert_eq!(
+        run(
+            f.clone(),
+            Policy::default(),
+            &needed,
+            "$ORIGIN/sub:XXXXXXXX"
+        ),
+        "<none>"
+    );
+    assert_eq!(
+        run(f.clone(), Policy::default(), &needed, "$ORIGIN/sub:/a:XXXX"),
+        "liba.so|?$ORIGIN/sub:=/a/liba.so||"
+    );
+    // A hint that skips a run-path directory saves its search: kept.
+    assert_eq!(
+        run(f, Policy::default(), &needed, "/usr/lib/app:$ORIGIN/../lib"),
+        "liba.so|?$ORIGIN/../lib|libc.so.6|?$ORIGIN/../lib||"
     );
 }

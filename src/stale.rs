@@ -23,6 +23,25 @@ pub fn exact_dir(path: &[u8]) -> Option<&[u8]> {
     Some(&path[..len])
 }
 
+/// A run-path component (or `?` hint) in `fillin_rpath`'s form, tokens left unexpanded: the
+/// empty component stays empty (the current directory; `.` is `./`, another element), trailing slashes are reduced to one and one is added (`/a` and
+/// `/a//` give `/a/`, `/` stays). Two components with the same form are the same directory
+/// for the loader; the same unexpanded token text expands the same way within one object.
+pub fn dir_form(comp: &[u8]) -> Vec<u8> {
+    if comp.is_empty() {
+        return Vec::new();
+    }
+    let mut len = comp.len();
+    while len > 1 && comp[len - 1] == b'/' {
+        len -= 1;
+    }
+    let mut d = comp[..len].to_vec();
+    if d.last() != Some(&b'/') {
+        d.push(b'/');
+    }
+    d
+}
+
 /// Whether `dir` (in `fillin_rpath`'s form) is one of `current`, the object's run-path elements
 /// in the same form: the rule itself, a bytewise comparison.
 pub fn is_current<'a>(dir: &[u8], mut current: impl Iterator<Item = &'a [u8]>) -> bool {
@@ -46,6 +65,18 @@ mod tests {
         // No token expansion: `=` paths are opened as they are.
         assert_eq!(exact_dir(b"$ORIGIN/x.so"), Some(&b"$ORIGIN/"[..]));
         assert_eq!(exact_dir(b"libx.so.1"), None);
+    }
+
+    #[test]
+    fn dir_form_is_fillin_rpaths() {
+        assert_eq!(dir_form(b""), b"");
+        assert_eq!(dir_form(b"."), b"./");
+        assert_eq!(dir_form(b"./"), b"./");
+        assert_eq!(dir_form(b"/"), b"/");
+        assert_eq!(dir_form(b"//"), b"/");
+        assert_eq!(dir_form(b"/a/lib"), b"/a/lib/");
+        assert_eq!(dir_form(b"/a/lib//"), b"/a/lib/");
+        assert_eq!(dir_form(b"$ORIGIN"), b"$ORIGIN/");
     }
 
     #[test]

@@ -53,6 +53,26 @@ stale_run() {
   echo "$line"
 }
 
+# pad_vs_stock NOTED STOCK: CMake's padding (empty run-path components, each the current
+# directory) must not make the noted program's start-up cost more failing calls than the same
+# program without a note (docs/note-format.md: a directory once per soname, no trailing cwd
+# hints). patchelf's note of the stock program (one `?` per component) is measured beside it,
+# and explain must predict all three.
+pad_vs_stock() {
+  local noted=$1 stock=$2 pe=$2-pe n s p f
+  cp "$stock" "$pe" && patchelf --build-resolution-cache "$pe"
+  for f in "$noted" "$stock" "$pe"; do
+    strace -f -qq -e trace=execve,openat,newfstatat -o pad.st "$f" >/dev/null
+    "$ldnote" explain --json --loader note "$f" >pad.json || true
+    check_eq "padded $f: failing calls = explain --loader note" \
+      "$(json_fails pad.json note)" "$(strace_fails pad.st)"
+    case $f in "$noted") n=$(strace_fails pad.st) ;; "$stock") s=$(strace_fails pad.st) ;;
+      *) p=$(strace_fails pad.st) ;; esac
+  done
+  [ "$n" -le "$s" ] && echo "ok: CMake padded run path: failing calls with ldnote's note $n <= without a note $s (patchelf's note: $p)" \
+    || fail "CMake padded run path: ldnote's note costs $n failing calls, without a note $s (patchelf's note: $p)"
+}
+
 stale_native() {
   local ldso=$1 libdir t
   need gcc strace jq chrpath cmake patchelf || return 0
@@ -156,6 +176,7 @@ EOF
   grep -q ':::' <<<"$(readelf -d cm/b/prog)" && echo "ok: CMake padded the build run path" \
     || fail "CMake's build run path is not padded"
   stale_run "CMake build tree (padded, fresh)" ./cm/b/prog 2 "$t/cm/b/libanswer.so.1" 0
+  pad_vs_stock ./cm/b/prog ./cm/bp/prog
   cmake --install cm/b >>cm.log && cmake --install cm/bp >>cm.log
   gcc -shared -fPIC -o cm/b/libanswer.so.1.tmp -Wl,-soname,libanswer.so.1 a1.c
   mv cm/b/libanswer.so.1.tmp "$(readlink -f cm/b/libanswer.so.1)"

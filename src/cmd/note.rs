@@ -342,6 +342,7 @@ pub fn describe(e: &ldnote::resolve::Event) -> String {
             format!("{name} contains `/`: opened directly by the loader, not recorded")
         }
         Event::Unopenable { path, why } => format!("{path}: cannot be opened ({why})"),
+        Event::Dropped { soname, entry, why } => format!("{soname}: `{entry}` left out: {why}"),
     }
 }
 

@@ -18,7 +18,7 @@ fn noted_program(l: &Layout) -> std::path::PathBuf {
         &l.pb("pkgs/a/lib")[..],
         b":$ORIGIN/../lib:",
         &l.pb("absent"),
-        b":",
+        b"::",
         &l.pb("pkgs/b/lib"),
         b":",
     ]

@@ -631,10 +631,12 @@ fn case_legacy_hwcaps(img: &Image, t: &mut Tally) {
     let args = [
         format!("-L{}", host(&img.root, "/opt/hw/lib").display()),
         s("-l:libhw.so.1"),
-        s("-Wl,-rpath,/opt/hw/lib"),
+        s("-Wl,-rpath,/opt/hw/bin:/opt/hw/lib"),
     ];
     program(img, "hw", "/opt/hw/bin/prog", &[("H", "hw")], &args);
-    // A hint goes to every searched soname, libc.so.6 included (patchelf's rule).
+    // A hint goes to every searched soname, libc.so.6 included (patchelf's rule). `/opt/hw/bin`
+    // (no library) comes first so that the hints skip a directory: a hint-only list that just
+    // follows the run-path walk gets no pair at all.
     let exe = Want {
         obj: "/opt/hw/bin/prog",
         note: &[
