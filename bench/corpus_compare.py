@@ -89,6 +89,47 @@ def first_diff(a, b):
     return f"lengths {len(a)} vs {len(b)}"
 
 
+def dir_form(comp):
+    """A run-path component as glibc's fillin_rpath keeps it (src/stale.rs dir_form)."""
+    if comp == "":
+        return ""
+    d = comp
+    while len(d) > 1 and d.endswith("/"):
+        d = d[:-1]
+    return d if d.endswith("/") else d + "/"
+
+
+def exact_dir(path):
+    """The directory of an `=` entry, one trailing slash kept (src/stale.rs exact_dir)."""
+    if "/" not in path:
+        return None
+    d = path[: path.rindex("/") + 1]
+    while len(d) > 1 and d.endswith("//"):
+        d = d[:-1]
+    return d
+
+
+def prune(lst, walk):
+    """ldnote's walk-order pruning of one path list (src/resolve.rs prune), as an independent
+    restatement: each directory once, no cwd-relative hints after the last `=` entry, no pair
+    for hints of the run path's first directories in order."""
+    out, seen = [], []
+    for e in lst:
+        d = dir_form(e[1:]) if e.startswith("?") else exact_dir(e[1:])
+        if d is not None and d in seen:
+            continue
+        if d is not None:
+            seen.append(d)
+        out.append(e)
+    while out and out[-1].startswith("?") and not out[-1][1:].startswith("/") and "$" not in out[-1]:
+        out.pop()
+    if len(out) <= len(walk) and all(
+        e.startswith("?") and dir_form(e[1:]) == w for e, w in zip(out, walk)
+    ):
+        out = []
+    return out
+
+
 def classify_note(o, sysroot, arch):
     """patchelf 0.19.3 vs ldnote on one object: 'identical', or the kind of each difference."""
     pe, ln = o.get("patchelf_note"), o.get("ldnote_note")
@@ -96,10 +137,18 @@ def classify_note(o, sysroot, arch):
         return ["identical"]
     a = dict(corpus_elf.decode(bytes.fromhex(pe)) if pe else [])
     b = dict(corpus_elf.decode(bytes.fromhex(ln)) if ln else [])
+    walk = []
+    for c in (o.get("runpath") or "").split(":"):
+        d = dir_form(c)
+        if d not in walk:
+            walk.append(d)
     kinds = []
     for name in sorted(set(a) | set(b)):
         x, y = a.get(name, []), b.get(name, [])
         if x == y:
+            continue
+        if prune(x, walk) == y:
+            kinds.append("walk order: a directory once, no trailing cwd hints, no first-directories-only hints")
             continue
         kinds.append(element_kind(x, y, sysroot, arch))
     return kinds or ["same entries, other bytes"]
