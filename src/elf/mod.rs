@@ -255,7 +255,18 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                 header_offset: shoff.saturating_add(entsize.saturating_mul(index as u64)),
             };
             match sections.section_name(endian, sh).ok() {
-                Some(n) if n == SECTION_NAME && info.note_section.is_none() => {
+                // Tools find the note by this name (patchelf, strip keeping it, our own
+                // in-place fill); two sections of that name leave it ambiguous which one
+                // holds the note, and hiding one would expose the other. No linker or tool
+                // makes that: refused, like the other inconsistencies below.
+                Some(n) if n == SECTION_NAME && info.note_section.is_some() => {
+                    return Err(ElfError::Malformed(format!(
+                        "two `{}` sections (headers {} and {index})",
+                        String::from_utf8_lossy(SECTION_NAME),
+                        info.note_section.map_or(0, |p| p.index)
+                    )));
+                }
+                Some(n) if n == SECTION_NAME => {
                     info.note_section = Some(place);
                     info.note_section_name = Some(sh.sh_name(endian));
                 }
