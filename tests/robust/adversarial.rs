@@ -117,12 +117,16 @@ fn non_utf8_names_are_kept_byte_for_byte() {
 fn a_colon_in_a_soname_cannot_be_an_exact_path() {
     // The loader splits a path list at `:`, so `=/d/lib:x.so` cannot be written: the directory
     // becomes a `?` hint for that soname, -v says why, the note stays valid.
+    // An empty directory first, so the hint is not a mere repeat of the walk's first
+    // directory (a list the writer leaves out: docs/note-format.md, "No pair for hints that
+    // follow the walk").
     let l = Layout::new();
+    l.mkdir("d0");
     let odd = l.lib("d1/lib:x.so", Some(b"lib:x.so"));
     let plain = l.lib_in("d1", "liby.so");
     let prog = Link::program(&l)
         .inputs([&odd, &plain])
-        .runpath(l.pb("d1"))
+        .runpath([l.pb("d0"), l.pb("d1")].join(&b':'))
         .build("prog");
     let o = run(ldnote_cmd().args(["patch", "--strict", "-v"]).arg(&prog));
     assert!(o.status.success(), "{}", stderr_of(&o));
@@ -140,11 +144,21 @@ fn a_colon_in_a_soname_cannot_be_an_exact_path() {
     assert_eq!(d, want, "{}", pretty_desc(Some(&d)));
     let c = run(ldnote_cmd().arg("check").arg(&prog));
     assert!(c.status.success(), "{}", stdout_of(&c));
-    // Run-path entries starting with `=` or `?` are relative: hints, encoded unambiguously.
-    let d2 = noted(&l, &[&plain], b"=odd:?odd", &[]);
+    // Run-path entries starting with `=` or `?` are relative: hints, encoded unambiguously
+    // (before an `=` entry, where the writer keeps cwd-relative hints).
+    let d2 = noted(
+        &l,
+        &[&plain],
+        &[b"=odd:?odd:".as_slice(), &d1].concat(),
+        &[],
+    );
     assert_eq!(
         list_of(&d2, b"liby.so").as_deref(),
-        Some(b"?=odd:??odd".as_slice()),
+        Some(
+            [b"?=odd:??odd:=".as_slice(), &d1, b"/liby.so"]
+                .concat()
+                .as_slice()
+        ),
         "{}",
         pretty_desc(Some(&d2))
     );
