@@ -12,20 +12,12 @@ use super::Failure;
 /// file is damaged, 2 when one is not an ELF file (missing, not regular, not ELF) or an option
 /// is invalid (README, "Exit status").
 pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
-    let opts = opts.with_env();
-    let sysroot = opts.file_sysroot();
-    let mut noter = match Noter::new(opts.clone(), &sysroot) {
+    let mut noter = match Noter::for_files(opts) {
         Ok(n) => n,
-        Err(e) => {
-            errln!("ldnote: error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    let targets = ldnote::target::builtin().unwrap_or_default();
-    if let Err(e) = opts.validate(&targets) {
-        errln!("ldnote: error: {e}");
-        return 2;
-    }
+    let opts = noter.opts.clone();
+    let sysroot = opts.file_sysroot();
     let mut code = 0;
     let mut host_warned = false;
     for f in files {
@@ -44,7 +36,7 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
         };
         let data = object::ReadCache::new(&file);
         if !host_warned && opts.sysroot.is_none() && sysroot == "/" {
-            if let Some(m) = foreign_machine(&data, &targets) {
+            if let Some(m) = foreign_machine(&data) {
                 host_warned = true;
                 errln!(
                     "ldnote: warning: {name} is for {m}, not this host, and no sysroot is \
@@ -82,13 +74,11 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
 
 /// The machine of an ELF file when it is not the host's (a file for another target checked
 /// without a sysroot is resolved against the wrong tree).
-fn foreign_machine<'d, R: object::ReadRef<'d>>(
-    data: R,
-    targets: &[ldnote::target::Target],
-) -> Option<String> {
+fn foreign_machine<'d, R: object::ReadRef<'d>>(data: R) -> Option<String> {
+    let targets = ldnote::target::builtin().unwrap_or_default();
     let info = ldnote::elf::read(data).ok()?;
     let host = std::env::consts::ARCH;
-    match ldnote::target::for_ident(targets, &info.ident) {
+    match ldnote::target::for_ident(&targets, &info.ident) {
         Some(t) => (!t.runs_on.iter().any(|a| a == host)).then(|| t.name.clone()),
         None => Some(format!("ELF machine {}", info.ident.machine)),
     }

@@ -50,6 +50,22 @@ pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
 }
 
 impl Noter {
+    /// The noter of `patch` and `check`: options with the environment folded in and validated,
+    /// the sysroot from `--sysroot`, then `LDNOTE_SYSROOT`. Err is the exit status (2), the
+    /// error already printed.
+    pub fn for_files(opts: NoteOpts) -> Result<Noter, i32> {
+        let opts = opts.with_env();
+        let targets = ldnote::target::builtin().unwrap_or_default();
+        let made = opts
+            .validate(&targets)
+            .map_err(Failure)
+            .and_then(|()| Noter::new(opts.clone(), &opts.file_sysroot()));
+        made.map_err(|e| {
+            errln!("ldnote: error: {e}");
+            2
+        })
+    }
+
     pub fn new(opts: NoteOpts, sysroot: &OsStr) -> Result<Self, Failure> {
         let targets = ldnote::target::builtin().map_err(|e| Failure(e.to_string()))?;
         let core = ldnote::noter::Noter::new(opts.choices(), targets, RealFs::new(sysroot));

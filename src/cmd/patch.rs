@@ -10,20 +10,11 @@ use super::show::is_elf;
 /// not ELF) or an option is invalid: the scheme of every command (README, "Exit status").
 pub fn patch(args: PatchArgs, files: &[PathBuf]) -> i32 {
     let skip_non_elf = args.skip_non_elf;
-    let opts = NoteOpts::from(args).with_env();
-    let sysroot = opts.file_sysroot();
-    let mut noter = match Noter::new(opts.clone(), &sysroot) {
+    let mut noter = match Noter::for_files(NoteOpts::from(args)) {
         Ok(n) => n,
-        Err(e) => {
-            errln!("ldnote: error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    let targets = ldnote::target::builtin().unwrap_or_default();
-    if let Err(e) = opts.validate(&targets) {
-        errln!("ldnote: error: {e}");
-        return 2;
-    }
+    let opts = noter.opts.clone();
     noter.keep_links = true;
     let mut code = 0;
     for f in files {
