@@ -19,6 +19,11 @@ fn main() {
     let mut src = String::from(
         "/// (file name, the target as JSON) of every embedded `targets/*.toml`.\npub const EMBEDDED_JSON: &[(&str, &str)] = &[\n",
     );
+    // The header facts of each target, in the same order: a link parses only the description
+    // its output's header can match (the full table costs ~60 us of CPU to parse).
+    let mut facts = String::from(
+        "/// (class, big endian, e_machine) of each `EMBEDDED_JSON` entry.\npub const EMBEDDED_FACTS: &[(u64, bool, u64)] = &[\n",
+    );
     for p in names {
         println!("cargo:rerun-if-changed={}", p.display());
         let file = p
@@ -38,8 +43,17 @@ fn main() {
             Err(e) => panic!("target file `{file}`: {e}"),
         };
         src.push_str(&format!("    ({file:?}, {json:?}),\n"));
+        let int = |k: &str| value.get(k).and_then(toml::Value::as_integer).unwrap_or(0);
+        let big = value.get("endian").and_then(toml::Value::as_str) == Some("big");
+        facts.push_str(&format!(
+            "    ({}, {big}, {}),\n",
+            int("class"),
+            int("machine")
+        ));
     }
     src.push_str("];\n");
+    facts.push_str("];\n");
+    src.push_str(&facts);
     let out = Path::new(&env::var("OUT_DIR").unwrap_or_default()).join("targets.rs");
     if let Err(e) = fs::write(&out, src) {
         panic!("cannot write {}: {e}", out.display());

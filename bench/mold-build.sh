@@ -38,8 +38,13 @@ if [ ! -s "$tarball" ]; then
   apt-get "${apt_opts[@]}" source --download-only "mold=$version" >&2 || true
   [ -s "$tarball" ] || { echo "mold-build.sh: could not fetch $tarball" >&2; exit 1; }
 fi
-rm -rf "$work/build" && mkdir -p "$work/build"
-tar -xf "$tarball" -C "$work/build" --strip-components=1
+# An interrupted build resumes: the tree is extracted once (stamped with the tarball's name), and
+# cmake rebuilds only what is missing.
+if [ "$(cat "$work/build/.ldnote-extracted" 2>/dev/null)" != "$tarball" ]; then
+  rm -rf "$work/build" && mkdir -p "$work/build"
+  tar -xf "$tarball" -C "$work/build" --strip-components=1
+  echo "$tarball" >"$work/build/.ldnote-extracted"
+fi
 cmake -S "$work/build" -B "$work/build/out" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_INSTALL_PREFIX="$prefix" -DMOLD_USE_SYSTEM_MIMALLOC=OFF -DMOLD_USE_SYSTEM_TBB=OFF \
   -DBUILD_TESTING=OFF >&2

@@ -6,7 +6,6 @@
 //! which is what the target sees at run time when the sysroot is its image.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 
@@ -37,6 +36,11 @@ pub trait Fs {
     fn list(&self, path: &[u8]) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>>;
     /// Up to `n` bytes from the start of file `path` (no symlinks in `path`).
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>>;
+    /// [`Fs::head`] of a name its directory's listing reported as a regular file (`d_type`):
+    /// an implementation may skip checking the kind again.
+    fn head_of_file(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
+        self.head(path, n)
+    }
     /// True when the implementation already resolves paths as the target would (sysroot `/`:
     /// the kernel's own resolution is the right one), so [`Sysroot`] need not walk components.
     fn native_resolution(&self) -> bool {
@@ -55,7 +59,7 @@ pub enum ResolveError {
 }
 
 /// A cached directory listing: entry name -> kind from `d_type` (`None`: unknown).
-pub type Listing = Rc<HashMap<Vec<u8>, Option<Kind>>>;
+pub type Listing = Rc<crate::fnv::Map<Vec<u8>, Option<Kind>>>;
 
 /// A listing or the error that listing gave (kept as kind and errno: `io::Error` is not `Clone`).
 type CachedListing = Result<Listing, (io::ErrorKind, Option<i32>)>;
@@ -65,8 +69,8 @@ type CachedListing = Result<Listing, (io::ErrorKind, Option<i32>)>;
 /// entries answer later `lstat` questions, so resolution costs about one call per directory.
 pub struct Sysroot<F: Fs> {
     fs: F,
-    dirs: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    lists: RefCell<HashMap<Vec<u8>, CachedListing>>,
+    dirs: crate::fnv::Map<Vec<u8>, Option<Vec<u8>>>,
+    lists: RefCell<crate::fnv::Map<Vec<u8>, CachedListing>>,
 }
 
 const MAX_LINKS: usize = 40;
@@ -76,8 +80,8 @@ impl<F: Fs> Sysroot<F> {
     pub fn new(fs: F) -> Self {
         Sysroot {
             fs,
-            dirs: HashMap::new(),
-            lists: RefCell::new(HashMap::new()),
+            dirs: crate::fnv::Map::default(),
+            lists: RefCell::new(crate::fnv::Map::default()),
         }
     }
 
@@ -97,7 +101,7 @@ impl<F: Fs> Sysroot<F> {
         let got = self
             .fs
             .list(dir)
-            .map(|v| Rc::new(v.into_iter().collect::<HashMap<_, _>>()));
+            .map(|v| Rc::new(v.into_iter().collect::<crate::fnv::Map<_, _>>()));
         let cached = match &got {
             Ok(l) => Ok(l.clone()),
             Err(e) => Err((e.kind(), e.raw_os_error())),

@@ -11,6 +11,7 @@ pub mod elf;
 pub mod embed;
 pub mod env;
 pub mod explain;
+pub mod fnv;
 pub mod fs;
 pub mod header;
 pub mod note;

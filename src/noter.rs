@@ -124,18 +124,37 @@ impl Plan {
 /// The step, for one sysroot: directory listings are cached across files.
 pub struct Noter<F: Fs> {
     choices: Choices,
-    targets: Vec<Target>,
+    /// `None`: the embedded targets, looked up per file ([`target::builtin_for_ident`]).
+    targets: Option<Vec<Target>>,
     resolver: Resolver<F>,
 }
 
 impl<F: Fs> Noter<F> {
     /// A noter resolving through `fs` (the sysroot) among `targets`.
     pub fn new(choices: Choices, targets: Vec<Target>, fs: F) -> Self {
+        Self::among(choices, Some(targets), fs)
+    }
+
+    /// A noter among the embedded targets, parsing only the one each file needs.
+    pub fn with_builtin_targets(choices: Choices, fs: F) -> Self {
+        Self::among(choices, None, fs)
+    }
+
+    fn among(choices: Choices, targets: Option<Vec<Target>>, fs: F) -> Self {
         // The policy depends on the target, known per file; start with an empty one.
         Noter {
             choices,
             targets,
             resolver: Resolver::new(fs, Policy::default()),
+        }
+    }
+
+    /// The target description for a file with header `id`.
+    fn target_for(&self, id: &target::Ident) -> Option<Target> {
+        match (&self.targets, &self.choices.target) {
+            (Some(all), _) => self.choices.target(all, id).cloned(),
+            (None, None) => target::builtin_for_ident(id).ok().flatten(),
+            (None, Some(_)) => self.choices.target(&target::builtin().ok()?, id).cloned(),
         }
     }
 
@@ -146,8 +165,12 @@ impl<F: Fs> Noter<F> {
 
     /// Plan the note of one file: `data` is its bytes, or a `ReadCache` over it.
     pub fn plan<'d, R: ReadRef<'d>>(&mut self, data: R) -> Result<Plan, ElfError> {
-        let info = elf::read(data)?;
-        let target = self.choices.target(&self.targets, &info.ident).cloned();
+        Ok(self.plan_read(elf::read(data)?, data))
+    }
+
+    /// [`Noter::plan`] of a file already read: `info` is [`elf::read`] of `data`.
+    pub fn plan_read<'d, R: ReadRef<'d>>(&mut self, info: ElfInfo, data: R) -> Plan {
+        let target = self.target_for(&info.ident);
         self.resolver
             .set_policy(self.choices.policy(target.as_ref()));
         let acc = Acceptance::new(info.ident, target.as_ref());
@@ -179,12 +202,12 @@ impl<F: Fs> Noter<F> {
                 }
             }
         };
-        Ok(Plan {
+        Plan {
             info,
             current,
             desired,
             note,
             events,
-        })
+        }
     }
 }

@@ -7,7 +7,6 @@
 //! `getdents` pass, cached) instead of one `access()` per needed name and directory.
 
 use crate::bytes::lossy;
-use std::collections::HashMap;
 use std::io;
 
 use crate::fs::{Fs, Kind, Sysroot};
@@ -105,7 +104,7 @@ enum Listing {
 pub struct Resolver<F: Fs> {
     root: Sysroot<F>,
     policy: Policy,
-    listings: HashMap<Vec<u8>, Listing>,
+    listings: crate::fnv::Map<Vec<u8>, Listing>,
 }
 
 impl<F: Fs> Resolver<F> {
@@ -114,7 +113,7 @@ impl<F: Fs> Resolver<F> {
         Resolver {
             root: Sysroot::new(fs),
             policy,
-            listings: HashMap::new(),
+            listings: crate::fnv::Map::default(),
         }
     }
 
@@ -167,7 +166,7 @@ impl<F: Fs> Resolver<F> {
             return res;
         }
         // name -> its positions in `searched` (a name may be needed twice).
-        let mut by_name: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        let mut by_name: crate::fnv::Map<&[u8], Vec<usize>> = crate::fnv::Map::default();
         for (i, n) in searched.iter().enumerate() {
             by_name.entry(n).or_default().push(i);
         }
@@ -264,7 +263,7 @@ impl<F: Fs> Resolver<F> {
         &mut self,
         comp: &[u8],
         searched: &[&[u8]],
-        by_name: &HashMap<&[u8], Vec<usize>>,
+        by_name: &crate::fnv::Map<&[u8], Vec<usize>>,
     ) -> Vec<usize> {
         let names = match self.listing(comp) {
             Listing::Missing(_) => return Vec::new(),
@@ -360,6 +359,7 @@ impl<F: Fs> Resolver<F> {
     ) -> Option<Verdict> {
         // A regular file in a resolved directory is opened directly; a symlink (or an entry of
         // unknown kind) is resolved inside the sysroot first.
+        let mut regular = false;
         let real = match self.listing(comp) {
             Listing::Missing(_) => return None,
             Listing::Names(dir, names) => match names.get(name) {
@@ -375,6 +375,7 @@ impl<F: Fs> Resolver<F> {
                     return Some(Verdict::Fatal("not a regular file".into()))
                 }
                 Some(Some(Kind::File)) => {
+                    regular = true;
                     let mut p = dir.clone();
                     if !p.ends_with(b"/") {
                         p.push(b'/');
@@ -386,7 +387,13 @@ impl<F: Fs> Resolver<F> {
             },
             Listing::Probe => self.root.resolve(path).ok()?,
         };
-        match self.root.fs().head(&real, HEAD_LEN) {
+        let fs = self.root.fs();
+        let head = if regular {
+            fs.head_of_file(&real, HEAD_LEN)
+        } else {
+            fs.head(&real, HEAD_LEN)
+        };
+        match head {
             Ok(head) => Some(verify(&head, acc)),
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Some(Verdict::Fatal(
                 "cannot read file data: Is a directory".into(),

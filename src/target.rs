@@ -159,19 +159,41 @@ pub enum TargetError {
 /// The TOML files are parsed at build time and embedded as JSON (`build.rs`); the JSON is read
 /// once per process and cached (a link asks twice: link plan, then noting).
 pub fn builtin() -> Result<Vec<Target>, TargetError> {
-    static PARSED: std::sync::OnceLock<Result<Vec<Target>, TargetError>> =
-        std::sync::OnceLock::new();
     PARSED.get_or_init(parse_embedded).clone()
 }
 
+static PARSED: std::sync::OnceLock<Result<Vec<Target>, TargetError>> = std::sync::OnceLock::new();
+
 fn parse_embedded() -> Result<Vec<Target>, TargetError> {
-    EMBEDDED_JSON
-        .iter()
-        .map(|(file, json)| {
-            serde_json::from_str(json)
-                .map_err(|e| TargetError::Parse((*file).into(), e.to_string()))
-        })
-        .collect()
+    EMBEDDED_JSON.iter().map(parse_one).collect()
+}
+
+fn parse_one((file, json): &(&str, &str)) -> Result<Target, TargetError> {
+    serde_json::from_str(json).map_err(|e| TargetError::Parse((*file).into(), e.to_string()))
+}
+
+/// The embedded target whose loader accepts objects with header `id` ([`for_ident`] over
+/// [`builtin`]), parsing only the descriptions of that class, byte order and machine unless
+/// the whole table is parsed already: a link needs one target, and parsing all of them was a
+/// measurable part of a wrapped link's CPU.
+pub fn builtin_for_ident(id: &Ident) -> Result<Option<Target>, TargetError> {
+    if let Some(all) = PARSED.get() {
+        return Ok(for_ident(all.as_ref().map_err(Clone::clone)?, id).cloned());
+    }
+    parse_for_ident(id)
+}
+
+/// [`builtin_for_ident`] without the cache: parses the candidates of `id`'s header facts.
+fn parse_for_ident(id: &Ident) -> Result<Option<Target>, TargetError> {
+    for (entry, &(class, big, machine)) in EMBEDDED_JSON.iter().zip(EMBEDDED_FACTS) {
+        if (class == 64) == id.is_64 && big == id.big_endian && machine == u64::from(id.machine) {
+            let t = parse_one(entry)?;
+            if t.matches(id) {
+                return Ok(Some(t));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The header facts of the object being noted: the loader that will load its dependencies
@@ -433,6 +455,36 @@ mod tests {
     fn builtin_targets_parse() {
         let t = builtin().expect("targets parse");
         assert!(t.iter().any(|t| t.name == "x86_64"));
+    }
+
+    /// The lazy lookup (only the descriptions the header facts allow) picks what the lookup
+    /// over the whole table picks, for every target's own header and its `e_flags` variants.
+    #[test]
+    fn lazy_lookup_equals_the_whole_table() {
+        let all = builtin().expect("targets parse");
+        assert_eq!(EMBEDDED_FACTS.len(), EMBEDDED_JSON.len());
+        for t in &all {
+            for e_flags in [0, t.reserve_eflags, 0x400, 0x5000_0400, 0x0500_0000, 0x4] {
+                let id = Ident {
+                    is_64: t.class == 64,
+                    big_endian: t.endian.is_big(),
+                    machine: t.machine,
+                    e_flags,
+                    osabi: 0,
+                };
+                let lazy = parse_for_ident(&id).expect("parse").map(|t| t.name);
+                let whole = for_ident(&all, &id).map(|t| t.name.clone());
+                assert_eq!(lazy, whole, "{} e_flags {e_flags:#x}", t.name);
+            }
+        }
+        let none = Ident {
+            is_64: true,
+            big_endian: false,
+            machine: 0xffff,
+            e_flags: 0,
+            osabi: 0,
+        };
+        assert_eq!(parse_for_ident(&none).expect("parse").map(|t| t.name), None);
     }
 
     #[test]

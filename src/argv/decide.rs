@@ -49,12 +49,13 @@ pub trait Headers {
 /// certain before the link; `None` otherwise (then no reservation is added: a wrong guess would
 /// break a link that would have succeeded). In order: an ELF relocatable input (exactly what
 /// the linker will see), `-m EMULATION` or a target triple (`--target`, the tool's prefix),
-/// and for a native driver the host, switched by `-m32`/`-m64`/`-mx32`.
+/// and for a native driver the host, switched by `-m32`/`-m64`/`-mx32`. `targets` is asked for
+/// the target descriptions only when no input object decides (the usual link has one).
 pub fn reservation_ident(
     plan: &LinkPlan,
     kind: ToolKind,
     triple: Option<&OsStr>,
-    targets: &[Target],
+    targets: &dyn Fn() -> Vec<Target>,
     headers: &mut dyn Headers,
 ) -> Option<Ident> {
     for input in &plan.inputs {
@@ -62,6 +63,7 @@ pub fn reservation_ident(
             return Some(id);
         }
     }
+    let targets = &targets();
     let from_target = |t: &Target| Ident {
         is_64: t.class == 64,
         big_endian: t.endian.is_big(),
@@ -171,6 +173,7 @@ mod tests {
     #[test]
     fn the_target_is_certain_only_from_an_object_a_name_or_the_native_driver() {
         let targets = target::builtin().expect("targets");
+        let all = || targets.clone();
         let host = Some(ident(EM_X86_64, true));
         let mut none = Fake { object: None, host };
         let d = ToolKind::Driver;
@@ -182,25 +185,25 @@ mod tests {
         };
         let p = plan(d, &["-m32", "/w/main.o", "-o", "/w/a"]);
         assert_eq!(
-            reservation_ident(&p, d, None, &targets, &mut with_obj),
+            reservation_ident(&p, d, None, &all, &mut with_obj),
             Some(obj)
         );
         // The native driver: the host, or its 32-bit sibling under -m32.
         let p = plan(d, &["main.c", "-o", "/w/a"]);
-        let got = reservation_ident(&p, d, None, &targets, &mut none).expect("host");
+        let got = reservation_ident(&p, d, None, &all, &mut none).expect("host");
         assert_eq!((got.machine, got.is_64), (EM_X86_64, true));
         let p = plan(d, &["-m32", "main.c", "-o", "/w/a"]);
-        let got = reservation_ident(&p, d, None, &targets, &mut none).expect("-m32");
+        let got = reservation_ident(&p, d, None, &all, &mut none).expect("-m32");
         assert_eq!((got.machine, got.is_64), (EM_386, false));
         let p = plan(d, &["-mx32", "main.c", "-o", "/w/a"]);
-        assert_eq!(reservation_ident(&p, d, None, &targets, &mut none), None);
+        assert_eq!(reservation_ident(&p, d, None, &all, &mut none), None);
         // A triple prefix names the target.
         let p = plan(d, &["main.c", "-o", "/w/a"]);
         let got = reservation_ident(
             &p,
             d,
             Some(OsStr::new("aarch64-linux-gnu")),
-            &targets,
+            &all,
             &mut none,
         )
         .expect("triple");
@@ -208,6 +211,6 @@ mod tests {
         // A bare linker with nothing to go on is never guessed.
         let l = ToolKind::Linker;
         let p = plan(l, &["main.o", "-o", "/w/a"]);
-        assert_eq!(reservation_ident(&p, l, None, &targets, &mut none), None);
+        assert_eq!(reservation_ident(&p, l, None, &all, &mut none), None);
     }
 }

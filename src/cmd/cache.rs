@@ -26,32 +26,31 @@ fn candidates() -> Vec<PathBuf> {
 }
 
 /// A directory only this user can write: anyone else could swap the object between the check
-/// of its bytes and the linker reading it, and put code into the link.
+/// of its bytes and the linker reading it, and put code into the link. Checked first (one
+/// `lstat` on every link after the first), created when missing.
 fn private_dir(dir: &Path) -> bool {
+    let ok = |dir: &Path| {
+        std::fs::symlink_metadata(dir).is_ok_and(|m| {
+            m.is_dir()
+                && m.uid() == rustix::process::geteuid().as_raw()
+                && m.permissions().mode() & 0o022 == 0
+        })
+    };
+    if ok(dir) {
+        return true;
+    }
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir);
-    std::fs::symlink_metadata(dir).is_ok_and(|m| {
-        m.is_dir()
-            && m.uid() == rustix::process::geteuid().as_raw()
-            && m.permissions().mode() & 0o022 == 0
-    })
-}
-
-/// FNV-1a, 64 bits: names the object by its bytes (collisions are harmless: the bytes are
-/// compared before a cached file is used, and rewritten when they differ).
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    ok(dir)
 }
 
 /// The path of a file holding exactly `bytes`, written atomically (temporary file and rename)
 /// when it is missing or differs; shared by concurrent links. `Err` names what failed in every
 /// directory tried (the caller then links without a reservation).
 pub fn object_path(bytes: &[u8]) -> Result<PathBuf, String> {
-    let name = format!("reserve-{:016x}.o", fnv(bytes));
+    let name = format!("reserve-{:016x}.o", ldnote::fnv::hash(bytes));
     let mut why = Vec::new();
     for dir in candidates() {
         let dir = dir.join("reserve");

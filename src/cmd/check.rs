@@ -75,10 +75,12 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
 /// The machine of an ELF file when it is not the host's (a file for another target checked
 /// without a sysroot is resolved against the wrong tree).
 fn foreign_machine<'d, R: object::ReadRef<'d>>(data: R) -> Option<String> {
-    let targets = ldnote::target::builtin().unwrap_or_default();
     let info = ldnote::elf::read(data).ok()?;
     let host = std::env::consts::ARCH;
-    match ldnote::target::for_ident(&targets, &info.ident) {
+    match ldnote::target::builtin_for_ident(&info.ident)
+        .ok()
+        .flatten()
+    {
         Some(t) => (!t.runs_on.iter().any(|a| a == host)).then(|| t.name.clone()),
         None => Some(format!("ELF machine {}", info.ident.machine)),
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ldnote::argv::{self, LinkPlan, ToolKind};
-use ldnote::target::{self, Ident, Target};
+use ldnote::target::{self, Ident};
 use ldnote::{env, reserve};
 
 use super::note::{say, Noter, Outcome};
@@ -94,8 +94,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         );
         return exec(tool, args);
     }
-    let targets = target::builtin().unwrap_or_default();
-    if let Err(e) = opts.validate(&targets) {
+    if let Err(e) = opts.validate() {
         if opts.strict {
             errln!("ldnote: error: {e}");
             return 2;
@@ -115,7 +114,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             "no run path on the link line: nothing to record, no reservation",
         );
     } else if !opts.no_reserve {
-        match reservation(&plan, kind, triple.as_deref(), &targets, &opts) {
+        match reservation(&plan, kind, triple.as_deref(), &opts) {
             Some(path) => {
                 final_args.insert(
                     plan.flavor_prefix.min(final_args.len()),
@@ -290,10 +289,10 @@ fn reservation(
     plan: &LinkPlan,
     kind: ToolKind,
     triple: Option<&OsStr>,
-    targets: &[Target],
     opts: &NoteOpts,
 ) -> Option<PathBuf> {
-    let id = argv::decide::reservation_ident(plan, kind, triple, targets, &mut Files)?;
+    let targets = || target::builtin().unwrap_or_default();
+    let id = argv::decide::reservation_ident(plan, kind, triple, &targets, &mut Files)?;
     let comps: Vec<&[u8]> = plan
         .rpaths
         .iter()

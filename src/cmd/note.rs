@@ -55,9 +55,8 @@ impl Noter {
     /// error already printed.
     pub fn for_files(opts: NoteOpts) -> Result<Noter, i32> {
         let opts = opts.with_env();
-        let targets = ldnote::target::builtin().unwrap_or_default();
         let made = opts
-            .validate(&targets)
+            .validate()
             .map_err(Failure)
             .and_then(|()| Noter::new(opts.clone(), &opts.file_sysroot()));
         made.map_err(|e| {
@@ -67,8 +66,7 @@ impl Noter {
     }
 
     pub fn new(opts: NoteOpts, sysroot: &OsStr) -> Result<Self, Failure> {
-        let targets = ldnote::target::builtin().map_err(|e| Failure(e.to_string()))?;
-        let core = ldnote::noter::Noter::new(opts.choices(), targets, RealFs::new(sysroot));
+        let core = ldnote::noter::Noter::with_builtin_targets(opts.choices(), RealFs::new(sysroot));
         Ok(Noter {
             opts,
             core,
@@ -80,10 +78,9 @@ impl Noter {
     /// What the note of `path` should be, and what it is; its events printed under `-v`.
     pub fn plan<'d, R: ReadRef<'d>>(&mut self, data: R, path: &Path) -> Result<Plan, Failure> {
         let show = path.display();
-        let plan = self
-            .core
-            .plan(data)
-            .map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        let info = ldnote::elf::read(data).map_err(|e| Failure(format!("`{show}`: {e}")))?;
+        super::trace::mark("read");
+        let plan = self.core.plan_read(info, data);
         super::trace::mark("resolve");
         if self.opts.verbose {
             for e in &plan.events {

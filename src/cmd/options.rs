@@ -4,7 +4,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use clap::Args;
 use ldnote::env;
-use ldnote::target::{self, Target};
+use ldnote::target;
 
 /// How files are resolved: the options of every noting command (`link`, `patch`, `check`).
 #[derive(Args, Clone, Debug, Default)]
@@ -171,9 +171,10 @@ impl NoteOpts {
     /// Values that mean nothing are errors, not silence: an unknown `--target`, a `--glibc`
     /// that is not `X.Y`, a `--sysroot` (or LDNOTE_SYSROOT) that is not a directory. Call after
     /// [`NoteOpts::with_env`].
-    pub fn validate(&self, targets: &[Target]) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if let Some(name) = &self.target {
-            if target::by_name(targets, name).is_none() {
+            let targets = target::builtin().map_err(|e| e.to_string())?;
+            if target::by_name(&targets, name).is_none() {
                 let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
                 return Err(format!(
                     "--target {name}: unknown target (known: {}, or their GNU triples)",
@@ -244,26 +245,23 @@ mod tests {
 
     #[test]
     fn unknown_targets_and_versions_are_errors() {
-        let all = target::builtin().expect("built-in targets");
         let with = |t: Option<&str>, g: Option<&str>| NoteOpts {
             target: t.map(str::to_string),
             glibc: g.map(str::to_string),
             ..NoteOpts::default()
         };
-        assert!(with(Some("aarch64"), Some("2.36")).validate(&all).is_ok());
-        assert!(with(Some("aarch64-linux-gnu"), None).validate(&all).is_ok());
-        let e = with(Some("banana"), None)
-            .validate(&all)
-            .expect_err("banana");
+        assert!(with(Some("aarch64"), Some("2.36")).validate().is_ok());
+        assert!(with(Some("aarch64-linux-gnu"), None).validate().is_ok());
+        let e = with(Some("banana"), None).validate().expect_err("banana");
         assert!(e.contains("unknown target") && e.contains("aarch64"), "{e}");
-        assert!(with(Some("arm64"), None).validate(&all).is_err());
-        assert!(with(None, Some("banana")).validate(&all).is_err());
+        assert!(with(Some("arm64"), None).validate().is_err());
+        assert!(with(None, Some("banana")).validate().is_err());
         let missing = NoteOpts {
             sysroot: Some("/nonexistent/sysroot".into()),
             ..NoteOpts::default()
         };
         assert!(missing
-            .validate(&all)
+            .validate()
             .expect_err("missing sysroot")
             .contains("not a directory"));
     }

@@ -171,6 +171,13 @@ fn open_in_root(
     }
 }
 
+/// Up to `n` bytes from the start of `f`.
+fn read_head(f: std::fs::File, n: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n.min(1 << 16));
+    f.take(n as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 fn kind_of(t: FileType) -> Kind {
     match t {
         FileType::Symlink => Kind::Symlink(Vec::new()),
@@ -228,9 +235,13 @@ impl Fs for RealFs {
 
     fn list(&self, path: &[u8]) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>> {
         let fd = self.open(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        let mut dir = rustix::fs::Dir::new(fd)?;
+        // One `getdents64` buffer on the stack, never zeroed, and no allocation per entry but
+        // the name kept: a run path of one-library store directories lists dozens of them per
+        // link.
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
+        let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
         let mut out = Vec::new();
-        while let Some(ent) = dir.read() {
+        while let Some(ent) = dir.next() {
             let ent = ent?;
             let name = ent.file_name().to_bytes();
             if name == b"." || name == b".." {
@@ -260,9 +271,15 @@ impl Fs for RealFs {
                 "not a regular file",
             ));
         }
-        let mut buf = Vec::with_capacity(n.min(1 << 16));
-        f.take(n as u64).read_to_end(&mut buf)?;
-        Ok(buf)
+        read_head(f, n)
+    }
+
+    fn head_of_file(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
+        // The listing said "regular file" (d_type): no fstat. Should the name have been replaced
+        // since by a directory, the read fails with EISDIR; by a FIFO or device, O_NONBLOCK
+        // keeps the read from blocking and the bytes fail the ELF check.
+        let f = std::fs::File::from(self.open(path, OFlags::RDONLY | OFlags::NONBLOCK)?);
+        read_head(f, n)
     }
 
     fn native_resolution(&self) -> bool {
