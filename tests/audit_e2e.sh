@@ -203,7 +203,7 @@ native() {
   # the command before the linker runs (no output).
   LDNOTE_AUDIT=1 "$ldnote" link -- gcc -o "$t/prog-env" "${args[@]}"
   check_eq "(f) LDNOTE_AUDIT=1 names the module beside ldnote" "1" \
-    "$(readelf -d "$t/prog-env" | grep -c "Audit library: \[$root/target/release/libldnote-audit.so\]")"
+    "$(readelf -d "$t/prog-env" | grep -c "Audit library: \[$(dirname "$ldnote")/libldnote-audit.so\]")"
   mkdir -p "$t/ww" && chmod 777 "$t/ww" && cp "$module" "$t/ww/mod.so"
   local bad
   for bad in rel/mod.so "$t/ww/mod.so" "$t/none.so"; do

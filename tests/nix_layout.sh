@@ -5,14 +5,14 @@
 
 # e2e_start: what both tests set up first, from the repository root ($root): N
 # (LDNOTE_E2E_LIBS, default 40, at least 10: the cases use libl5 and libl7), ci (CI=true makes
-# a missing tool an error), a release ldnote, and the failure count.
+# a missing tool an error), the shipped ldnote (tests/ldnote_bin.sh), and the failure count.
 e2e_start() {
   N=${LDNOTE_E2E_LIBS:-40}
   [ "$N" -ge 10 ] || { echo "LDNOTE_E2E_LIBS must be at least 10" >&2; exit 2; }
   ci=false
   [ "${CI:-}" = true ] && ci=true
-  ldnote=$root/target/release/ldnote
-  [ -x "$ldnote" ] || cargo build --release --locked
+  . "$root/tests/ldnote_bin.sh"
+  ldnote=$(ldnote_bin "$root")
   failures=0
 }
 

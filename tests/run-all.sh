@@ -9,8 +9,19 @@ hash -r
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo build --release --locked
-cargo test --release --locked -- --test-threads=2
+# The shipped build (static, tests/ldnote_bin.sh): the tests run that binary, the Rust ones by
+# building it themselves (CARGO_BIN_EXE_ldnote), the scripts through LDNOTE_BIN.
+. tests/ldnote_bin.sh
+ldnote_static_args
+cargo build --release --locked "${LDNOTE_STATIC_ARGS[@]}"
+LDNOTE_BIN=$PWD/target/$(ldnote_host)/release/ldnote
+export LDNOTE_BIN
+# No PT_INTERP: nothing to load before ldnote runs.
+if readelf -l "$LDNOTE_BIN" | grep -q 'program interpreter'; then
+  echo "run-all.sh: $LDNOTE_BIN is dynamically linked" >&2
+  exit 1
+fi
+cargo test --release --locked "${LDNOTE_STATIC_ARGS[@]}" -- --test-threads=2
 # The rtld-audit module (audit/, its own workspace): fmt, clippy for the host and each cross
 # target's system-call layer (a second per target: `core` is prebuilt; arm-unknown-linux-gnueabi
 # shares armv7's code), its host tests, then its end-to-end test on Debian's stock glibc (x86_64,

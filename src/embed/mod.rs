@@ -245,11 +245,10 @@ pub fn plan_in_place(
 /// positions are fixed by the notes before the region (the linker's), so the note goes where the
 /// walk first arrives inside the region, laid out for that walk (descriptor at +24, padded to 8),
 /// and an inert filler note takes the rest after it, also for that walk. The region starts with
-/// the header of an inert filler note spanning all of it, which that walk never reads: a reader
-/// walking the section by its own alignment (4: `readelf -n`) sees one filler note and no
-/// misread descriptor. Returns the note's file offset and the bytes of the whole region; `None`
-/// when the walk does not arrive inside the region at least 12 bytes in, or the note does not
-/// fit after where it arrives.
+/// inert filler notes ([`lead`]) that a reader walking the section by its own alignment (4:
+/// `readelf -n`) sees across the whole region, with no misread descriptor. Returns the note's
+/// file offset and the bytes of the whole region; `None` when the note does not fit after where
+/// the walk arrives.
 fn aligned_note(
     seg_bytes: &[u8],
     seg: &NoteSegment,
@@ -290,15 +289,12 @@ fn aligned_note(
     ours.extend_from_slice(&[0; 4]);
     ours.extend_from_slice(note.get(20..)?);
     ours.resize(usize::try_from(up(ours.len() as u64)?).ok()?, 0);
-    let gap = pos - start;
-    let note_end = pos.checked_add(ours.len() as u64)?;
+    let (at, mut region) = lead(pos - start, size, be, lay)?;
+    let note_end = start.checked_add(at)?.checked_add(ours.len() as u64)?;
     let rem = end.checked_sub(note_end)?;
-    if gap < 12 || (rem != 0 && rem < 16) {
+    if rem != 0 && rem < 16 {
         return None;
     }
-    let mut region = note_bytes(b"", FILLER_TYPE, &[], lay);
-    region[4..8].copy_from_slice(&u32_bytes(u32::try_from(size - 12).ok()?, be));
-    region.resize(gap as usize, 0);
     region.extend_from_slice(&ours);
     if rem > 0 {
         // namesz 0: the descriptor starts at +16 in a walk in steps of 8.
@@ -307,7 +303,66 @@ fn aligned_note(
         filler.resize(rem as usize, 0);
         region.extend(filler);
     }
-    (region.len() as u64 == size).then_some((offset + gap, region))
+    (region.len() as u64 == size).then_some((offset + at, region))
+}
+
+/// The region's bytes before the note when the walk in steps of 8 first arrives `gap` bytes
+/// into it, and where in the region the note goes. Both walks must stay on inert notes: the
+/// one in steps of 8 (the loader's, by `p_align`) until it reaches the note, the one in steps
+/// of 4 (`readelf -n` and patchelf, by the section's alignment) across the whole region. Both
+/// start on 8-aligned notes; their headers diverge by the padding of the name and descriptor.
+/// - `gap >= 12`: a filler spanning the region for the walk in steps of 4; the walk in steps of
+///   8 arrives inside its descriptor, where the note goes;
+/// - `gap == 8`: the same filler with type 0: the walk in steps of 8 reads a header at +8 from
+///   the filler's type and its first descriptor bytes (namesz 0, descsz 0, type "ldno"), and
+///   moves on 16 bytes, to +24;
+/// - `gap == 4`: a filler whose *name* ("ldnote", then zeros) spans the region (descsz 0, type
+///   0): the header read at +4 is its descsz, its type and its name's first bytes (namesz 0,
+///   descsz 0, type "ldno"), so that walk moves on to +20;
+/// - `gap == 0`: both walks read a first filler with an 8-byte name; the walk in steps of 4
+///   moves on 20 bytes, the one in steps of 8 24, which is the `gap == 4` case 20 bytes in: the
+///   note goes at +40.
+///
+/// The headers only the walk in steps of 8 reads are never all zero, which `check` would take
+/// for bytes that were never written.
+///
+/// `None` when the region is too small for that.
+fn lead(gap: u64, size: u64, be: bool, lay: crate::note::Layout) -> Option<(u64, Vec<u8>)> {
+    let u32_of = |v: u64| u32::try_from(v).ok().map(|v| u32_bytes(v, be));
+    let filler = |namesz: u64, descsz: u64, n_type: u32| -> Option<Vec<u8>> {
+        let mut h = note_bytes(b"", n_type, &[], lay);
+        h[0..4].copy_from_slice(&u32_of(namesz)?);
+        h[4..8].copy_from_slice(&u32_of(descsz)?);
+        Some(h)
+    };
+    let name = b"ldnote\0";
+    let (at, mut lead) = match gap {
+        g if g >= 12 => (g, filler(0, size.checked_sub(12)?, FILLER_TYPE)?),
+        8 => {
+            let mut f = filler(0, size.checked_sub(12)?, 0)?;
+            f.extend_from_slice(&[0; 4]);
+            f.extend_from_slice(name);
+            (24, f)
+        }
+        4 => {
+            let mut f = filler(size.checked_sub(12)?, 0, 0)?;
+            f.extend_from_slice(name);
+            (20, f)
+        }
+        0 => {
+            let mut f = filler(8, 0, FILLER_TYPE)?;
+            f.extend_from_slice(b"ldnote\0\0");
+            f.extend(filler(size.checked_sub(32)?, 0, 0)?);
+            f.extend_from_slice(name);
+            (40, f)
+        }
+        _ => return None,
+    };
+    if at > size {
+        return None;
+    }
+    lead.resize(usize::try_from(at).ok()?, 0);
+    Some((at, lead))
 }
 
 fn layout(info: &ElfInfo) -> crate::note::Layout {
@@ -455,13 +510,20 @@ mod tests {
     }
 
     #[test]
-    fn eight_aligned_segments_fall_back() {
-        let (mut info, seg) = output(256);
-        info.note_segments[0].align = 8;
+    fn eight_aligned_segments_too_small_for_the_lead_fall_back() {
+        // The walk in steps of 8 arrives at the region's start: the note goes 40 bytes in.
         let note = encode_note(b"libz.so\0=/s/libz.so\0\0", LE);
+        let (mut info, seg) = output(64);
+        info.note_segments[0].align = 8;
         assert!(
             matches!(plan(&info, &seg, Some(&note), None), Edit::Append(m) if m.contains("p_align 8"))
         );
+        let (mut info, seg) = output(256);
+        info.note_segments[0].align = 8;
+        assert!(matches!(
+            plan(&info, &seg, Some(&note), None),
+            Edit::InPlace(_)
+        ));
     }
 
     #[test]
@@ -533,6 +595,92 @@ mod tests {
             &(size as u32 - 12).to_le_bytes(),
             "the filler spans the region"
         );
+    }
+
+    /// Wherever the walk in steps of 8 arrives in the region (0, 4, 8 or 12 bytes in), the
+    /// loader's walk finds the note and its descriptor, and a walk of the section in steps of 4
+    /// reads only inert notes, in bounds, ending exactly at its end. The notes before the region:
+    /// `gcc`'s property note (8-aligned, read alike by both walks), a 36-byte build-id (read 4
+    /// bytes late afterwards by the walk in steps of 8, as mold 2.37 lays them out), then a note
+    /// that walk misreads into arriving 8 or 12 bytes in.
+    #[test]
+    fn every_arrival_of_the_eight_step_walk_is_filled_in_place() {
+        let property = note_bytes(b"GNU", 5, &[1; 16], LE);
+        let build_id = note_bytes(b"GNU", 3, &[7; 20], LE);
+        let odd = note_bytes(b"GNU", 8, &[0; 4], LE);
+        let abi_tag = note_bytes(
+            b"GNU",
+            1,
+            &[0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0],
+            LE,
+        );
+        let cases = [
+            (0u64, vec![property.clone()]),
+            (4, vec![property.clone(), build_id.clone()]),
+            (8, vec![property.clone(), build_id.clone(), odd]),
+            (12, vec![property, build_id, abi_tag]),
+        ];
+        for (gap, before) in cases {
+            let size = 256u64;
+            let (mut info, _) = output(size);
+            let mut seg = before.concat();
+            let at = seg.len();
+            seg.extend(placeholder(size as usize, LE));
+            let segment = NoteSegment {
+                index: 3,
+                offset: 0x300,
+                filesz: seg.len() as u64,
+                align: 8,
+                loaded: true,
+            };
+            // The case is what it says: the walk in steps of 8 arrives `gap` bytes in.
+            let arrives = crate::elf::notes::walk(&seg, 8, object::Endianness::Little)
+                .map(|n| n.at)
+                .find(|&p| p >= at as u64);
+            assert_eq!(arrives, Some(at as u64 + gap), "case {gap}");
+            let offset = 0x300 + at as u64;
+            info.notes.clear();
+            walk_segment(&seg, &segment, false, &mut info.notes);
+            info.note_segments = vec![segment];
+            if let Some(s) = info.note_section.as_mut() {
+                s.offset = offset;
+            }
+            let desc = b"libz.so\0=/s/libz.so\0\0";
+            let note = encode_note(desc, LE);
+            let e = plan(&info, &seg, Some(&note), None);
+            let Edit::InPlace(w) = e else {
+                panic!("gap {gap}: in place expected: {e:?}")
+            };
+            let mut after = seg.clone();
+            for x in &w {
+                let o = (x.offset - 0x300) as usize;
+                after[o..o + x.bytes.len()].copy_from_slice(&x.bytes);
+            }
+            let mut found = Vec::new();
+            walk_segment(&after, &segment, false, &mut found);
+            let live: Vec<_> = found.iter().filter(|n| n.n_type == NOTE_TYPE).collect();
+            assert_eq!(live.len(), 1, "gap {gap}: {found:?}");
+            let d = (live[0].desc.0 - 0x300) as usize;
+            assert_eq!(&after[d..d + desc.len()], desc, "gap {gap}");
+            let eight: Vec<_> =
+                crate::elf::notes::walk(&after, 8, object::Endianness::Little).collect();
+            assert!(eight.iter().all(|n| !n.is_zeroed()), "gap {gap}: {eight:?}");
+            let region = &after[at..at + size as usize];
+            let four: Vec<_> =
+                crate::elf::notes::walk(region, 4, object::Endianness::Little).collect();
+            assert!(
+                four.iter()
+                    .all(|n| n.in_bounds && n.n_type != NOTE_TYPE && !n.is_zeroed()),
+                "gap {gap}: {four:?}"
+            );
+            let last = four.last().expect("a note");
+            let end = last.desc_at.unwrap_or(0) + u64::from(last.descsz);
+            assert_eq!(
+                end.div_ceil(4) * 4,
+                size,
+                "gap {gap}: the walk in steps of 4 spans the region"
+            );
+        }
     }
 
     #[test]

@@ -14,9 +14,11 @@ set -euo pipefail
 root=$PWD
 ci=false
 [ "${CI:-}" = true ] && ci=true
-[ -x "$root/target/release/ldnote" ] || cargo build --release --locked
+. "$root/tests/ldnote_bin.sh"
+bin=$(ldnote_bin "$root")
 # The recipes call `ldnote` by name, as a user who installed it would.
-export PATH=$root/target/release:$PATH
+PATH=$(dirname "$bin"):$PATH
+export PATH
 # Variables that would change ldnote's behaviour in the recipes.
 unset LDNOTE_SYSROOT LDNOTE_STRICT LDNOTE_DISABLE LDNOTE_LOG LDNOTE_IMMUTABLE LDNOTE_LINKER \
   LDNOTE_GLIBC LDNOTE_ACTIVE LDNOTE_DEFER LDNOTE_AUDIT
