@@ -24,7 +24,7 @@
 # docs/startup.svg and the README's benchmark section. --quick: fewer rounds (a smoke run).
 # --parts: run only these parts (the report uses the other parts' results already in bench/out/).
 # Rounds: LDNOTE_BENCH_ROUNDS (default 25 for links, 200 runs for start-up); LDNOTE_BENCH_BURST:
-# links per burst (part 7, default 500).
+# links per burst (part 7, default 500); LDNOTE_BENCH_BURST_ROUNDS: bursts per variant (default 3).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,7 @@ runs=200
 quick=0
 parts=1,2,3,4,5,6,7
 burst=${LDNOTE_BENCH_BURST:-500}
+burst_rounds=${LDNOTE_BENCH_BURST_ROUNDS:-3}
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=3; runs=20; burst=50; shift ;;
@@ -440,16 +441,16 @@ say "7. configure-style burst ($burst links)"
 C=$out/burst
 rm -rf "$C" && mkdir -p "$C"
 printf 'int main(void) { return 0; }\n' >"$C/conftest.c"
-python3 - "$C" "$LDNOTE" "$DYNAMIC" "$burst" "$quick" >"$C/spec.json" <<'EOF'
+python3 - "$C" "$LDNOTE" "$DYNAMIC" "$burst" "$quick" "$burst_rounds" >"$C/spec.json" <<'EOF'
 import json, sys
-C, shipped, dyn, burst, quick = sys.argv[1:6]
+C, shipped, dyn, burst, quick, rounds = sys.argv[1:7]
 cmds = []
 for ld in ("bfd", "lld"):
     for b, pre in (("bare", ""), ("default", f"{shipped} link -- "), ("dynamic", f"{dyn} link -- ")):
         script = (f"i=0; while [ $i -lt {burst} ]; do {pre}gcc -fuse-ld={ld} -o conftest conftest.c "
                   f"|| exit 1; i=$((i + 1)); done")
         cmds.append({"name": f"{ld}/{b}", "argv": ["sh", "-c", script], "cwd": C})
-print(json.dumps({"rounds": 1 if quick == "1" else 3, "warmup": 0, "commands": cmds}, indent=1))
+print(json.dumps({"rounds": 1 if quick == "1" else int(rounds), "warmup": 0, "commands": cmds}, indent=1))
 EOF
 python3 "$B/timeit.py" "$C/spec.json" "$out/burst-time.json"
 fi

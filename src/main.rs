@@ -99,10 +99,10 @@ enum Cmd {
 }
 
 /// The C entry point, called by the C library's start code, in place of the Rust runtime's
-/// start. That start costs every wrapped link about 0.07 ms of CPU on work ldnote does not
-/// need: it reads `/proc/self/maps` to find the main thread's stack guard, maps an alternate
-/// signal stack and installs SIGSEGV/SIGBUS handlers for a stack overflow message (measured:
-/// 0.08-0.1 ms of ldnote's 1.2-1.3 ms on a 40-library link). What ldnote does need from it is
+/// start. That start costs every wrapped link CPU on work ldnote does not need (measured:
+/// 0.08-0.1 ms of ldnote's 1.2-1.3 ms on a 40-library link): it reads `/proc/self/maps` to find
+/// the main thread's stack guard, maps an alternate signal stack and installs SIGSEGV/SIGBUS
+/// handlers for a stack overflow message. What ldnote does need from it is
 /// done here: the standard descriptors are made valid first ([`std_fds`]), SIGPIPE is ignored
 /// ([`ignore_sigpipe`]), a panic still ends the process with status 101 and its message, and
 /// `std::process::exit` flushes stdout. The arguments come from `std::env::args_os`, which
