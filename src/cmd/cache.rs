@@ -48,7 +48,9 @@ fn private_dir(dir: &Path) -> bool {
 
 /// The path of a file holding exactly `bytes`, written atomically (temporary file and rename)
 /// when it is missing or differs; shared by concurrent links. `Err` names what failed in every
-/// directory tried (the caller then links without a reservation).
+/// directory tried (the caller then links without a reservation). The name is the FNV-1a hash of
+/// the bytes: a collision is harmless, as the bytes are compared before a cached file is used
+/// and rewritten when they differ.
 pub fn object_path(bytes: &[u8]) -> Result<PathBuf, String> {
     let name = format!("reserve-{:016x}.o", ldnote::fnv::hash(bytes));
     let mut why = Vec::new();
