@@ -198,7 +198,7 @@ fn parse_for_ident(id: &Ident) -> Result<Option<Target>, TargetError> {
 
 /// The header facts of the object being noted: the loader that will load its dependencies
 /// runs with exactly this class, byte order and machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Ident {
     /// ELFCLASS64.
     pub is_64: bool,

@@ -76,7 +76,7 @@ pub struct SectionPlace {
 }
 
 /// Everything ldnote needs to know about one linked object.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ElfInfo {
     /// Header facts.
     pub ident: Ident,
@@ -176,21 +176,7 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     let mut info = ElfInfo {
         ident,
         e_type: hdr.e_type(endian),
-        dynamic: false,
-        needed: Vec::new(),
-        runpath: None,
-        rpath: None,
-        soname: None,
-        flags_1: 0,
-        interp: None,
-        note_segments: Vec::new(),
-        notes: Vec::new(),
-        note_section: None,
-        note_section_name: None,
-        renamed_section: None,
-        has_sections: false,
-        run_path_string: None,
-        rpath_tag: None,
+        ..ElfInfo::default()
     };
 
     let mut dynamic_range = None;

@@ -40,12 +40,6 @@ fn output_after(before: &[u8], size: u64, align: u64) -> (ElfInfo, Vec<u8>) {
         },
         e_type: object::elf::ET_DYN,
         dynamic: true,
-        needed: Vec::new(),
-        runpath: None,
-        rpath: None,
-        soname: None,
-        flags_1: 0,
-        interp: None,
         note_segments: vec![segment],
         notes,
         note_section: Some(SectionPlace {
@@ -55,10 +49,8 @@ fn output_after(before: &[u8], size: u64, align: u64) -> (ElfInfo, Vec<u8>) {
             header_offset: 0x2000,
         }),
         note_section_name: Some(0x40),
-        renamed_section: None,
         has_sections: true,
-        run_path_string: None,
-        rpath_tag: None,
+        ..ElfInfo::default()
     };
     (info, seg)
 }
