@@ -5,6 +5,7 @@
 
 use object::elf::{FileHeader32, FileHeader64};
 use object::pod::from_bytes;
+use object::read::elf::FileHeader;
 use object::Endianness;
 
 /// `object`'s byte order for an `EI_DATA` that is (`big`) or is not `ELFDATA2MSB`.
@@ -35,24 +36,21 @@ pub struct Fields {
 /// for ELFCLASS32, 64 for ELFCLASS64).
 pub fn fields(head: &[u8], is_64: bool, e: Endianness) -> Option<Fields> {
     if is_64 {
-        let (h, _) = from_bytes::<FileHeader64<Endianness>>(head).ok()?;
-        Some(Fields {
-            e_type: h.e_type.get(e),
-            e_machine: h.e_machine.get(e),
-            e_version: h.e_version.get(e),
-            e_flags: h.e_flags.get(e),
-            e_phentsize: h.e_phentsize.get(e),
-        })
+        fields_of::<FileHeader64<Endianness>>(head, e)
     } else {
-        let (h, _) = from_bytes::<FileHeader32<Endianness>>(head).ok()?;
-        Some(Fields {
-            e_type: h.e_type.get(e),
-            e_machine: h.e_machine.get(e),
-            e_version: h.e_version.get(e),
-            e_flags: h.e_flags.get(e),
-            e_phentsize: h.e_phentsize.get(e),
-        })
+        fields_of::<FileHeader32<Endianness>>(head, e)
     }
+}
+
+fn fields_of<H: FileHeader<Endian = Endianness>>(head: &[u8], e: Endianness) -> Option<Fields> {
+    let (h, _) = from_bytes::<H>(head).ok()?;
+    Some(Fields {
+        e_type: h.e_type(e),
+        e_machine: h.e_machine(e),
+        e_version: h.e_version(e),
+        e_flags: h.e_flags(e),
+        e_phentsize: h.e_phentsize(e),
+    })
 }
 
 /// `e_ident`'s class and byte order, if `head` starts with the ELF magic: (is 64-bit, byte order).

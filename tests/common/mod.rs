@@ -46,6 +46,16 @@ pub fn ldnote_cmd() -> Command {
     c
 }
 
+/// `ldnote link`, with `--strict` when `strict` (the two modes most robustness cases run).
+pub fn ldnote_link(strict: bool) -> Command {
+    let mut c = ldnote_cmd();
+    c.arg("link");
+    if strict {
+        c.arg("--strict");
+    }
+    c
+}
+
 /// The repository root (the crate's manifest directory).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

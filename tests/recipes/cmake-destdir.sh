@@ -12,11 +12,7 @@ run_recipe "Refreshing notes after install" "CMake, staged install"
   || fail "$PREFIX exists before the staged tree is copied there"
 cp -a "$src/stage$PREFIX" "$PREFIX"
 L=$PREFIX/lib
-check_notes "$PREFIX" "$PREFIX/bin/hello:libgreet.so.1:$L/libgreet.so.1" \
-  "$L/libgreet.so.1.0.0:libanswer.so.1:$L/libanswer.so.1"
-run_prog "$PREFIX/bin/hello" 42
-check_loader LDNOTE_NOTE_LDSO fc ld-linux-x86-64.so.2 "$PREFIX" "$PREFIX/bin/hello" 42 \
-  "$L/libgreet.so.1" "$L/libanswer.so.1"
+check_installed "$L"
 rm -rf "$src"
 run_prog "$PREFIX/bin/hello" 42
 finish

@@ -9,11 +9,7 @@ need cmake make gcc jq
 start cmake c cmake
 run_recipe "Refreshing notes after install" "CMake"
 L=$PREFIX/lib
-check_notes "$PREFIX" "$PREFIX/bin/hello:libgreet.so.1:$L/libgreet.so.1" \
-  "$L/libgreet.so.1.0.0:libanswer.so.1:$L/libanswer.so.1"
-run_prog "$PREFIX/bin/hello" 42
-check_loader LDNOTE_NOTE_LDSO fc ld-linux-x86-64.so.2 "$PREFIX" "$PREFIX/bin/hello" 42 \
-  "$L/libgreet.so.1" "$L/libanswer.so.1"
+check_installed "$L"
 rm -rf "$src/build"
 run_prog "$PREFIX/bin/hello" 42
 

@@ -182,6 +182,18 @@ run_prog() {
   fi
 }
 
+# check_installed LIBDIR: what every native recipe checks of its installed project: the notes
+# (bin/hello -> libgreet.so.1, libgreet -> libanswer.so.1, both in LIBDIR), the program's output
+# and the note-aware loader taking both libraries from the notes.
+check_installed() {
+  local L=$1
+  check_notes "$PREFIX" "$PREFIX/bin/hello:libgreet.so.1:$L/libgreet.so.1" \
+    "$L/libgreet.so.1.0.0:libanswer.so.1:$L/libanswer.so.1"
+  run_prog "$PREFIX/bin/hello" 42
+  check_loader LDNOTE_NOTE_LDSO fc ld-linux-x86-64.so.2 "$PREFIX" "$PREFIX/bin/hello" 42 \
+    "$L/libgreet.so.1" "$L/libanswer.so.1"
+}
+
 finish() {
   if [ "$failures" -gt 0 ]; then
     echo "recipe test: $failures failure(s)" >&2

@@ -9,11 +9,7 @@ start meson c meson
 run_recipe "Refreshing notes after install" "Meson"
 # Meson picks the library directory (lib/<multiarch triple> on Debian).
 L=$(dirname "$(find "$PREFIX" -name libanswer.so.1.0.0)")
-check_notes "$PREFIX" "$PREFIX/bin/hello:libgreet.so.1:$L/libgreet.so.1" \
-  "$L/libgreet.so.1.0.0:libanswer.so.1:$L/libanswer.so.1"
-run_prog "$PREFIX/bin/hello" 42
-check_loader LDNOTE_NOTE_LDSO fc ld-linux-x86-64.so.2 "$PREFIX" "$PREFIX/bin/hello" 42 \
-  "$L/libgreet.so.1" "$L/libanswer.so.1"
+check_installed "$L"
 rm -rf "$src/build"
 run_prog "$PREFIX/bin/hello" 42
 finish

@@ -24,6 +24,18 @@ fn input(l: &Layout) -> PathBuf {
     l.object("input", "int ldnote_test_input;\n", &[])
 }
 
+/// `ldnote link OPTS -- LD INPUT -o OUT`, run.
+fn link_through(l: &Layout, ld: &Path, opts: &[&str], out: &Path) -> std::process::Output {
+    run(ldnote_cmd()
+        .arg("link")
+        .args(opts)
+        .arg("--")
+        .arg(ld)
+        .arg(input(l))
+        .arg("-o")
+        .arg(out))
+}
+
 /// A real, linked, un-noted program with a run path (the raw material of several cases).
 fn linked_program(l: &Layout) -> PathBuf {
     let a = l.lib_in("d1", "liba.so");
@@ -81,12 +93,7 @@ fn linker_stdout_stderr_and_status_pass_through() {
         "ld",
         "echo out-line; echo err-line >&2; printf 'x' > \"$out\"; exit 3",
     );
-    let o = run(ldnote_cmd()
-        .args(["link", "--"])
-        .arg(&ld)
-        .arg(input(&l))
-        .arg("-o")
-        .arg(l.p("out")));
+    let o = link_through(&l, &ld, &[], &l.p("out"));
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(stdout_of(&o), "out-line\n");
     assert_eq!(stderr_of(&o), "err-line\n");
@@ -101,12 +108,7 @@ fn linker_stdout_stderr_and_status_pass_through() {
 fn linker_killed_by_signal() {
     let l = Layout::new();
     let ld = fake_linker(&l, "ld", "kill -TERM $$");
-    let o = run(ldnote_cmd()
-        .args(["link", "--"])
-        .arg(&ld)
-        .arg(input(&l))
-        .arg("-o")
-        .arg(l.p("out")));
+    let o = link_through(&l, &ld, &[], &l.p("out"));
     assert_eq!(o.status.code(), Some(128 + 15), "stderr: {}", stderr_of(&o));
     assert!(!l.p("out").exists());
 }
@@ -130,20 +132,10 @@ fn output_missing() {
     let l = Layout::new();
     let ld = fake_linker(&l, "ld", "exit 0");
     let out = l.p("out");
-    let o = run(ldnote_cmd()
-        .args(["link", "--"])
-        .arg(&ld)
-        .arg(input(&l))
-        .arg("-o")
-        .arg(&out));
+    let o = link_through(&l, &ld, &[], &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
     assert_names_file(&o, &out);
-    let o = run(ldnote_cmd()
-        .args(["link", "--strict", "--"])
-        .arg(&ld)
-        .arg(input(&l))
-        .arg("-o")
-        .arg(&out));
+    let o = link_through(&l, &ld, &["--strict"], &out);
     assert_ne!(o.status.code(), Some(0));
     assert_names_file(&o, &out);
     assert!(!out.exists());
@@ -243,11 +235,7 @@ fn read_only_output_file() {
     );
     for strict in [false, true] {
         let out = l.p(format!("out-{strict}"));
-        let mut c = ldnote_cmd();
-        c.arg("link");
-        if strict {
-            c.arg("--strict");
-        }
+        let mut c = ldnote_link(strict);
         c.arg("--").arg(&ld).arg(&main).arg(&a).args([
             "-Wl,--enable-new-dtags",
             "-Xlinker",
@@ -534,11 +522,7 @@ fn output_is_a_character_device() {
     let a = l.lib_in("d1", "liba.so");
     let main = l.object("main", MAIN_C, &[]);
     for strict in [false, true] {
-        let mut c = ldnote_cmd();
-        c.arg("link");
-        if strict {
-            c.arg("--strict");
-        }
+        let mut c = ldnote_link(strict);
         let o = run(c
             .args(["--", "gcc", "-Wl,--no-as-needed", "-Wl,--enable-new-dtags"])
             .arg(cat(&[b"-Wl,-rpath,", &l.pb("d1")]))

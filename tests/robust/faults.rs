@@ -261,6 +261,25 @@ fn read_only_filesystem_keeps_the_linkers_output() {
     }
 }
 
+/// Links a program to `out` with mold through the snapshotting wrapper (`OUT.linker` keeps the
+/// linker's bytes), with no reservation, so that the append fallback notes it; `--strict`, so
+/// any failure to note fails the link. Returns the linker's bytes and the fully noted file.
+fn mold_link_by_fallback(l: &Layout, out: &Path) -> (Vec<u8>, Vec<u8>) {
+    let w = wrapper(l, "cc-wrap", "");
+    let mut args = program_args(l, out, 1);
+    args.push("-fuse-ld=mold".into());
+    let o = run(ldnote_cmd()
+        .args(["link", "--strict", "--no-reserve", "--"])
+        .arg(&w)
+        .args(&args)
+        .current_dir(l.root()));
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let snapshot = std::path::PathBuf::from(format!("{}.linker", out.display()));
+    let linker = std::fs::read(&snapshot).expect("snapshot");
+    let noted = reference_noted(&snapshot, &l.p("reference"));
+    (linker, noted)
+}
+
 #[test]
 fn symlink_output_notes_the_file_the_linker_wrote() {
     // mold writes through a symlinked output (GNU ld, gold and lld replace the link by a file);
@@ -275,15 +294,7 @@ fn symlink_output_notes_the_file_the_linker_wrote() {
     std::fs::write(&target, b"old").expect("write");
     let link = l.symlink(&target, "prog");
     let bystander = l.write("real/other", b"bystander");
-    let w = wrapper(&l, "cc-wrap", "");
-    let mut args = program_args(&l, &link, 1);
-    args.push("-fuse-ld=mold".into());
-    let o = run(ldnote_cmd()
-        .args(["link", "--strict", "--no-reserve", "--"])
-        .arg(&w)
-        .args(&args)
-        .current_dir(l.root()));
-    assert!(o.status.success(), "{}", stderr_of(&o));
+    let (linker, noted) = mold_link_by_fallback(&l, &link);
     assert!(
         std::fs::symlink_metadata(&link)
             .expect("lstat")
@@ -292,8 +303,6 @@ fn symlink_output_notes_the_file_the_linker_wrote() {
         "the symlink was replaced"
     );
     assert_eq!(std::fs::read_link(&link).expect("readlink"), target);
-    let linker = std::fs::read(l.p("prog.linker")).expect("snapshot");
-    let noted = reference_noted(&l.p("prog.linker"), &l.p("reference"));
     assert_eq!(
         assert_linker_or_noted(&target, &linker, &noted, "symlink target"),
         State::Noted
@@ -316,17 +325,7 @@ fn hard_linked_output_is_replaced_atomically_in_link_mode() {
     std::fs::write(&out, b"old").expect("write");
     let twin = l.p("twin");
     std::fs::hard_link(&out, &twin).expect("ln");
-    let w = wrapper(&l, "cc-wrap", "");
-    let mut args = program_args(&l, &out, 1);
-    args.push("-fuse-ld=mold".into());
-    let o = run(ldnote_cmd()
-        .args(["link", "--strict", "--no-reserve", "--"])
-        .arg(&w)
-        .args(&args)
-        .current_dir(l.root()));
-    assert!(o.status.success(), "{}", stderr_of(&o));
-    let linker = std::fs::read(l.p("prog.linker")).expect("snapshot");
-    let noted = reference_noted(&l.p("prog.linker"), &l.p("reference"));
+    let (linker, noted) = mold_link_by_fallback(&l, &out);
     assert_eq!(
         assert_linker_or_noted(&out, &linker, &noted, "output"),
         State::Noted

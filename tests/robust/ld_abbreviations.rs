@@ -176,11 +176,7 @@ fn a_file_the_linker_did_not_write_is_never_noted() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     for strict in [false, true] {
-        let mut c = ldnote_cmd();
-        c.arg("link");
-        if strict {
-            c.arg("--strict");
-        }
+        let mut c = ldnote_link(strict);
         let o = run(c
             .arg("--")
             .arg(&fake)
