@@ -42,7 +42,7 @@ pub fn check(data: &[u8]) -> bool {
         (0..n)
             .filter_map(|i| phdr(t, i, &HOST))
             .all(|p| p.vaddr.max(p.filesz).max(p.memsz) < 1 << 40)
-    });
+    }) && dynamic_values_sane(data);
     if sane {
         assert_eq!(found, found_moved, "a note found at one load address only");
     }
@@ -57,41 +57,23 @@ fn table(data: &[u8]) -> Option<(&[u8], usize)> {
     Some((data.get(o..e)?, phnum))
 }
 
-/// What `elf_get_dynamic_info` does to the file's dynamic section in memory at load address
-/// `bias`: `l_addr` added to the last DT_STRTAB entry, unless the segment is read-only.
-fn relocate_strtab(data: &mut [u8], bias: u64) {
-    let Some((t, phnum)) = table(data) else {
-        return;
-    };
-    let Some(d) = (0..phnum)
+/// The dynamic section's entries in the file, as `Image` maps its address, up to DT_NULL: each
+/// entry's tag and the file offset of its value; and whether its segment is writable.
+fn dynamic_entries(data: &[u8]) -> Option<(Vec<(u64, usize)>, bool)> {
+    let (t, phnum) = table(data)?;
+    let d = (0..phnum)
         .filter_map(|i| phdr(t, i, &HOST))
-        .find(|p| p.kind == PT_DYNAMIC)
-    else {
-        return;
-    };
-    if d.flags & PF_W == 0 || HOST.ro_dynamic {
-        return;
-    }
+        .find(|p| p.kind == PT_DYNAMIC)?;
     let ent = if HOST.is_64 { 16 } else { 8 };
-    // Where the dynamic section's bytes are in the file: as `Image` maps its address.
-    let Some(load) = (0..phnum)
+    let load = (0..phnum)
         .filter_map(|i| phdr(t, i, &HOST))
         .filter(|p| p.kind == PT_LOAD)
-        .find(|p| p.vaddr <= d.vaddr && d.vaddr - p.vaddr < p.filesz)
-    else {
-        return;
-    };
-    let (Some(start), Some(seg_end)) = (
-        load.offset.checked_add(d.vaddr - load.vaddr),
-        load.offset.checked_add(load.filesz),
-    ) else {
-        return;
-    };
+        .find(|p| p.vaddr <= d.vaddr && d.vaddr - p.vaddr < p.filesz)?;
+    let start = load.offset.checked_add(d.vaddr - load.vaddr)?;
+    let seg_end = load.offset.checked_add(load.filesz)?;
     let end = start.saturating_add(d.filesz.min(d.memsz)).min(seg_end);
-    let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
-        return;
-    };
-    let mut last = None;
+    let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
+    let mut out = Vec::new();
     let mut at = start;
     while at
         .checked_add(ent)
@@ -99,15 +81,39 @@ fn relocate_strtab(data: &mut [u8], bias: u64) {
     {
         match HOST.addr(data, at) {
             Some(DT_NULL) | None => break,
-            Some(DT_STRTAB) => last = Some(at + ent / 2),
-            Some(_) => {}
+            Some(tag) => out.push((tag, at + ent / 2)),
         }
         at += ent;
     }
-    let Some(v) = last else {
+    Some((out, d.flags & PF_W != 0))
+}
+
+/// Whether the values the module adds to a load address (DT_STRTAB, DT_RUNPATH) are ones a
+/// loader could map: a value near the top of the address space wraps around at one load
+/// address and not at another, so the two readings may rightly differ.
+fn dynamic_values_sane(data: &[u8]) -> bool {
+    let w = if HOST.is_64 { 8 } else { 4 };
+    dynamic_entries(data).is_none_or(|(entries, _)| {
+        entries
+            .iter()
+            .filter(|(tag, _)| matches!(*tag, DT_STRTAB | DT_RUNPATH))
+            .all(|&(_, v)| HOST.word(data, v, w).is_none_or(|x| x < 1 << 40))
+    })
+}
+
+/// What `elf_get_dynamic_info` does to the file's dynamic section in memory at load address
+/// `bias`: `l_addr` added to the last DT_STRTAB entry, unless the segment is read-only.
+fn relocate_strtab(data: &mut [u8], bias: u64) {
+    let Some((entries, writable)) = dynamic_entries(data) else {
         return;
     };
-    let w = ent / 2;
+    if !writable || HOST.ro_dynamic {
+        return;
+    }
+    let Some(&(_, v)) = entries.iter().rfind(|(tag, _)| *tag == DT_STRTAB) else {
+        return;
+    };
+    let w = if HOST.is_64 { 8 } else { 4 };
     let Some(old) = HOST.word(data, v, w) else {
         return;
     };
