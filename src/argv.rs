@@ -178,7 +178,7 @@ pub fn plan(kind: ToolKind, args: &[OsString], cwd: &Path) -> Result<LinkPlan, A
     match kind {
         ToolKind::Linker => {
             let mut parser = ld::LdParser::default();
-            for arg in &expanded {
+            for arg in expanded.iter() {
                 parser.feed(arg, &mut facts, cwd);
             }
             parser.finish()?;

@@ -90,8 +90,13 @@ impl<F: Fs> Sysroot<F> {
         &self.fs
     }
 
-    /// The listing of the symlink-free directory `dir`, read once.
+    /// The listing of the symlink-free directory `dir`, read once. Under native resolution
+    /// nothing here walks paths, so the listing is only the caller's (the resolver caches its
+    /// own) and is not kept.
     pub fn list(&self, dir: &[u8]) -> io::Result<Listing> {
+        if self.fs.native_resolution() {
+            return self.fs.list(dir).map(|v| Rc::new(v.into_iter().collect()));
+        }
         if let Some(hit) = self.lists.borrow().get(dir) {
             return hit.clone().map_err(|(kind, raw)| match raw {
                 Some(code) => io::Error::from_raw_os_error(code),
@@ -149,6 +154,9 @@ impl<F: Fs> Sysroot<F> {
 
     /// Resolve a directory once per process, as the loader's existence cache does.
     pub fn resolve_dir(&mut self, dir: &[u8]) -> Option<Vec<u8>> {
+        if self.fs.native_resolution() {
+            return Some(dir.to_vec());
+        }
         if let Some(hit) = self.dirs.get(dir) {
             return hit.clone();
         }

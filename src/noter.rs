@@ -158,6 +158,12 @@ impl<F: Fs> Noter<F> {
         }
     }
 
+    /// Whether plans carry the resolver's events (on by default; see
+    /// [`Resolver::record_events`]).
+    pub fn record_events(&mut self, on: bool) {
+        self.resolver.record_events(on);
+    }
+
     /// The resolver, for reading candidates the way resolution does (`--shrink-rpath`).
     pub fn resolver(&self) -> &Resolver<F> {
         &self.resolver

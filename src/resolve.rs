@@ -7,6 +7,7 @@
 //! `getdents` pass, cached) instead of one `access()` per needed name and directory.
 
 use crate::bytes::lossy;
+use std::borrow::Cow;
 use std::io;
 
 use crate::fs::{Fs, Kind, Sysroot};
@@ -105,16 +106,26 @@ pub struct Resolver<F: Fs> {
     root: Sysroot<F>,
     policy: Policy,
     listings: crate::fnv::Map<Vec<u8>, Listing>,
+    /// Whether [`Resolution::events`] is filled (see [`Resolver::record_events`]).
+    events: bool,
 }
 
 impl<F: Fs> Resolver<F> {
-    /// A resolver over `fs` with `policy`.
+    /// A resolver over `fs` with `policy`, recording events.
     pub fn new(fs: F, policy: Policy) -> Self {
         Resolver {
             root: Sysroot::new(fs),
             policy,
             listings: crate::fnv::Map::default(),
+            events: true,
         }
+    }
+
+    /// Whether to record [`Event`]s (on by default). They exist to be shown (`-v`, `explain`);
+    /// a wrapped link that shows nothing skips building them: two strings per library found,
+    /// on every link. The entries do not depend on it.
+    pub fn record_events(&mut self, on: bool) {
+        self.events = on;
     }
 
     /// The first `n` bytes of `path` (a target path), resolved inside the sysroot.
@@ -154,10 +165,11 @@ impl<F: Fs> Resolver<F> {
         acc: &Acceptance,
     ) -> Resolution {
         let mut res = Resolution::default();
+        let on = self.events;
         let mut searched: Vec<&[u8]> = Vec::new();
         for n in needed {
             if n.contains(&b'/') {
-                res.events.push(Event::Direct { name: lossy(n) });
+                record(&mut res.events, on, || Event::Direct { name: lossy(n) });
             } else {
                 searched.push(n);
             }
@@ -172,7 +184,7 @@ impl<F: Fs> Resolver<F> {
         }
         for comp in search_path.split(|b| *b == b':') {
             if let Some(why) = self.hint_reason(comp) {
-                res.events.push(Event::Hint {
+                record(&mut res.events, on, || Event::Hint {
                     dir: lossy(comp),
                     why,
                 });
@@ -194,7 +206,7 @@ impl<F: Fs> Resolver<F> {
                     // `=dir/lib:x.so` would be split at the `:` by the loader: the directory is
                     // a `?` hint for this soname instead (the loader's search finds the file).
                     Some(Verdict::Accept) if n.contains(&b':') => {
-                        res.events.push(Event::Hint {
+                        record(&mut res.events, on, || Event::Hint {
                             dir: lossy(comp),
                             why: format!(
                                 "soname `{}` contains `:`, which a path list cannot hold",
@@ -207,7 +219,7 @@ impl<F: Fs> Resolver<F> {
                             .push(Entry::Hint(comp.to_vec()));
                     }
                     Some(Verdict::Accept) => {
-                        res.events.push(Event::Found {
+                        record(&mut res.events, on, || Event::Found {
                             soname: lossy(n),
                             path: lossy(&path),
                         });
@@ -216,12 +228,12 @@ impl<F: Fs> Resolver<F> {
                             .or_default()
                             .push(Entry::Exact(path));
                     }
-                    Some(Verdict::Skip(why)) => res.events.push(Event::Skipped {
+                    Some(Verdict::Skip(why)) => record(&mut res.events, on, || Event::Skipped {
                         path: lossy(&path),
                         why,
                     }),
                     Some(Verdict::Fatal(why)) => {
-                        res.events.push(Event::Fatal {
+                        record(&mut res.events, on, || Event::Fatal {
                             path: lossy(&path),
                             why,
                         });
@@ -233,17 +245,25 @@ impl<F: Fs> Resolver<F> {
                 }
             }
         }
-        // The run path's directories as `fillin_rpath` keeps them: in order, each once.
-        let mut walk: Vec<Vec<u8>> = Vec::new();
-        for comp in search_path.split(|b| *b == b':') {
-            let d = crate::stale::dir_form(comp);
-            if !walk.contains(&d) {
-                walk.push(d);
-            }
-        }
+        // The run path's directories as `fillin_rpath` keeps them: in order, each once. Needed
+        // only for a list of hints (`prune`'s last rule), so built only then.
+        let walk = std::cell::OnceCell::new();
+        let walk = || {
+            walk.get_or_init(|| {
+                let mut walk: Vec<Vec<u8>> = Vec::new();
+                for comp in search_path.split(|b| *b == b':') {
+                    let d = crate::stale::dir_form(comp);
+                    if !walk.contains(&d) {
+                        walk.push(d);
+                    }
+                }
+                walk
+            })
+            .as_slice()
+        };
         for (soname, list) in res.entries.iter_mut() {
             for (e, why) in prune(list, &walk) {
-                res.events.push(Event::Dropped {
+                record(&mut res.events, on, || Event::Dropped {
                     soname: lossy(soname),
                     entry: lossy(&e.encode()),
                     why: why.into(),
@@ -376,16 +396,21 @@ impl<F: Fs> Resolver<F> {
                 }
                 Some(Some(Kind::File)) => {
                     regular = true;
-                    let mut p = dir.clone();
-                    if !p.ends_with(b"/") {
-                        p.push(b'/');
+                    if dir == comp {
+                        // Resolved to itself (native resolution): `path` is `dir/name`.
+                        Cow::Borrowed(path)
+                    } else {
+                        let mut p = dir.clone();
+                        if !p.ends_with(b"/") {
+                            p.push(b'/');
+                        }
+                        p.extend_from_slice(name);
+                        Cow::Owned(p)
                     }
-                    p.extend_from_slice(name);
-                    p
                 }
-                Some(_) => self.root.resolve(path).ok()?,
+                Some(_) => Cow::Owned(self.root.resolve(path).ok()?),
             },
-            Listing::Probe => self.root.resolve(path).ok()?,
+            Listing::Probe => Cow::Owned(self.root.resolve(path).ok()?),
         };
         let fs = self.root.fs();
         let head = if regular {
@@ -407,6 +432,13 @@ impl<F: Fs> Resolver<F> {
     }
 }
 
+/// Push the event `make` builds, when events are recorded.
+fn record(events: &mut Vec<Event>, on: bool, make: impl FnOnce() -> Event) {
+    if on {
+        events.push(make());
+    }
+}
+
 /// Drops the entries of one soname's list that can only cost the note-aware loader failing
 /// calls the stock loader does not make (docs/note-format.md, "What ldnote does differently"):
 /// - an entry whose directory (in `fillin_rpath`'s form) an earlier entry already names:
@@ -425,23 +457,29 @@ impl<F: Fs> Resolver<F> {
 ///   same order, and the walk would search it again when the library lives elsewhere (libc,
 ///   found through `ld.so.cache`). Hints that skip a run-path directory (`?$ORIGIN/lib` after
 ///   `/usr/lib/app`) stay: they save that directory's search.
-fn prune(list: &mut Vec<Entry>, walk: &[Vec<u8>]) -> Vec<(Entry, &'static str)> {
+fn prune<'w>(
+    list: &mut Vec<Entry>,
+    walk: &dyn Fn() -> &'w [Vec<u8>],
+) -> Vec<(Entry, &'static str)> {
     let mut dropped = Vec::new();
-    let mut seen: Vec<Vec<u8>> = Vec::new();
-    for e in std::mem::take(list) {
-        let dir = match &e {
-            Entry::Hint(d) => Some(crate::stale::dir_form(d)),
-            Entry::Exact(p) => crate::stale::exact_dir(p).map(<[u8]>::to_vec),
-        };
-        match dir {
-            Some(d) if seen.contains(&d) => {
-                dropped.push((e, "an earlier entry names the same directory"));
+    // One entry (the usual case: the library's own directory) names no directory twice.
+    if list.len() > 1 {
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for e in std::mem::take(list) {
+            let dir = match &e {
+                Entry::Hint(d) => Some(crate::stale::dir_form(d)),
+                Entry::Exact(p) => crate::stale::exact_dir(p).map(<[u8]>::to_vec),
+            };
+            match dir {
+                Some(d) if seen.contains(&d) => {
+                    dropped.push((e, "an earlier entry names the same directory"));
+                }
+                Some(d) => {
+                    seen.push(d);
+                    list.push(e);
+                }
+                None => list.push(e),
             }
-            Some(d) => {
-                seen.push(d);
-                list.push(e);
-            }
-            None => list.push(e),
         }
     }
     while let Some(Entry::Hint(d)) = list.last() {
@@ -455,8 +493,10 @@ fn prune(list: &mut Vec<Entry>, walk: &[Vec<u8>]) -> Vec<(Entry, &'static str)> 
             ));
         }
     }
-    let prefix = list.len() <= walk.len()
-        && list.iter().zip(walk).all(|(e, w)| match e {
+    let prefix = !list.is_empty()
+        && list.iter().all(|e| matches!(e, Entry::Hint(_)))
+        && list.len() <= walk().len()
+        && list.iter().zip(walk()).all(|(e, w)| match e {
             Entry::Hint(d) => crate::stale::dir_form(d) == *w,
             Entry::Exact(_) => false,
         });

@@ -19,6 +19,7 @@
 //! we report a cycle as soon as a file includes itself (directly or not) and cap depth and total
 //! count, each with an error naming the file.
 
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -60,15 +61,19 @@ pub enum RspError {
 
 /// Expand every `@file` argument of `args` (recursively), resolving relative names against `cwd`.
 ///
-/// Arguments that are not response files are copied unchanged.
-pub fn expand(args: &[OsString], cwd: &Path) -> Result<Vec<OsString>, RspError> {
+/// Arguments that are not response files are kept unchanged; without any `@` argument (most
+/// link lines) `args` itself is returned, not a copy.
+pub fn expand<'a>(args: &'a [OsString], cwd: &Path) -> Result<Cow<'a, [OsString]>, RspError> {
+    if !args.iter().any(|a| a.as_bytes().starts_with(b"@")) {
+        return Ok(Cow::Borrowed(args));
+    }
     let mut out = Vec::with_capacity(args.len());
     let mut stack = Vec::new();
     let mut files = 0usize;
     for arg in args {
         expand_one(arg, cwd, &mut stack, &mut files, &mut out)?;
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Expand one argument into `out`. `stack` holds the identities of the files being read.

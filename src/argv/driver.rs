@@ -261,8 +261,8 @@ fn feed_linker(
     cwd: &Path,
 ) -> Result<(), ArgvError> {
     if arg.as_bytes().starts_with(b"@") {
-        for inner in rsp::expand(&[arg.to_owned()], cwd)? {
-            linker.feed(&inner, facts, cwd);
+        for inner in rsp::expand(&[arg.to_owned()], cwd)?.iter() {
+            linker.feed(inner, facts, cwd);
         }
     } else {
         linker.feed(arg, facts, cwd);

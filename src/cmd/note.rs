@@ -66,7 +66,10 @@ impl Noter {
     }
 
     pub fn new(opts: NoteOpts, sysroot: &OsStr) -> Result<Self, Failure> {
-        let core = ldnote::noter::Noter::with_builtin_targets(opts.choices(), RealFs::new(sysroot));
+        let mut core =
+            ldnote::noter::Noter::with_builtin_targets(opts.choices(), RealFs::new(sysroot));
+        // The events are only printed under `-v`.
+        core.record_events(opts.verbose);
         Ok(Noter {
             opts,
             core,
@@ -97,6 +100,27 @@ impl Noter {
             }
         }
         Ok(plan)
+    }
+
+    /// [`Noter::plan`] of the file `data` holds and the in-place edit that notes it; `None`
+    /// when the file is not dynamically linked (nothing to note).
+    fn plan_edit<'d, R: ReadRef<'d>>(
+        &mut self,
+        data: R,
+        path: &Path,
+    ) -> Result<Option<(Plan, Edit)>, Failure> {
+        let plan = self.plan(data, path)?;
+        if !plan.is_dynamic() {
+            return Ok(None);
+        }
+        let seg = |s: &elf::NoteSegment| {
+            data.read_bytes_at(s.offset, s.filesz)
+                .ok()
+                .map(<[u8]>::to_vec)
+        };
+        // Deferred: plan as if there were nothing to record (inert, hidden reservation).
+        let edit = plan.edit(self.opts.defer, &seg);
+        Ok(Some((plan, edit)))
     }
 
     /// Shrink the run path of `path` in place, as `patchelf --shrink-rpath` would.
@@ -164,29 +188,25 @@ impl Noter {
                 "`{show}`: cannot open for writing: {e}; the file is left unchanged"
             ))
         };
-        let cache = ReadCache::new(Source::of(&file));
-        let plan = self.plan(&cache, path)?;
-        if !plan.is_dynamic() {
+        // `object` reads each section name with its own small read (dozens of `lseek` + `read`
+        // pairs, and as many buffers, for a small program): a file up to `WHOLE` bytes is read
+        // in one call and parsed in place, a larger one through the descriptor.
+        let planned = match read_whole(&file) {
+            Some(bytes) => self.plan_edit(bytes.as_slice(), path)?,
+            None => self.plan_edit(&ReadCache::new(&file), path)?,
+        };
+        let Some((plan, edit)) = planned else {
             say(
                 &self.opts,
                 format!("{show}: not dynamically linked, nothing to note"),
             );
             return Ok(Outcome::NotDynamic);
-        }
-        let seg = |s: &elf::NoteSegment| {
-            cache
-                .read_bytes_at(s.offset, s.filesz)
-                .ok()
-                .map(<[u8]>::to_vec)
         };
-        // Deferred: plan as if there were nothing to record (inert, hidden reservation).
-        let edit = plan.edit(self.opts.defer, &seg);
         let note = if self.opts.defer {
             None
         } else {
             plan.note.as_deref()
         };
-        drop(cache);
         match edit {
             Edit::UpToDate => {
                 say(&self.opts, format!("{show}: note already up to date"));
@@ -295,51 +315,18 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
     )))
 }
 
-/// The output as the ELF reader sees it. `object` reads each section name with its own small
-/// read (dozens of `lseek` + `read` pairs for a small program): a file up to `WHOLE` bytes is
-/// read in one call instead, a larger one through the descriptor.
-enum Source<'a> {
-    Mem(std::io::Cursor<Vec<u8>>),
-    File(&'a File),
-}
-
 /// Bigger than the usual program or library this is read whole for.
 const WHOLE: u64 = 1 << 20;
 
-impl<'a> Source<'a> {
-    fn of(file: &'a File) -> Source<'a> {
-        let whole = file
-            .metadata()
-            .ok()
-            .filter(|m| m.len() <= WHOLE)
-            .and_then(|m| {
-                let mut buf = vec![0u8; usize::try_from(m.len()).ok()?];
-                file.read_exact_at(&mut buf, 0).ok()?;
-                Some(buf)
-            });
-        match whole {
-            Some(buf) => Source::Mem(std::io::Cursor::new(buf)),
-            None => Source::File(file),
-        }
+/// The whole of `file` when it is at most [`WHOLE`] bytes (one read), else `None`.
+fn read_whole(file: &File) -> Option<Vec<u8>> {
+    let len = file.metadata().ok()?.len();
+    if len > WHOLE {
+        return None;
     }
-}
-
-impl std::io::Read for Source<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Source::Mem(c) => c.read(buf),
-            Source::File(f) => f.read(buf),
-        }
-    }
-}
-
-impl std::io::Seek for Source<'_> {
-    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
-        match self {
-            Source::Mem(c) => c.seek(to),
-            Source::File(f) => f.seek(to),
-        }
-    }
+    let mut buf = vec![0u8; usize::try_from(len).ok()?];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    Some(buf)
 }
 
 pub fn describe(e: &ldnote::resolve::Event) -> String {

@@ -1,8 +1,9 @@
 //! The real filesystem under a sysroot, resolved by the kernel where it can.
-use std::ffi::OsStr;
+use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, OFlags};
 
@@ -57,36 +58,38 @@ impl RealFs {
         self
     }
 
-    fn host(&self, path: &[u8]) -> PathBuf {
+    /// `path` on the host: itself for the root `/` (no copy: every open of a wrapped link
+    /// passes here), else joined under the root.
+    fn host<'p>(&self, path: &'p [u8]) -> Cow<'p, Path> {
         if self.root == b"/" {
-            return PathBuf::from(OsStr::from_bytes(path));
+            return Cow::Borrowed(Path::new(OsStr::from_bytes(path)));
         }
         let mut p = self.root.clone();
         if !path.starts_with(b"/") {
             p.push(b'/');
         }
         p.extend_from_slice(path);
-        PathBuf::from(OsStr::from_bytes(&p))
+        Cow::Owned(PathBuf::from(OsString::from_vec(p)))
     }
 
     /// Open `path` (a target path) with `flags`: inside the root by the kernel, or on the host
     /// (for `/`, or after walking the path inside the root where the kernel cannot).
     fn open(&self, path: &[u8], flags: OFlags) -> io::Result<std::os::fd::OwnedFd> {
         let flags = flags | OFlags::CLOEXEC;
-        let host = match self.kernel() {
+        let host: Cow<'_, Path> = match self.kernel() {
             Some(root) => match open_in_root(&root.fd, path, flags) {
                 Err(e) if refused(&e) => {
                     root.refused
                         .store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.walked(path)?
+                    Cow::Owned(self.walked(path)?)
                 }
                 r => return r,
             },
-            None if self.in_root.is_some() => self.walked(path)?,
+            None if self.in_root.is_some() => Cow::Owned(self.walked(path)?),
             None => self.host(path),
         };
         Ok(rustix::fs::open(
-            host.as_path(),
+            host.as_ref(),
             flags,
             rustix::fs::Mode::empty(),
         )?)
@@ -121,7 +124,7 @@ impl RealFs {
             ResolveError::Io(_, io) => io,
             other => io::Error::other(other.to_string()),
         })?;
-        Ok(self.host(&real))
+        Ok(self.host(&real).into_owned())
     }
 }
 
