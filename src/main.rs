@@ -132,7 +132,12 @@ pub extern "C" fn main(
 #[cfg_attr(test, allow(dead_code))]
 fn std_fds() {
     use rustix::event::{poll, PollFd, PollFlags};
-    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    // The descriptors themselves: `std::io::stdin()` would allocate its 8 KiB buffer here.
+    let (i, o, e) = (
+        rustix::stdio::stdin(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stderr(),
+    );
     let mut fds = [
         PollFd::new(&i, PollFlags::empty()),
         PollFd::new(&o, PollFlags::empty()),

@@ -32,7 +32,7 @@ fn mark_children() {
 }
 
 /// Run `tool args` with stdio inherited (the linker's output passes through untouched).
-fn run(tool: &OsStr, args: &[OsString]) -> Result<i32, Failure> {
+fn run<'a>(tool: &OsStr, args: impl IntoIterator<Item = &'a OsString>) -> Result<i32, Failure> {
     mark_children();
     let status = Command::new(tool)
         .args(args)
@@ -111,7 +111,9 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         return run(tool, args).unwrap_or_else(|e| fail(&e));
     }
     let triple = name.as_ref().and_then(|n| n.triple.clone());
-    let mut final_args: Vec<OsString> = args.to_vec();
+    // The linker's line: `args` with the reservation inserted after a `-flavor` prefix and the
+    // audit options appended, built as the command's arguments without copying `args`.
+    let mut reserved: Option<OsString> = None;
     // Every linker gets the reservation: whether the note can be written in place is decided
     // from the output's layout (the PT_NOTE holding the region and its p_align), whatever the
     // linker is called (mold merges every note into one 8-aligned PT_NOTE).
@@ -124,10 +126,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     } else if !opts.no_reserve {
         match reservation(&plan, kind, triple.as_deref(), &opts) {
             Some(path) => {
-                final_args.insert(
-                    plan.flavor_prefix.min(final_args.len()),
-                    path.into_os_string(),
-                );
+                reserved = Some(path.into_os_string());
             }
             None => say(
                 &opts,
@@ -135,14 +134,20 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
             ),
         }
     }
-    match audit_args(&plan, tool, args, &opts) {
-        Ok(extra) => final_args.extend(extra),
+    let extra = match audit_args(&plan, tool, args, &opts) {
+        Ok(extra) => extra,
         Err(code) => return code,
-    }
+    };
+    let (head, tail) = args.split_at(plan.flavor_prefix.min(args.len()));
+    let line = head
+        .iter()
+        .chain(reserved.as_ref())
+        .chain(tail)
+        .chain(extra.iter());
     let output = cwd.join(&plan.output);
     let before = stamp(&output);
     super::trace::mark("reserve");
-    let status = match run(tool, &final_args) {
+    let status = match run(tool, line) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
