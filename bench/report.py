@@ -501,7 +501,7 @@ def audit_part():
 
 # ---------------------------------------------------------------------------------------------
 STEPS = [
-    ("start", "process start: execve, the dynamic loader (dynamic build), the C library's start (CPU before `main`)"),
+    ("start", "process start: execve, the dynamic loader (dynamic build), the C library's start (CPU before `main`, counted from the fork: the launching shell's child before its execve is in it too)"),
     ("plan", "argv plan: read the link line (inputs, output, run path, target hints)"),
     ("reserve", "reservation: the target of the first input object, the cached object's path and bytes"),
     ("linker", "spawn and wait: ldnote's own CPU while the linker runs (the wall time is the link's)"),

@@ -35,11 +35,8 @@ impl Choices {
     pub fn policy(&self, target: Option<&Target>) -> Policy {
         let mut legacy = Vec::new();
         if let Some(t) = target {
-            let mut t = t.clone();
-            if let Some(g) = &self.glibc {
-                t.glibc.clone_from(g);
-            }
-            if t.has_legacy_hwcaps() {
+            let glibc = self.glibc.as_deref().unwrap_or(&t.glibc);
+            if target::glibc_has_legacy_hwcaps(glibc) {
                 legacy = t
                     .legacy_hwcaps
                     .iter()

@@ -233,10 +233,16 @@ impl Target {
 
     /// Whether `(major, minor)` of this target's glibc is at most 2.36 (legacy hwcaps probed).
     pub fn has_legacy_hwcaps(&self) -> bool {
-        let mut it = self.glibc.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
-        let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-        (ma, mi) <= (2, 36)
+        glibc_has_legacy_hwcaps(&self.glibc)
     }
+}
+
+/// Whether a loader of glibc `version` (`X.Y`) still searches legacy hwcaps subdirectories
+/// (removed after 2.36).
+pub fn glibc_has_legacy_hwcaps(version: &str) -> bool {
+    let mut it = version.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (ma, mi) <= (2, 36)
 }
 
 impl FlagRule {
