@@ -516,6 +516,14 @@ STEPS = [
 LABEL = {"default": "static", "dynamic": "dynamic"}
 
 
+def baseline_name():
+    """The name of the earlier build measured beside the current one (LDNOTE_BENCH_BASELINE)."""
+    try:
+        return open(os.path.join(OUT, "baseline-name.txt")).read().strip() or None
+    except OSError:
+        return None
+
+
 def traces(path):
     """step -> ([wall ms], [cpu ms]) from LDNOTE_TRACE_TIME=1 lines."""
     res = {}
@@ -603,23 +611,42 @@ def breakdown_part():
         out()
     if t:
         r = t["results"]
+        before = baseline_name() if any(k.endswith("/baseline") for k in r) else None
         out(f"Side by side (`bench/timeit.py`, {t['rounds']} rounds, interleaved; CPU of the process "
-            "tree; ratio and added per round, median [p25-p75]):")
+            "tree; ratio and added per round, median [p25-p75]). *Floor*: `bench/floor.c`, only "
+            "what any noting wrapper must do, in C, static: spawn the link with the same "
+            "reservation object and wait, read the output, list each run-path directory once, "
+            "read one header per directory, one write; no checks, no note encoding."
+            + (f" *Before*: the static build of {before}, in the same rounds." if before else ""))
         out()
-        out("| case | bare CPU ms | static (shipped): ratio | added ms | dynamic: ratio | added ms |")
-        out("|---|---|---|---|---|---|")
+        variants = ("default", "dynamic", "floor") + (("baseline",) if before else ())
+        out("| case | bare CPU ms | static (shipped): ratio | added ms | dynamic: ratio | added ms "
+            "| floor: ratio | added ms |" + (f" before ({before}): ratio | added ms |" if before else ""))
+        out("|---|---|---|---|---|---|---|---|" + ("---|---|" if before else ""))
         for key, title in (("bfd", "GNU ld, 40 libraries"), ("lld", "lld, 40 libraries"),
+                           ("conftest-bfd", "configure test link, GNU ld (`gcc -o conftest conftest.c`)"),
+                           ("conftest-lld", "configure test link, lld"),
                            ("compile", "pass-through: `gcc -c` (nothing to note)")):
             if f"{key}/bare" not in r:
                 continue
             b = r[f"{key}/bare"]["cpu"]
             cells = [title, ms(q(b)[0])]
-            for v in ("default", "dynamic"):
+            for v in variants:
+                if f"{key}/{v}" not in r:
+                    cells += ["-", "-"]
+                    continue
                 w = r[f"{key}/{v}"]["cpu"]
                 rc = q([x / y for x, y in zip(w, b)])
                 add = q([x - y for x, y in zip(w, b)])
                 cells += [f"{rc[0]:.3f} [{rc[1]:.3f}-{rc[2]:.3f}]", f"{ms(add[0])} [{ms(add[1])}-{ms(add[2])}]"]
                 link_facts.setdefault("bd", {})[(key, v)] = (rc[0], add[0])
+                if v == "default" and key != "compile":
+                    what = (f"40 libraries, {key}" if key in ("bfd", "lld")
+                            else f"configure test links, {key.split('-')[1]}")
+                    goals.append((f"{what} (part 6, {t['rounds']} interleaved rounds): CPU ratio <= 1.05 "
+                                  "and added <= 1.5 ms",
+                                  ("met" if rc[0] <= 1.05 and add[0] <= 0.0015 else "missed")
+                                  + f": {rc[0]:.3f}, {ms(add[0])} ms"))
             out("| " + " | ".join(cells) + " |")
         if "start/default" in r:
             out()
@@ -630,15 +657,22 @@ def breakdown_part():
         bd = link_facts.get("bd", {})
         if bd:
             summary.append("**6. Where the added time goes** (40 libraries; interleaved, CPU; the "
-                           "shipped static build vs a dynamically linked build of the same source; "
-                           "full per-step table in [benchmarks.md](benchmarks.md))")
+                           "shipped static build vs a dynamically linked build of the same source "
+                           "and the floor, `bench/floor.c`; full per-step table in "
+                           "[benchmarks.md](benchmarks.md))")
             summary.append("")
-            summary.append("| case | static (shipped): ratio, added ms | dynamic: ratio, added ms |")
-            summary.append("|---|---|---|")
-            for key, title in (("bfd", "GNU ld"), ("lld", "lld"), ("compile", "`gcc -c` pass-through")):
+            summary.append("| case | static (shipped): ratio, added ms | dynamic: ratio, added ms "
+                           "| floor of any noting wrapper: ratio, added ms |"
+                           + (f" before ({before}): ratio, added ms |" if before else ""))
+            summary.append("|---|---|---|---|" + ("---|" if before else ""))
+            for key, title in (("bfd", "GNU ld"), ("lld", "lld"),
+                               ("conftest-bfd", "configure test link, GNU ld"),
+                               ("conftest-lld", "configure test link, lld"),
+                               ("compile", "`gcc -c` pass-through")):
                 if (key, "default") in bd:
-                    d, s_ = bd[(key, "default")], bd[(key, "dynamic")]
-                    summary.append(f"| {title} | {d[0]:.3f}, {ms(d[1])} | {s_[0]:.3f}, {ms(s_[1])} |")
+                    cells = [f"{bd[(key, v)][0]:.3f}, {ms(bd[(key, v)][1])}" if (key, v) in bd else "-"
+                             for v in variants]
+                    summary.append(f"| {title} | " + " | ".join(cells) + " |")
             summary.append("")
 
 
@@ -654,20 +688,25 @@ def burst_part():
     n = int(m.group(1)) if m else 0
     out(f"## 7. Configure-style burst ({n} one-file test links in a row)")
     out()
+    before = baseline_name() if any(k.endswith("/baseline") for k in r) else None
     out(f"`gcc -fuse-ld=X -o conftest conftest.c` {n} times in a row in one shell (compile and link "
         "in one driver call, as autoconf's link checks do), bare, through `ldnote link --` "
-        f"(the shipped static build) and through a dynamically linked build; {t['rounds']} rounds, interleaved; CPU "
-        "of the whole burst.")
+        "(the shipped static build), through a dynamically linked build"
+        + (f" and through an earlier build ({before})" if before else "")
+        + f"; {t['rounds']} rounds, interleaved; CPU of the whole burst.")
     out()
-    out("| linker | bare CPU s | static (shipped): ratio | added ms per link | dynamic: ratio | added ms per link |")
-    out("|---|---|---|---|---|---|")
+    head = ("| linker | bare CPU s | static (shipped): ratio | added ms per link | dynamic: ratio | added ms per link |"
+            + (f" before ({before}): ratio | added ms per link |" if before else ""))
+    rule = "|---|---|---|---|---|---|" + ("---|---|" if before else "")
+    out(head)
+    out(rule)
     rows = []
     for ld, name in (("bfd", "GNU ld"), ("lld", "lld")):
         if f"{ld}/bare" not in r:
             continue
         b = r[f"{ld}/bare"]["cpu"]
         cells = [name, f"{q(b)[0]:.2f}"]
-        for v in ("default", "dynamic"):
+        for v in ("default", "dynamic") + (("baseline",) if before else ()):
             w = r[f"{ld}/{v}"]["cpu"]
             rc = q([x / y for x, y in zip(w, b)])
             add = q([(x - y) / max(n, 1) for x, y in zip(w, b)])
@@ -682,8 +721,7 @@ def burst_part():
     if rows:
         summary.extend([f"**7. Configure-style burst** ({n} one-file test links, `gcc -o conftest "
                         "conftest.c`; interleaved, CPU of the burst)", "",
-                        "| linker | bare CPU s | static (shipped): ratio | added ms per link | dynamic: ratio | added ms per link |",
-                        "|---|---|---|---|---|---|"] + rows + [""])
+                        head, rule] + rows + [""])
 
 link_part()
 probes_part()

@@ -11,7 +11,8 @@
 #      note-aware loader, same layouts, and the module's fixed cost on a program without a note;
 #   6. where the added time of a 40-library link goes: per-step times (LDNOTE_TRACE_TIME=1),
 #      ldnote's own system calls (strace -c), the process start alone (perf stat), and the
-#      shipped (static-pie) build against a dynamically linked build of the same source;
+#      shipped (static-pie) build against a dynamically linked build of the same source and
+#      against the floor any noting wrapper pays (bench/floor.c);
 #   7. a configure-style burst: 500 one-file test links in a row (`gcc -o conftest conftest.c`,
 #      as autoconf's link checks do), bare vs through ldnote, GNU ld and lld.
 #
@@ -23,6 +24,8 @@
 # (LDNOTE_BENCH_OUT); the report to docs/benchmarks.md, docs/benchmarks-summary.md,
 # docs/startup.svg and the README's benchmark section. --quick: fewer rounds (a smoke run).
 # --parts: run only these parts (the report uses the other parts' results already in bench/out/).
+# LDNOTE_BENCH_BASELINE=PATH: an earlier ldnote build measured beside the current one in parts 6
+# and 7 (named by LDNOTE_BENCH_BASELINE_NAME, e.g. its commit), for before/after in one run.
 # Rounds: LDNOTE_BENCH_ROUNDS (default 25 for links, 200 runs for start-up); LDNOTE_BENCH_BURST:
 # links per burst (part 7, default 500); LDNOTE_BENCH_BURST_ROUNDS: bursts per variant (default 3).
 set -euo pipefail
@@ -35,11 +38,12 @@ quick=0
 parts=1,2,3,4,5,6,7
 burst=${LDNOTE_BENCH_BURST:-500}
 burst_rounds=${LDNOTE_BENCH_BURST_ROUNDS:-3}
+baseline=${LDNOTE_BENCH_BASELINE:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=3; runs=20; burst=50; shift ;;
     --parts) parts=${2:?--parts needs a list}; shift 2 ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -379,6 +383,12 @@ dynamic_ldnote() {
 }
 if part 6 || part 7; then
   DYNAMIC=$(dynamic_ldnote)
+  if [ -n "$baseline" ]; then
+    [ -x "$baseline" ] || { echo "run.sh: LDNOTE_BENCH_BASELINE=$baseline is not executable" >&2; exit 2; }
+    printf '%s\n' "${LDNOTE_BENCH_BASELINE_NAME:-an earlier build}" >"$out/baseline-name.txt"
+  else
+    rm -f "$out/baseline-name.txt"
+  fi
 fi
 if part 6; then
 say "6. where the added time goes"
@@ -413,20 +423,39 @@ if command -v perf >/dev/null && perf stat -e task-clock true 2>/dev/null; then
     perf stat -x, -r 200 -e task-clock,page-faults -o "$D/perf-start-$c.txt" "${cmd[@]}" >/dev/null
   done
 fi
-# Side by side: bare link, the shipped build, the dynamic build; and a pass-through
+# The floor any noting wrapper pays (bench/floor.c: spawn the link with the same reservation
+# object, wait, read the output, list each run-path directory once, read one header per
+# directory, one write), built static like the shipped ldnote.
+gcc -O2 -static-pie -o "$D/floor" "$B/floor.c"
+strace -f -qq -s 4096 -e trace=execve -o "$D/execve.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
+reservation=$(grep -o '[^"]*/reserve-[0-9a-f]*\.o' "$D/execve.txt" | head -n1)
+[ -n "$reservation" ] || { echo "run.sh: no reservation object on the linker's line" >&2; exit 1; }
+runpath=$(printf '%s\n' "${a[@]}" | sed -n 's/^-Wl,-rpath,//p' | head -n1)
+# Side by side: bare link, the shipped build, the dynamic build, the floor; and a pass-through
 # invocation (a compile, `-c`: nothing to note).
-python3 - "$D" "$LDNOTE" "$DYNAMIC" "$rounds" "${a[@]}" >"$D/spec.json" <<'EOF'
+python3 - "$D" "$LDNOTE" "$DYNAMIC" "$rounds" "$reservation" "$runpath" "$baseline" "${a[@]}" >"$D/spec.json" <<'EOF'
 import json, sys
-D, shipped, dyn, rounds = sys.argv[1:5]
-args = sys.argv[5:]
+D, shipped, dyn, rounds, reservation, runpath, baseline = sys.argv[1:8]
+args = sys.argv[8:]
+builds = [("default", shipped), ("dynamic", dyn)] + ([("baseline", baseline)] if baseline else [])
 cmds = []
 for ld in ("bfd", "lld"):
     link = ["gcc", f"-fuse-ld={ld}"]
     cmds.append({"name": f"{ld}/bare", "argv": link + ["-o", f"{D}/o-{ld}-bare"] + args})
-    for b, exe in (("default", shipped), ("dynamic", dyn)):
+    for b, exe in builds:
         cmds.append({"name": f"{ld}/{b}", "argv": [exe, "link", "--"] + link + ["-o", f"{D}/o-{ld}-{b}"] + args})
+    out = f"{D}/o-{ld}-floor"
+    cmds.append({"name": f"{ld}/floor",
+                 "argv": [f"{D}/floor", reservation, out, runpath, "--"] + link + ["-o", out] + args})
+# A configure test link (compile and link one file, no run path: nothing to record), one per
+# round, interleaved with the others: part 7's bursts, without their drift between bursts.
+for ld in ("bfd", "lld"):
+    conf = ["gcc", f"-fuse-ld={ld}", "-o", f"{D}/conftest-{ld}", f"{D}/conftest.c"]
+    cmds.append({"name": f"conftest-{ld}/bare", "argv": conf})
+    for b, exe in builds:
+        cmds.append({"name": f"conftest-{ld}/{b}", "argv": [exe, "link", "--"] + conf})
 cmds.append({"name": "compile/bare", "argv": ["gcc", "-c", "-o", f"{D}/c.o", f"{D}/conftest.c"]})
-for b, exe in (("default", shipped), ("dynamic", dyn)):
+for b, exe in builds:
     cmds.append({"name": f"compile/{b}", "argv": [exe, "link", "--", "gcc", "-c", "-o", f"{D}/c.o", f"{D}/conftest.c"]})
     cmds.append({"name": f"start/{b}", "argv": [exe, "--version"]})
 cmds.append({"name": "start/true", "argv": ["/bin/true"]})
@@ -441,12 +470,15 @@ say "7. configure-style burst ($burst links)"
 C=$out/burst
 rm -rf "$C" && mkdir -p "$C"
 printf 'int main(void) { return 0; }\n' >"$C/conftest.c"
-python3 - "$C" "$LDNOTE" "$DYNAMIC" "$burst" "$quick" "$burst_rounds" >"$C/spec.json" <<'EOF'
+python3 - "$C" "$LDNOTE" "$DYNAMIC" "$burst" "$quick" "$burst_rounds" "$baseline" >"$C/spec.json" <<'EOF'
 import json, sys
-C, shipped, dyn, burst, quick, rounds = sys.argv[1:7]
+C, shipped, dyn, burst, quick, rounds, baseline = sys.argv[1:8]
+variants = [("bare", ""), ("default", f"{shipped} link -- "), ("dynamic", f"{dyn} link -- ")]
+if baseline:
+    variants.append(("baseline", f"{baseline} link -- "))
 cmds = []
 for ld in ("bfd", "lld"):
-    for b, pre in (("bare", ""), ("default", f"{shipped} link -- "), ("dynamic", f"{dyn} link -- ")):
+    for b, pre in variants:
         script = (f"i=0; while [ $i -lt {burst} ]; do {pre}gcc -fuse-ld={ld} -o conftest conftest.c "
                   f"|| exit 1; i=$((i + 1)); done")
         cmds.append({"name": f"{ld}/{b}", "argv": ["sh", "-c", script], "cwd": C})

@@ -288,6 +288,38 @@ fn dropped_entries_are_reported() {
 }
 
 #[test]
+fn events_are_recorded_only_when_asked_and_the_entries_do_not_depend_on_it() {
+    let mut f = FakeFs::new();
+    // Found, skipped (another class), dropped (the same directory twice), hinted (a token).
+    f.file("/a/liba.so", &lib())
+        .file("/b/libb.so", &ehdr(false, false, 3, 3))
+        .file("/c/libb.so", &lib());
+    let resolve = |events: bool| {
+        let mut r = Resolver::new(f.clone(), Policy::default());
+        r.record_events(events);
+        r.resolve(
+            &[
+                b"liba.so".to_vec(),
+                b"libb.so".to_vec(),
+                b"x/liby.so".to_vec(),
+            ],
+            b"/a:/a/:/b:$ORIGIN:/c",
+            &Acceptance::new(X86_64, None),
+        )
+    };
+    let (on, off) = (resolve(true), resolve(false));
+    assert_eq!(on.entries, off.entries);
+    assert!(off.events.is_empty(), "{:?}", off.events);
+    for want in ["Found", "Skipped", "Dropped", "Hint", "Direct"] {
+        assert!(
+            on.events.iter().any(|e| format!("{e:?}").starts_with(want)),
+            "no {want} event in {:?}",
+            on.events
+        );
+    }
+}
+
+#[test]
 fn hint_lists_of_the_run_paths_first_directories_are_dropped() {
     let mut f = FakeFs::new();
     f.file("/a/liba.so", &lib()).dir("/usr/lib/app");

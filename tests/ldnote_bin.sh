@@ -8,7 +8,7 @@
 #
 #   ldnote_static_args   the cargo arguments of that build (an array: LDNOTE_STATIC_ARGS)
 #   ldnote_bin           the binary to run: $LDNOTE_BIN when set, else the static release build
-#                        (built when missing); its directory holds the audit module
+#                        (brought up to date first); its directory holds the audit module
 #                        (audit/build.sh installs it there)
 
 ldnote_host() { rustc -vV | sed -n 's/^host: //p'; }
@@ -17,18 +17,16 @@ ldnote_static_args() {
   LDNOTE_STATIC_ARGS=(--target "$(ldnote_host)" --config 'build.rustflags=["-C", "target-feature=+crt-static"]')
 }
 
-# ldnote_bin ROOT: prints the path (building the static release binary in ROOT when it is the
-# one wanted and missing).
+# ldnote_bin ROOT: prints the path, after building the static release binary in ROOT when it is
+# the one wanted (cargo does nothing when it is up to date; a binary left from older sources would
+# otherwise be tested or measured in place of the current ones).
 ldnote_bin() {
-  local root=$1 bin
+  local root=$1
   if [ -n "${LDNOTE_BIN:-}" ]; then
     echo "$LDNOTE_BIN"
     return
   fi
-  bin=$root/target/$(ldnote_host)/release/ldnote
-  if [ ! -x "$bin" ]; then
-    ldnote_static_args
-    (cd "$root" && cargo build --release --locked "${LDNOTE_STATIC_ARGS[@]}") >&2
-  fi
-  echo "$bin"
+  ldnote_static_args
+  (cd "$root" && cargo build --release --locked -q "${LDNOTE_STATIC_ARGS[@]}") >&2 || return 1
+  echo "$root/target/$(ldnote_host)/release/ldnote"
 }
