@@ -516,8 +516,11 @@ STEPS = [
 LABEL = {"default": "static", "dynamic": "dynamic"}
 
 
-def baseline_name():
-    """The name of the earlier build measured beside the current one (LDNOTE_BENCH_BASELINE)."""
+def baseline_name(results):
+    """The name of the earlier build measured beside the current one (LDNOTE_BENCH_BASELINE),
+    when `results` hold its runs."""
+    if not any(k.endswith("/baseline") for k in results):
+        return None
     try:
         return open(os.path.join(OUT, "baseline-name.txt")).read().strip() or None
     except OSError:
@@ -611,7 +614,7 @@ def breakdown_part():
         out()
     if t:
         r = t["results"]
-        before = baseline_name() if any(k.endswith("/baseline") for k in r) else None
+        before = baseline_name(r)
         out(f"Side by side (`bench/timeit.py`, {t['rounds']} rounds, interleaved; CPU of the process "
             "tree; ratio and added per round, median [p25-p75]). *Floor*: `bench/floor.c`, only "
             "what any noting wrapper must do, in C, static: spawn the link with the same "
@@ -688,7 +691,7 @@ def burst_part():
     n = int(m.group(1)) if m else 0
     out(f"## 7. Configure-style burst ({n} one-file test links in a row)")
     out()
-    before = baseline_name() if any(k.endswith("/baseline") for k in r) else None
+    before = baseline_name(r)
     out(f"`gcc -fuse-ld=X -o conftest conftest.c` {n} times in a row in one shell (compile and link "
         "in one driver call, as autoconf's link checks do), bare, through `ldnote link --` "
         "(the shipped static build), through a dynamically linked build"

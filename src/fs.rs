@@ -94,8 +94,9 @@ impl<F: Fs> Sysroot<F> {
     /// nothing here walks paths, so the listing is only the caller's (the resolver caches its
     /// own) and is not kept.
     pub fn list(&self, dir: &[u8]) -> io::Result<Listing> {
+        let read = || self.fs.list(dir).map(|v| Rc::new(v.into_iter().collect()));
         if self.fs.native_resolution() {
-            return self.fs.list(dir).map(|v| Rc::new(v.into_iter().collect()));
+            return read();
         }
         if let Some(hit) = self.lists.borrow().get(dir) {
             return hit.clone().map_err(|(kind, raw)| match raw {
@@ -103,10 +104,7 @@ impl<F: Fs> Sysroot<F> {
                 None => io::Error::from(kind),
             });
         }
-        let got = self
-            .fs
-            .list(dir)
-            .map(|v| Rc::new(v.into_iter().collect::<crate::fnv::Map<_, _>>()));
+        let got = read();
         let cached = match &got {
             Ok(l) => Ok(l.clone()),
             Err(e) => Err((e.kind(), e.raw_os_error())),
