@@ -566,7 +566,7 @@ def breakdown_part():
     out()
     out("Per step, ldnote's own process (`LDNOTE_TRACE_TIME=1`, which prints each step's wall and "
         "CPU time on stderr; CPU from `CLOCK_PROCESS_CPUTIME_ID`): median over the runs, the "
-        "shipped build (*static*: static-pie, `-C target-feature=+crt-static`) and a dynamically "
+        "shipped build (*static*: not position-independent, `-C target-feature=+crt-static -C relocation-model=static`) and a dynamically "
         "linked build of the same source (*dynamic*, cargo's default), GNU ld and lld.")
     out()
     cols = [(b, ld) for b in ("default", "dynamic") for ld in ("bfd", "lld")]

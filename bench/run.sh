@@ -11,7 +11,7 @@
 #      note-aware loader, same layouts, and the module's fixed cost on a program without a note;
 #   6. where the added time of a 40-library link goes: per-step times (LDNOTE_TRACE_TIME=1),
 #      ldnote's own system calls (strace -c), the process start alone (perf stat), and the
-#      shipped (static-pie) build against a dynamically linked build of the same source and
+#      shipped (static, not position-independent) build against a dynamically linked build of the same source and
 #      against the floor any noting wrapper pays (bench/floor.c);
 #   7. a configure-style burst: 500 one-file test links in a row (`gcc -o conftest conftest.c`,
 #      as autoconf's link checks do), bare vs through ldnote, GNU ld and lld.
@@ -425,8 +425,8 @@ if command -v perf >/dev/null && perf stat -e task-clock true 2>/dev/null; then
 fi
 # The floor any noting wrapper pays (bench/floor.c: spawn the link with the same reservation
 # object, wait, read the output, list each run-path directory once, read one header per
-# directory, one write), built static like the shipped ldnote.
-gcc -O2 -static-pie -o "$D/floor" "$B/floor.c"
+# directory, one write), built static and not position-independent, like the shipped ldnote.
+gcc -O2 -static -o "$D/floor" "$B/floor.c"
 strace -f -qq -s 4096 -e trace=execve -o "$D/execve.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
 reservation=$(grep -o '[^"]*/reserve-[0-9a-f]*\.o' "$D/execve.txt" | head -n1)
 [ -n "$reservation" ] || { echo "run.sh: no reservation object on the linker's line" >&2; exit 1; }

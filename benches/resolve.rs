@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
     let head = elf_head();
     let mut g = c.benchmark_group("resolve_encode");
     g.sample_size(20);
-    for n in [100usize, 1000] {
+    for n in [40usize, 100, 1000] {
         // Real directories.
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().to_str().expect("utf-8 temp path").to_string();

@@ -16,6 +16,22 @@ pub const fn hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// FNV-1a's step over 8-byte words (little-endian, the last one zero-padded) and the length:
+/// the name of a content-addressed file of a few KiB (the reservation object, hashed on every
+/// link), at an eighth of [`hash`]'s multiplications. A weaker mix than FNV-1a's; where it is
+/// used, equal hashes are checked byte for byte anyway.
+pub fn hash_words(bytes: &[u8]) -> u64 {
+    let mut h = hash(b"") ^ bytes.len() as u64;
+    for chunk in bytes.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(w))
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(23);
+    }
+    h
+}
+
 /// FNV-1a as a [`Hasher`].
 #[derive(Clone, Copy, Debug)]
 pub struct Fnv(u64);
@@ -55,5 +71,21 @@ mod tests {
         h.write(b"foo");
         h.write(b"bar");
         assert_eq!(h.finish(), hash(b"foobar"));
+    }
+
+    #[test]
+    fn words_tell_apart_lengths_and_every_changed_byte() {
+        // The zero padding of the last word must not make `a` and `a\0` one name.
+        assert_ne!(hash_words(b"a"), hash_words(b"a\0"));
+        assert_ne!(hash_words(b""), hash_words(&[0; 8]));
+        // A reservation-sized buffer, mostly zeros as the placeholder is: a change of any one
+        // byte, in any word and at any position in it, changes the name.
+        let base = vec![0u8; 4700];
+        let h = hash_words(&base);
+        for i in (0..base.len()).step_by(7) {
+            let mut b = base.clone();
+            b[i] = 1;
+            assert_ne!(hash_words(&b), h, "byte {i}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! (an absolute link target is re-rooted, `..` never climbs above the root, loops are reported),
 //! which is what the target sees at run time when the sysroot is its image.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
@@ -33,13 +34,18 @@ pub trait Fs {
     fn kind(&self, path: &[u8]) -> io::Result<Kind>;
     /// The names in directory `path` (one `getdents` pass), each with its kind when cheap
     /// (`d_type`), `None` when unknown. `path` has no symlinks in it.
-    fn list(&self, path: &[u8]) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>>;
+    fn list(&self, path: &[u8]) -> io::Result<Listing>;
     /// Up to `n` bytes from the start of file `path` (no symlinks in `path`).
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>>;
-    /// [`Fs::head`] of a name its directory's listing reported as a regular file (`d_type`):
-    /// an implementation may skip checking the kind again.
-    fn head_of_file(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
-        self.head(path, n)
+    /// [`Fs::head`] of a name its directory's listing reported as a regular file (`d_type`),
+    /// into `buf` (as many bytes as fit; returns how many were read): an implementation may
+    /// skip checking the kind again, and the caller's buffer may be on its stack (one
+    /// candidate per library found, on every link).
+    fn head_of_file(&self, path: &[u8], buf: &mut [u8]) -> io::Result<usize> {
+        let head = self.head(path, buf.len())?;
+        let n = head.len().min(buf.len());
+        buf[..n].copy_from_slice(&head[..n]);
+        Ok(n)
     }
     /// True when the implementation already resolves paths as the target would (sysroot `/`:
     /// the kernel's own resolution is the right one), so [`Sysroot`] need not walk components.
@@ -58,11 +64,81 @@ pub enum ResolveError {
     Io(String, #[source] io::Error),
 }
 
-/// A cached directory listing: entry name -> kind from `d_type` (`None`: unknown).
-pub type Listing = Rc<crate::fnv::Map<Vec<u8>, Option<Kind>>>;
+/// A directory's listing: each name with its kind from `d_type` (`None`: unknown), the names in
+/// one buffer and the entries sorted by name. Two allocations whatever the directory's size (a
+/// store's run path lists dozens of one-library directories on every link, where a map and a
+/// string per name cost more than the lookups they serve), and a lookup is a binary search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    names: Vec<u8>,
+    entries: Vec<ListEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ListEntry {
+    start: usize,
+    end: usize,
+    kind: Option<Kind>,
+}
+
+impl Listing {
+    /// Add a name (the caller adds each name once, as a directory holds it once).
+    pub fn push(&mut self, name: &[u8], kind: Option<Kind>) {
+        let start = self.names.len();
+        self.names.extend_from_slice(name);
+        self.entries.push(ListEntry {
+            start,
+            end: self.names.len(),
+            kind,
+        });
+    }
+
+    /// Sort the entries by name, for [`Listing::get`]: call once, after the last push.
+    #[must_use]
+    pub fn sorted(mut self) -> Self {
+        if self.entries.len() > 1 {
+            let names = &self.names;
+            self.entries
+                .sort_unstable_by(|a, b| names[a.start..a.end].cmp(&names[b.start..b.end]));
+        }
+        self
+    }
+
+    fn name(&self, e: &ListEntry) -> &[u8] {
+        &self.names[e.start..e.end]
+    }
+
+    /// The kind of `name` (`Some(None)`: present, kind unknown), `None` when absent.
+    pub fn get(&self, name: &[u8]) -> Option<&Option<Kind>> {
+        self.entries
+            .binary_search_by(|e| self.name(e).cmp(name))
+            .ok()
+            .map(|i| &self.entries[i].kind)
+    }
+
+    /// Whether the directory holds `name`.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The names, in bytewise order.
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().map(|e| self.name(e))
+    }
+
+    /// How many names.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the directory holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
 
 /// A listing or the error that listing gave (kept as kind and errno: `io::Error` is not `Clone`).
-type CachedListing = Result<Listing, (io::ErrorKind, Option<i32>)>;
+type CachedListing = Result<Rc<Listing>, (io::ErrorKind, Option<i32>)>;
 
 /// Symlink-aware path resolution inside a sysroot, with caches of resolved directories and of
 /// directory listings: each directory is read once (one `getdents` pass) and the kinds of its
@@ -93,8 +169,8 @@ impl<F: Fs> Sysroot<F> {
     /// The listing of the symlink-free directory `dir`, read once. Under native resolution
     /// nothing here walks paths, so the listing is only the caller's (the resolver caches its
     /// own) and is not kept.
-    pub fn list(&self, dir: &[u8]) -> io::Result<Listing> {
-        let read = || self.fs.list(dir).map(|v| Rc::new(v.into_iter().collect()));
+    pub fn list(&self, dir: &[u8]) -> io::Result<Rc<Listing>> {
+        let read = || self.fs.list(dir).map(|l| Rc::new(l.sorted()));
         if self.fs.native_resolution() {
             return read();
         }
@@ -150,17 +226,18 @@ impl<F: Fs> Sysroot<F> {
         }
     }
 
-    /// Resolve a directory once per process, as the loader's existence cache does.
-    pub fn resolve_dir(&mut self, dir: &[u8]) -> Option<Vec<u8>> {
+    /// Resolve a directory once per process, as the loader's existence cache does (native
+    /// resolution: the directory itself, not copied).
+    pub fn resolve_dir<'d>(&mut self, dir: &'d [u8]) -> Option<Cow<'d, [u8]>> {
         if self.fs.native_resolution() {
-            return Some(dir.to_vec());
+            return Some(Cow::Borrowed(dir));
         }
         if let Some(hit) = self.dirs.get(dir) {
-            return hit.clone();
+            return hit.clone().map(Cow::Owned);
         }
         let r = self.resolve(dir).ok();
         self.dirs.insert(dir.to_vec(), r.clone());
-        r
+        r.map(Cow::Owned)
     }
 }
 

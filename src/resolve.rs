@@ -93,8 +93,9 @@ pub struct Resolution {
 }
 
 enum Listing {
-    /// The resolved directory and its entries.
-    Names(Vec<u8>, crate::fs::Listing),
+    /// The entries, and the resolved directory when it is not the component itself (a
+    /// sysroot's symlinks; native resolution never copies it).
+    Names(Option<Vec<u8>>, std::rc::Rc<crate::fs::Listing>),
     /// Listing is refused but the directory may be searchable: probe names one by one.
     Probe,
     /// Absent or not a directory.
@@ -108,6 +109,9 @@ pub struct Resolver<F: Fs> {
     listings: crate::fnv::Map<Vec<u8>, Listing>,
     /// Whether [`Resolution::events`] is filled (see [`Resolver::record_events`]).
     events: bool,
+    /// The positions [`Resolver::present`] finds, kept between directories (one buffer per
+    /// resolver, not one per directory).
+    hits: Vec<usize>,
 }
 
 impl<F: Fs> Resolver<F> {
@@ -118,6 +122,7 @@ impl<F: Fs> Resolver<F> {
             policy,
             listings: crate::fnv::Map::default(),
             events: true,
+            hits: Vec::new(),
         }
     }
 
@@ -196,7 +201,9 @@ impl<F: Fs> Resolver<F> {
                 }
                 continue;
             }
-            for i in self.present(comp, &searched, &by_name) {
+            let mut hits = std::mem::take(&mut self.hits);
+            self.present(comp, &searched, &by_name, &mut hits);
+            for &i in &hits {
                 let n = searched[i];
                 let mut path = comp.to_vec();
                 path.push(b'/');
@@ -244,6 +251,7 @@ impl<F: Fs> Resolver<F> {
                     }
                 }
             }
+            self.hits = hits;
         }
         // The run path's directories as `fillin_rpath` keeps them: in order, each once. Needed
         // only for a list of hints (`prune`'s last rule), so built only then.
@@ -284,26 +292,26 @@ impl<F: Fs> Resolver<F> {
         comp: &[u8],
         searched: &[&[u8]],
         by_name: &crate::fnv::Map<&[u8], Vec<usize>>,
-    ) -> Vec<usize> {
+        hits: &mut Vec<usize>,
+    ) {
+        hits.clear();
         let names = match self.listing(comp) {
-            Listing::Missing(_) => return Vec::new(),
-            Listing::Probe => return (0..searched.len()).collect(),
+            Listing::Missing(_) => return,
+            Listing::Probe => return hits.extend(0..searched.len()),
             Listing::Names(_, names) => names,
         };
-        let mut hits: Vec<usize> = if names.len() < by_name.len() {
-            names
-                .keys()
-                .filter_map(|k| by_name.get(k.as_slice()))
-                .flatten()
-                .copied()
-                .collect()
+        if names.len() < by_name.len() {
+            hits.extend(
+                names
+                    .names()
+                    .filter_map(|k| by_name.get(k))
+                    .flatten()
+                    .copied(),
+            );
+            hits.sort_unstable();
         } else {
-            (0..searched.len())
-                .filter(|&i| names.contains_key(searched[i]))
-                .collect()
-        };
-        hits.sort_unstable();
-        hits
+            hits.extend((0..searched.len()).filter(|&i| names.contains(searched[i])));
+        }
     }
 
     /// Why a component is a hint, or `None` when its files can be looked up.
@@ -333,18 +341,15 @@ impl<F: Fs> Resolver<F> {
             Listing::Missing(why) => Some(why.clone()),
             Listing::Probe => None,
             Listing::Names(_, names) => {
-                if names.contains_key(b"glibc-hwcaps".as_slice()) {
+                if names.contains(b"glibc-hwcaps") {
                     return Some("has a glibc-hwcaps subdirectory, searched first".into());
                 }
-                legacy
-                    .iter()
-                    .find(|l| names.contains_key(l.as_slice()))
-                    .map(|l| {
-                        format!(
-                            "has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)",
-                            lossy(l)
-                        )
-                    })
+                legacy.iter().find(|l| names.contains(l)).map(|l| {
+                    format!(
+                        "has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)",
+                        lossy(l)
+                    )
+                })
             }
         }
     }
@@ -354,7 +359,7 @@ impl<F: Fs> Resolver<F> {
             let l = match self.root.resolve_dir(comp) {
                 None => Listing::Missing("cannot be resolved inside the sysroot".into()),
                 Some(real) => match self.root.list(&real) {
-                    Ok(names) => Listing::Names(real, names),
+                    Ok(names) => Listing::Names((*real != *comp).then(|| real.into_owned()), names),
                     Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Listing::Probe,
                     Err(e) => {
                         Listing::Missing(format!("absent or not a searchable directory ({e})"))
@@ -396,16 +401,16 @@ impl<F: Fs> Resolver<F> {
                 }
                 Some(Some(Kind::File)) => {
                     regular = true;
-                    if dir == comp {
-                        // Resolved to itself (native resolution): `path` is `dir/name`.
-                        Cow::Borrowed(path)
-                    } else {
+                    if let Some(dir) = dir {
                         let mut p = dir.clone();
                         if !p.ends_with(b"/") {
                             p.push(b'/');
                         }
                         p.extend_from_slice(name);
                         Cow::Owned(p)
+                    } else {
+                        // Resolved to itself (native resolution): `path` is `dir/name`.
+                        Cow::Borrowed(path)
                     }
                 }
                 Some(_) => Cow::Owned(self.root.resolve(path).ok()?),
@@ -413,10 +418,12 @@ impl<F: Fs> Resolver<F> {
             Listing::Probe => Cow::Owned(self.root.resolve(path).ok()?),
         };
         let fs = self.root.fs();
+        let mut buf = [0u8; HEAD_LEN];
         let head = if regular {
-            fs.head_of_file(&real, HEAD_LEN)
+            fs.head_of_file(&real, &mut buf)
+                .map(|n| Cow::Borrowed(&buf[..n]))
         } else {
-            fs.head(&real, HEAD_LEN)
+            fs.head(&real, HEAD_LEN).map(Cow::Owned)
         };
         match head {
             Ok(head) => Some(verify(&head, acc)),

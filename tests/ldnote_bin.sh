@@ -14,7 +14,7 @@
 ldnote_host() { rustc -vV | sed -n 's/^host: //p'; }
 
 ldnote_static_args() {
-  LDNOTE_STATIC_ARGS=(--target "$(ldnote_host)" --config 'build.rustflags=["-C", "target-feature=+crt-static"]')
+  LDNOTE_STATIC_ARGS=(--target "$(ldnote_host)" --config 'build.rustflags=["-C", "target-feature=+crt-static", "-C", "relocation-model=static"]')
 }
 
 # ldnote_bin ROOT: prints the path, after building the static release binary in ROOT when it is

@@ -11,18 +11,19 @@ use std::path::{Path, PathBuf};
 /// The directories tried, in order: `$XDG_CACHE_HOME/ldnote`, `$HOME/.cache/ldnote` (the XDG
 /// default), then `$TMPDIR/ldnote-UID` (or `/tmp`) for builds whose home is not writable (the
 /// Nix sandbox's `/homeless-shelter`).
-fn candidates() -> Vec<PathBuf> {
+/// Each is made only when the one before it is not usable (the first almost always is).
+fn candidates() -> impl Iterator<Item = PathBuf> {
     let abs = |v: Option<OsString>| v.filter(|p| Path::new(p).is_absolute()).map(PathBuf::from);
-    let mut dirs = Vec::new();
-    if let Some(x) = abs(std::env::var_os("XDG_CACHE_HOME")) {
-        dirs.push(x.join("ldnote"));
-    }
-    if let Some(h) = abs(std::env::var_os("HOME")) {
-        dirs.push(h.join(".cache").join("ldnote"));
-    }
-    let tmp = abs(std::env::var_os("TMPDIR")).unwrap_or_else(|| PathBuf::from("/tmp"));
-    dirs.push(tmp.join(format!("ldnote-{}", rustix::process::geteuid().as_raw())));
-    dirs
+    let xdg = move || abs(std::env::var_os("XDG_CACHE_HOME")).map(|x| x.join("ldnote"));
+    let home = move || abs(std::env::var_os("HOME")).map(|h| h.join(".cache").join("ldnote"));
+    let tmp = move || {
+        let tmp = abs(std::env::var_os("TMPDIR")).unwrap_or_else(|| PathBuf::from("/tmp"));
+        Some(tmp.join(format!("ldnote-{}", rustix::process::geteuid().as_raw())))
+    };
+    std::iter::once_with(xdg)
+        .chain(std::iter::once_with(home))
+        .chain(std::iter::once_with(tmp))
+        .flatten()
 }
 
 /// A directory only this user can write: anyone else could swap the object between the check
@@ -48,11 +49,11 @@ fn private_dir(dir: &Path) -> bool {
 
 /// The path of a file holding exactly `bytes`, written atomically (temporary file and rename)
 /// when it is missing or differs; shared by concurrent links. `Err` names what failed in every
-/// directory tried (the caller then links without a reservation). The name is the FNV-1a hash of
-/// the bytes: a collision is harmless, as the bytes are compared before a cached file is used
-/// and rewritten when they differ.
+/// directory tried (the caller then links without a reservation). The name is a hash of the
+/// bytes ([`ldnote::fnv::hash_words`]): a collision is harmless, as the bytes are compared before
+/// a cached file is used and rewritten when they differ.
 pub fn object_path(bytes: &[u8]) -> Result<PathBuf, String> {
-    let name = format!("reserve-{:016x}.o", ldnote::fnv::hash(bytes));
+    let name = format!("reserve-{:016x}.o", ldnote::fnv::hash_words(bytes));
     let mut why = Vec::new();
     for dir in candidates() {
         let dir = dir.join("reserve");

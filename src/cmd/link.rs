@@ -9,7 +9,7 @@ use ldnote::argv::{self, LinkPlan, ToolKind};
 use ldnote::target::{self, Ident};
 use ldnote::{env, reserve};
 
-use super::note::{say, Noter, Outcome};
+use super::note::{Noter, Outcome};
 use super::options::NoteOpts;
 use super::Failure;
 
@@ -70,7 +70,7 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         // A nested ldnote (our `ld` run by a driver we are already wrapping): the outer one notes.
         return exec(tool, args);
     }
-    say(&opts, format!("real tool: {}", Path::new(tool).display()));
+    say!(opts, "real tool: {}", Path::new(tool).display());
     let base = Path::new(tool).file_name().unwrap_or(tool);
     let name = argv::classify_tool(base);
     let kind = kind
@@ -80,9 +80,9 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     let plan = match argv::plan(kind, args, &cwd) {
         Ok(p) => p,
         Err(e) => {
-            say(
-                &opts,
-                format!("cannot analyse the link line ({e}); running the linker without noting"),
+            say!(
+                opts,
+                "cannot analyse the link line ({e}); running the linker without noting"
             );
             return run(tool, args).unwrap_or_else(|e| fail(&e));
         }
@@ -96,9 +96,9 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     }
     super::trace::mark("plan");
     if let Some(why) = &plan.skip {
-        say(
-            &opts,
-            format!("no dynamically linked output to note ({why:?}); passing through"),
+        say!(
+            opts,
+            "no dynamically linked output to note ({why:?}); passing through"
         );
         return exec(tool, args);
     }
@@ -119,18 +119,18 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
     // linker is called (mold merges every note into one 8-aligned PT_NOTE).
     let ld_run_path = std::env::var_os("LD_RUN_PATH").is_some_and(|v| !v.is_empty());
     if !plan.may_have_run_path(ld_run_path) {
-        say(
-            &opts,
-            "no run path on the link line: nothing to record, no reservation",
+        say!(
+            opts,
+            "no run path on the link line: nothing to record, no reservation"
         );
     } else if !opts.no_reserve {
         match reservation(&plan, kind, triple.as_deref(), &opts) {
             Some(path) => {
                 reserved = Some(path.into_os_string());
             }
-            None => say(
-                &opts,
-                "target not certain before the link: no reservation, the note will be appended",
+            None => say!(
+                opts,
+                "target not certain before the link: no reservation, the note will be appended"
             ),
         }
     }
@@ -170,12 +170,17 @@ pub fn link(opts: NoteOpts, tool: &OsStr, args: &[OsString], kind: Option<ToolKi
         return status;
     }
     let sysroot = sysroot(&plan, &opts);
-    let result = Noter::new(opts.clone(), &sysroot).and_then(|mut n| n.note_file(&output));
+    let result = Noter::new(opts.clone(), &sysroot).and_then(|mut n| {
+        let noted = n.note_file(&output);
+        // The process ends after this one file: the resolver's listings and maps are left to
+        // the exit instead of being freed one by one (measured: part of a 0.02 ms exit step).
+        std::mem::forget(n);
+        noted
+    });
     match result {
-        Ok(Outcome::Appended(why)) => say(
-            &opts,
-            format!("{}: noted by the fallback ({why})", output.display()),
-        ),
+        Ok(Outcome::Appended(why)) => {
+            say!(opts, "{}: noted by the fallback ({why})", output.display())
+        }
         Ok(_) => {}
         Err(e) if opts.strict => {
             errln!("ldnote: error: {e}");
@@ -200,9 +205,9 @@ fn audit_args(
     };
     if plan.shared {
         // glibc reads DT_AUDIT (and DT_DEPAUDIT) of the main program only (rtld.c).
-        say(
+        say!(
             opts,
-            "--audit: a shared library's DT_AUDIT is never read; not added",
+            "--audit: a shared library's DT_AUDIT is never read; not added"
         );
         return Ok(Vec::new());
     }
@@ -224,7 +229,7 @@ fn audit_args(
     }
     match super::audit::args(plan, tool, args, &path) {
         Ok(a) => {
-            say(opts, format!("DT_AUDIT: {}", Path::new(&path).display()));
+            say!(opts, "DT_AUDIT: {}", Path::new(&path).display());
             Ok(a)
         }
         Err(e) if opts.strict => Err(fail(&e)),
@@ -320,23 +325,21 @@ fn reservation(
     let bytes = match reserve::object(&id, size) {
         Ok(b) => b,
         Err(e) => {
-            say(opts, format!("no reservation: {e}"));
+            say!(opts, "no reservation: {e}");
             return None;
         }
     };
     let path = match super::cache::object_path(&bytes) {
         Ok(p) => p,
         Err(e) => {
-            say(
-                opts,
-                format!("no reservation: no cache directory for it ({e})"),
-            );
+            say!(opts, "no reservation: no cache directory for it ({e})");
             return None;
         }
     };
-    say(
+    say!(
         opts,
-        format!("reserved {size} bytes for the note ({})", path.display()),
+        "reserved {size} bytes for the note ({})",
+        path.display()
     );
     Some(path)
 }
@@ -521,12 +524,10 @@ fn cross_linker(name: &OsStr, args: &[OsString], opts: &NoteOpts) -> Option<Path
             real_var(name)
         );
     } else {
-        say(
+        say!(
             opts,
-            format!(
-                "-m{emulation} is {}: the target's linker, not the host's",
-                t.name
-            ),
+            "-m{emulation} is {}: the target's linker, not the host's",
+            t.name
         );
     }
     found

@@ -9,6 +9,16 @@ macro_rules! errln {
     }};
 }
 
+/// `ldnote: MESSAGE` on stderr under `-v`. The message is formatted only then: a wrapped link
+/// shows nothing, and formatting what nobody reads cost allocations on every link.
+macro_rules! say {
+    ($opts:expr, $($t:tt)*) => {{
+        if $opts.verbose {
+            errln!("ldnote: {}", format_args!($($t)*));
+        }
+    }};
+}
+
 /// `println!` that cannot panic (a closed stdout, as in `ldnote check f | head -1`).
 macro_rules! outln {
     ($($t:tt)*) => {{

@@ -43,12 +43,6 @@ pub struct Noter {
     pub keep_links: bool,
 }
 
-pub fn say(opts: &NoteOpts, msg: impl AsRef<str>) {
-    if opts.verbose {
-        errln!("ldnote: {}", msg.as_ref());
-    }
-}
-
 impl Noter {
     /// The noter of `patch` and `check`: options with the environment folded in and validated,
     /// the sysroot from `--sysroot`, then `LDNOTE_SYSROOT`. Err is the exit status (2), the
@@ -96,7 +90,7 @@ impl Noter {
                     Event::RpathNotConsulted => "has DT_RPATH, not DT_RUNPATH: the loader searches RPATH before the note, so the note is written (as patchelf does) but never consulted".into(),
                     Event::Resolve(e) => describe(e),
                 };
-                say(&self.opts, format!("{show}: {line}"));
+                say!(self.opts, "{show}: {line}");
             }
         }
         Ok(plan)
@@ -159,9 +153,11 @@ impl Noter {
         if writes.is_empty() {
             return Ok(());
         }
-        say(
-            &self.opts,
-            format!("{show}: run path `{}` -> `{}`", lossy(&old), lossy(&new)),
+        say!(
+            self.opts,
+            "{show}: run path `{}` -> `{}`",
+            lossy(&old),
+            lossy(&new)
         );
         let f = OpenOptions::new()
             .write(true)
@@ -179,10 +175,10 @@ impl Noter {
         if self.opts.shrink_rpath {
             self.shrink_file(path)?;
         }
-        let show = path.display().to_string();
+        let show = path.display();
         // Declared first, dropped last: the lock outlives the descriptor open for writing, so
         // the next run never sees this one's writer in its lease check.
-        let (_lock, file, write_err) = open_for_noting(path, &show)?;
+        let (_lock, file, write_err, len) = open_for_noting(path, &show)?;
         let cannot_write = |e: &std::io::Error| {
             Failure(format!(
                 "`{show}`: cannot open for writing: {e}; the file is left unchanged"
@@ -191,15 +187,12 @@ impl Noter {
         // `object` reads each section name with its own small read (dozens of `lseek` + `read`
         // pairs, and as many buffers, for a small program): a file up to `WHOLE` bytes is read
         // in one call and parsed in place, a larger one through the descriptor.
-        let planned = match read_whole(&file) {
+        let planned = match read_whole(&file, len) {
             Some(bytes) => self.plan_edit(bytes.as_slice(), path)?,
             None => self.plan_edit(&ReadCache::new(&file), path)?,
         };
         let Some((plan, edit)) = planned else {
-            say(
-                &self.opts,
-                format!("{show}: not dynamically linked, nothing to note"),
-            );
+            say!(self.opts, "{show}: not dynamically linked, nothing to note");
             return Ok(Outcome::NotDynamic);
         };
         let note = if self.opts.defer {
@@ -209,11 +202,11 @@ impl Noter {
         };
         match edit {
             Edit::UpToDate => {
-                say(&self.opts, format!("{show}: note already up to date"));
+                say!(self.opts, "{show}: note already up to date");
                 Ok(Outcome::UpToDate)
             }
             Edit::Nothing => {
-                say(&self.opts, format!("{show}: nothing to record, no note"));
+                say!(self.opts, "{show}: nothing to record, no note");
                 Ok(Outcome::Nothing)
             }
             Edit::InPlace(writes) => {
@@ -228,7 +221,7 @@ impl Noter {
                 } else {
                     "reservation left inert and hidden"
                 };
-                say(&self.opts, format!("{show}: {what} ({count} writes)"));
+                say!(self.opts, "{show}: {what} ({count} writes)");
                 Ok(if note.is_some() {
                     Outcome::InPlace
                 } else {
@@ -242,10 +235,7 @@ impl Noter {
                 if let Some(e) = &write_err {
                     return Err(cannot_write(e));
                 }
-                say(
-                    &self.opts,
-                    format!("{show}: appending a note segment: {why}"),
-                );
+                say!(self.opts, "{show}: appending a note segment: {why}");
                 let keep_links = self.keep_links;
                 match append_file(path, &file, &plan.info, note, keep_links) {
                     Ok(warnings) => {
@@ -274,9 +264,9 @@ impl Noter {
 /// another process has it open for writing (its bytes are not final: a linker still writing),
 /// and only then opened for writing. Returns the descriptor holding the lock (to be closed
 /// last), the descriptor to read and write through, and why the file could not be opened for
-/// writing (the second is then the read-only one, holding the lock itself).
-type Opened = (Option<File>, File, Option<std::io::Error>);
-fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
+/// writing (the second is then the read-only one, holding the lock itself), and the file's size.
+type Opened = (Option<File>, File, Option<std::io::Error>, u64);
+fn open_for_noting(path: &Path, show: &impl std::fmt::Display) -> Result<Opened, Failure> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let fail = |e: std::io::Error| Failure(format!("`{show}`: cannot open: {e}"));
     // The name may be replaced by a concurrent run while this one waits for the lock: the
@@ -292,10 +282,9 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
             return Err(Failure(format!("`{show}` is not a regular file")));
         }
         let _ = rustix::fs::flock(&ro, rustix::fs::FlockOperation::LockExclusive);
-        match std::fs::metadata(path) {
-            Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => {}
-            _ => continue,
-        }
+        // Whether the name still refers to the file locked: checked on the descriptor opened
+        // for writing, or, when it cannot be opened so, by the name's own `stat`.
+        let same = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
         if ldnote::embed::append::replace::open_for_writing_elsewhere(&ro) == Some(true) {
             return Err(Failure(format!(
                 "`{show}` is open for writing by another process (a linker still writing \
@@ -304,10 +293,13 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
         }
         return match OpenOptions::new().read(true).write(true).open(path) {
             Ok(rw) => match rw.metadata() {
-                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => Ok((Some(ro), rw, None)),
+                Ok(m) if same(&m) => Ok((Some(ro), rw, None, m.len())),
                 _ => continue,
             },
-            Err(e) => Ok((None, ro, Some(e))),
+            Err(e) => match std::fs::metadata(path) {
+                Ok(m) if same(&m) => Ok((None, ro, Some(e), meta.len())),
+                _ => continue,
+            },
         };
     }
     Err(Failure(format!(
@@ -318,9 +310,8 @@ fn open_for_noting(path: &Path, show: &str) -> Result<Opened, Failure> {
 /// Bigger than the usual program or library this is read whole for.
 const WHOLE: u64 = 1 << 20;
 
-/// The whole of `file` when it is at most [`WHOLE`] bytes (one read), else `None`.
-fn read_whole(file: &File) -> Option<Vec<u8>> {
-    let len = file.metadata().ok()?.len();
+/// The whole of `file`, `len` bytes, when that is at most [`WHOLE`] bytes (one read), else `None`.
+fn read_whole(file: &File, len: u64) -> Option<Vec<u8>> {
     if len > WHOLE {
         return None;
     }

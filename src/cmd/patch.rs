@@ -1,7 +1,7 @@
 //! `ldnote patch FILE...`: note already-linked files (the post-link path; patchelf-compatible).
 use std::path::PathBuf;
 
-use super::note::{say, Noter};
+use super::note::Noter;
 use super::options::{NoteOpts, PatchArgs};
 use super::show::is_elf;
 
@@ -22,7 +22,7 @@ pub fn patch(args: PatchArgs, files: &[PathBuf]) -> i32 {
             Ok(true) => {}
             // A missing file is still an error: only what exists and is not ELF is passed over.
             Ok(false) | Err(_) if skip_non_elf && f.symlink_metadata().is_ok() => {
-                say(&opts, format!("{}: not an ELF file, skipped", f.display()));
+                say!(opts, "{}: not an ELF file, skipped", f.display());
                 continue;
             }
             Ok(false) => {

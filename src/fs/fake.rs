@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{Fs, Kind};
+use super::{Fs, Kind, Listing};
 
 /// An in-memory filesystem for unit tests of resolution.
 #[derive(Clone, Debug, Default)]
@@ -76,7 +76,7 @@ impl Fs for FakeFs {
         }
     }
 
-    fn list(&self, path: &[u8]) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>> {
+    fn list(&self, path: &[u8]) -> io::Result<Listing> {
         match self.nodes.get(path) {
             Some(FakeNode::Dir) => {}
             Some(_) => return Err(io::Error::from_raw_os_error(20)), // ENOTDIR
@@ -89,13 +89,16 @@ impl Fs for FakeFs {
         if !prefix.ends_with(b"/") {
             prefix.push(b'/');
         }
-        Ok(self
+        let mut out = Listing::default();
+        for (k, _) in self
             .nodes
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(k, _)| !k[prefix.len()..].contains(&b'/'))
-            .map(|(k, _)| (k[prefix.len()..].to_vec(), None))
-            .collect())
+        {
+            out.push(&k[prefix.len()..], None);
+        }
+        Ok(out)
     }
 
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {

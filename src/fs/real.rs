@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, OFlags};
 
-use super::{Fs, Kind, ResolveError, Sysroot};
+use super::{Fs, Kind, Listing, ResolveError, Sysroot};
 
 /// The real filesystem under a sysroot directory.
 ///
@@ -236,14 +236,13 @@ impl Fs for RealFs {
         }
     }
 
-    fn list(&self, path: &[u8]) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>> {
+    fn list(&self, path: &[u8]) -> io::Result<Listing> {
         let fd = self.open(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        // One `getdents64` buffer on the stack, never zeroed, and no allocation per entry but
-        // the name kept: a run path of one-library store directories lists dozens of them per
-        // link.
+        // One `getdents64` buffer on the stack, never zeroed, and no allocation per entry: a
+        // run path of one-library store directories lists dozens of them per link.
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
         let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         while let Some(ent) = dir.next() {
             let ent = ent?;
             let name = ent.file_name().to_bytes();
@@ -255,7 +254,7 @@ impl Fs for RealFs {
                 FileType::Unknown => None,
                 t => Some(kind_of(t)),
             };
-            out.push((name.to_vec(), kind));
+            out.push(name, kind);
         }
         Ok(out)
     }
@@ -277,12 +276,21 @@ impl Fs for RealFs {
         read_head(f, n)
     }
 
-    fn head_of_file(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
+    fn head_of_file(&self, path: &[u8], buf: &mut [u8]) -> io::Result<usize> {
         // The listing said "regular file" (d_type): no fstat. Should the name have been replaced
         // since by a directory, the read fails with EISDIR; by a FIFO or device, O_NONBLOCK
         // keeps the read from blocking and the bytes fail the ELF check.
-        let f = std::fs::File::from(self.open(path, OFlags::RDONLY | OFlags::NONBLOCK)?);
-        read_head(f, n)
+        let fd = self.open(path, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let mut got = 0;
+        while got < buf.len() {
+            match rustix::io::read(&fd, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(got)
     }
 
     fn native_resolution(&self) -> bool {
@@ -344,13 +352,8 @@ mod tests {
         for fs in [kernel, walked, refusing] {
             let s = Sysroot::new(fs.clone());
             let real = s.resolve(b"/lib").expect("resolve");
-            let mut names: Vec<Vec<u8>> = fs
-                .list(&real)
-                .expect("list")
-                .into_iter()
-                .map(|e| e.0)
-                .collect();
-            names.sort();
+            let listing = fs.list(&real).expect("list").sorted();
+            let names: Vec<Vec<u8>> = listing.names().map(<[u8]>::to_vec).collect();
             assert_eq!(
                 names,
                 vec![b"esc".to_vec(), b"libx.so.1".to_vec(), b"real".to_vec()]
