@@ -64,6 +64,8 @@ fn layout(root: &str, n: usize) -> Plan {
 
 fn run<F: Fs>(fs: F, l: &Plan, acc: &Acceptance) -> usize {
     let mut r = Resolver::new(fs, Policy::default());
+    // As `ldnote link` runs it: no events (they are built only to be shown, under `-v`).
+    r.record_events(false);
     let res = r.resolve(&l.needed, &l.runpath, acc);
     let desc = encode_descriptor(&res.entries).expect("entries");
     let note = encode_note(

@@ -9,6 +9,7 @@
 use crate::bytes::lossy;
 use std::borrow::Cow;
 use std::io;
+use std::rc::Rc;
 
 use crate::fs::{Fs, Kind, Sysroot};
 use crate::note::{Entries, Entry};
@@ -95,7 +96,7 @@ pub struct Resolution {
 enum Listing {
     /// The entries, and the resolved directory when it is not the component itself (a
     /// sysroot's symlinks; native resolution never copies it).
-    Names(Option<Vec<u8>>, std::rc::Rc<crate::fs::Listing>),
+    Names(Option<Vec<u8>>, Rc<crate::fs::Listing>),
     /// Listing is refused but the directory may be searchable: probe names one by one.
     Probe,
     /// Absent or not a directory.
@@ -106,7 +107,7 @@ enum Listing {
 pub struct Resolver<F: Fs> {
     root: Sysroot<F>,
     policy: Policy,
-    listings: crate::fnv::Map<Vec<u8>, Listing>,
+    listings: crate::fnv::Map<Vec<u8>, Rc<Listing>>,
     /// Whether [`Resolution::events`] is filled (see [`Resolver::record_events`]).
     events: bool,
     /// The positions [`Resolver::present`] finds, kept between directories (one buffer per
@@ -187,28 +188,44 @@ impl<F: Fs> Resolver<F> {
         for (i, n) in searched.iter().enumerate() {
             by_name.entry(n).or_default().push(i);
         }
+        // Every component is looked up once: no growth of the cache on the way.
+        self.listings
+            .reserve(search_path.iter().filter(|b| **b == b':').count() + 1);
         for comp in search_path.split(|b| *b == b':') {
-            if let Some(why) = self.hint_reason(comp) {
-                record(&mut res.events, on, || Event::Hint {
-                    dir: lossy(comp),
-                    why,
-                });
-                for n in &searched {
-                    res.entries
-                        .entry(n.to_vec())
-                        .or_default()
-                        .push(Entry::Hint(comp.to_vec()));
+            let listing = match self.static_hint(comp) {
+                Some(why) => Err(why),
+                None => {
+                    let l = self.listing(comp);
+                    match listing_hint(&l, &self.policy.legacy_hwcaps) {
+                        Some(why) => Err(why),
+                        None => Ok(l),
+                    }
                 }
-                continue;
-            }
+            };
+            let listing = match listing {
+                Ok(l) => l,
+                Err(why) => {
+                    record(&mut res.events, on, || Event::Hint {
+                        dir: lossy(comp),
+                        why,
+                    });
+                    for n in &searched {
+                        res.entries
+                            .entry(n.to_vec())
+                            .or_default()
+                            .push(Entry::Hint(comp.to_vec()));
+                    }
+                    continue;
+                }
+            };
             let mut hits = std::mem::take(&mut self.hits);
-            self.present(comp, &searched, &by_name, &mut hits);
+            present(&listing, &searched, &by_name, &mut hits);
             for &i in &hits {
                 let n = searched[i];
                 let mut path = comp.to_vec();
                 path.push(b'/');
                 path.extend_from_slice(n);
-                match self.candidate(comp, n, &path, acc) {
+                match self.candidate(&listing, n, &path, acc) {
                     None => {}
                     // `=dir/lib:x.so` would be split at the `:` by the loader: the directory is
                     // a `?` hint for this soname instead (the loader's search finds the file).
@@ -287,35 +304,8 @@ impl<F: Fs> Resolver<F> {
     /// the directory's listing or the needed names, so 1,000 needed names against 1,000
     /// one-library directories cost 1,000 visits, not 1,000,000 lookups. A directory that
     /// cannot be listed is probed name by name (every name is a candidate).
-    fn present(
-        &mut self,
-        comp: &[u8],
-        searched: &[&[u8]],
-        by_name: &crate::fnv::Map<&[u8], Vec<usize>>,
-        hits: &mut Vec<usize>,
-    ) {
-        hits.clear();
-        let names = match self.listing(comp) {
-            Listing::Missing(_) => return,
-            Listing::Probe => return hits.extend(0..searched.len()),
-            Listing::Names(_, names) => names,
-        };
-        if names.len() < by_name.len() {
-            hits.extend(
-                names
-                    .names()
-                    .filter_map(|k| by_name.get(k))
-                    .flatten()
-                    .copied(),
-            );
-            hits.sort_unstable();
-        } else {
-            hits.extend((0..searched.len()).filter(|&i| names.contains(searched[i])));
-        }
-    }
-
-    /// Why a component is a hint, or `None` when its files can be looked up.
-    fn hint_reason(&mut self, comp: &[u8]) -> Option<String> {
+    /// Why a component is a hint before its directory is looked at, or `None`.
+    fn static_hint(&self, comp: &[u8]) -> Option<String> {
         if comp.is_empty() {
             return Some("empty component: the loader searches the current directory".into());
         }
@@ -330,54 +320,30 @@ impl<F: Fs> Resolver<F> {
                 return Some("not under an immutable prefix (may change after the link)".into());
             }
         }
-        let legacy = std::mem::take(&mut self.policy.legacy_hwcaps);
-        let why = self.listing_hint(comp, &legacy);
-        self.policy.legacy_hwcaps = legacy;
-        why
+        None
     }
 
-    fn listing_hint(&mut self, comp: &[u8], legacy: &[Vec<u8>]) -> Option<String> {
-        match self.listing(comp) {
-            Listing::Missing(why) => Some(why.clone()),
-            Listing::Probe => None,
-            Listing::Names(_, names) => {
-                if names.contains(b"glibc-hwcaps") {
-                    return Some("has a glibc-hwcaps subdirectory, searched first".into());
-                }
-                legacy.iter().find(|l| names.contains(l)).map(|l| {
-                    format!(
-                        "has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)",
-                        lossy(l)
-                    )
-                })
-            }
+    /// The listing of `comp`, read once per resolver (one lookup when cached).
+    fn listing(&mut self, comp: &[u8]) -> Rc<Listing> {
+        if let Some(l) = self.listings.get(comp) {
+            return l.clone();
         }
-    }
-
-    fn listing(&mut self, comp: &[u8]) -> &Listing {
-        if !self.listings.contains_key(comp) {
-            let l = match self.root.resolve_dir(comp) {
-                None => Listing::Missing("cannot be resolved inside the sysroot".into()),
-                Some(real) => match self.root.list(&real) {
-                    Ok(names) => Listing::Names((*real != *comp).then(|| real.into_owned()), names),
-                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Listing::Probe,
-                    Err(e) => {
-                        Listing::Missing(format!("absent or not a searchable directory ({e})"))
-                    }
-                },
-            };
-            self.listings.insert(comp.to_vec(), l);
-        }
-        match self.listings.get(comp) {
-            Some(l) => l,
-            None => unreachable!("inserted above"),
-        }
+        let l = Rc::new(match self.root.resolve_dir(comp) {
+            None => Listing::Missing("cannot be resolved inside the sysroot".into()),
+            Some(real) => match self.root.list(&real) {
+                Ok(names) => Listing::Names((*real != *comp).then(|| real.into_owned()), names),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Listing::Probe,
+                Err(e) => Listing::Missing(format!("absent or not a searchable directory ({e})")),
+            },
+        });
+        self.listings.insert(comp.to_vec(), l.clone());
+        l
     }
 
     /// The loader's verdict on `comp/name`, or `None` when there is no such (openable) file.
     fn candidate(
-        &mut self,
-        comp: &[u8],
+        &self,
+        listing: &Listing,
         name: &[u8],
         path: &[u8],
         acc: &Acceptance,
@@ -385,7 +351,7 @@ impl<F: Fs> Resolver<F> {
         // A regular file in a resolved directory is opened directly; a symlink (or an entry of
         // unknown kind) is resolved inside the sysroot first.
         let mut regular = false;
-        let real = match self.listing(comp) {
+        let real = match listing {
             Listing::Missing(_) => return None,
             Listing::Names(dir, names) => match names.get(name) {
                 None => return None,
@@ -436,6 +402,56 @@ impl<F: Fs> Resolver<F> {
             // ENOENT (dangling link), EACCES: the loader's open fails and it goes on.
             Err(_) => None,
         }
+    }
+}
+
+/// Why a listed component is a hint (it is missing, or the loader searches subdirectories of it
+/// first), or `None` when its files can be looked up.
+fn listing_hint(listing: &Listing, legacy: &[Vec<u8>]) -> Option<String> {
+    match listing {
+        Listing::Missing(why) => Some(why.clone()),
+        Listing::Probe => None,
+        Listing::Names(_, names) => {
+            if names.contains(b"glibc-hwcaps") {
+                return Some("has a glibc-hwcaps subdirectory, searched first".into());
+            }
+            legacy.iter().find(|l| names.contains(l)).map(|l| {
+                format!(
+                    "has legacy hwcaps subdirectory `{}` (glibc <= 2.36 searches it first)",
+                    lossy(l)
+                )
+            })
+        }
+    }
+}
+
+/// Positions in `searched` of the names `listing` holds, ascending, into `hits`. Walks whichever
+/// is smaller, the directory's listing or the needed names, so 1,000 needed names against 1,000
+/// one-library directories cost 1,000 visits, not 1,000,000 lookups. A directory that cannot be
+/// listed is probed name by name (every name is a candidate).
+fn present(
+    listing: &Listing,
+    searched: &[&[u8]],
+    by_name: &crate::fnv::Map<&[u8], Vec<usize>>,
+    hits: &mut Vec<usize>,
+) {
+    hits.clear();
+    let names = match listing {
+        Listing::Missing(_) => return,
+        Listing::Probe => return hits.extend(0..searched.len()),
+        Listing::Names(_, names) => names,
+    };
+    if names.len() < by_name.len() {
+        hits.extend(
+            names
+                .names()
+                .filter_map(|k| by_name.get(k))
+                .flatten()
+                .copied(),
+        );
+        hits.sort_unstable();
+    } else {
+        hits.extend((0..searched.len()).filter(|&i| names.contains(searched[i])));
     }
 }
 
