@@ -219,6 +219,8 @@ fn run() -> i32 {
     };
     if let Some((tool, tool_args)) = fast {
         let code = cmd::link::link(NoteOpts::default(), tool, tool_args, None);
+        // The process exits next: the arguments are not freed one by one.
+        std::mem::forget(rest);
         cmd::trace::mark("exit");
         return code;
     }

@@ -225,11 +225,26 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     // The section is only needed for patchelf compatibility and in-place filling; outputs
     // without section headers are still fine.
     if let Ok(sections) = hdr.sections(endian, data) {
-        let shstrtab = hdr.shstrndx(endian, data).ok().and_then(|i| {
-            sections
-                .strings(endian, data, object::SectionIndex(i as usize))
-                .ok()
-        });
+        // Names are compared in place (the wanted bytes, then a NUL), never searched for their
+        // end: `object`'s string table finds it with `memchr`, whose first call detects the
+        // CPU's features (`cpuid`, a trap to the hypervisor in a VM: about 9 us of every link).
+        let names = hdr
+            .shstrndx(endian, data)
+            .ok()
+            .and_then(|i| sections.section(object::SectionIndex(i as usize)).ok())
+            .map(|t| (to_u64(t.sh_offset(endian)), to_u64(t.sh_size(endian))));
+        let name_is = |off: u32, want: &[u8]| {
+            let Some((at, size)) = names else {
+                return false;
+            };
+            let len = want.len() as u64 + 1;
+            u64::from(off)
+                .checked_add(len)
+                .is_some_and(|end| end <= size)
+                && data
+                    .read_bytes_at(at.saturating_add(u64::from(off)), len)
+                    .is_ok_and(|b| b[..want.len()] == *want && b[want.len()] == 0)
+        };
         info.has_sections = !sections.is_empty();
         let shoff: u64 = to_u64(hdr.e_shoff(endian));
         let entsize = u64::from(hdr.e_shentsize(endian));
@@ -240,34 +255,29 @@ fn read_as<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
                 size: to_u64(sh.sh_size(endian)),
                 header_offset: shoff.saturating_add(entsize.saturating_mul(index as u64)),
             };
-            match sections.section_name(endian, sh).ok() {
+            let name = sh.sh_name(endian);
+            if name_is(name, SECTION_NAME) {
                 // Tools find the note by this name (patchelf, strip keeping it, our own
                 // in-place fill); two sections of that name leave it ambiguous which one
                 // holds the note, and hiding one would expose the other. No linker or tool
                 // makes that: refused, like the other inconsistencies below.
-                Some(n) if n == SECTION_NAME && info.note_section.is_some() => {
+                if let Some(first) = info.note_section {
                     return Err(ElfError::Malformed(format!(
                         "two `{}` sections (headers {} and {index})",
                         String::from_utf8_lossy(SECTION_NAME),
-                        info.note_section.map_or(0, |p| p.index)
+                        first.index
                     )));
                 }
-                Some(n) if n == SECTION_NAME => {
-                    info.note_section = Some(place);
-                    info.note_section_name = Some(sh.sh_name(endian));
-                }
+                info.note_section = Some(place);
+                info.note_section_name = Some(name);
+            } else if sh.sh_type(endian) == elf::SHT_NOTE
+                && name_is(name, b".ldcache")
+                && name
+                    .checked_sub(11)
+                    .is_some_and(|o| name_is(o, SECTION_NAME))
+            {
                 // Only ldnote's own rename: the name is the tail of `.note.nixos.ldcache`.
-                Some(b".ldcache")
-                    if sh.sh_type(endian) == elf::SHT_NOTE
-                        && sh
-                            .sh_name(endian)
-                            .checked_sub(11)
-                            .and_then(|o| shstrtab.as_ref().and_then(|t| t.get(o).ok()))
-                            == Some(SECTION_NAME) =>
-                {
-                    info.renamed_section = Some((place, sh.sh_name(endian)));
-                }
-                _ => {}
+                info.renamed_section = Some((place, name));
             }
         }
     }
