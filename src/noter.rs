@@ -150,8 +150,8 @@ impl<F: Fs> Noter<F> {
     fn target_for(&self, id: &target::Ident) -> Option<Target> {
         match (&self.targets, &self.choices.target) {
             (Some(all), _) => self.choices.target(all, id).cloned(),
-            (None, None) => target::builtin_for_ident(id).ok().flatten(),
-            (None, Some(_)) => self.choices.target(&target::builtin().ok()?, id).cloned(),
+            (None, None) => target::builtin_for_ident(id),
+            (None, Some(_)) => self.choices.target(&target::builtin(), id).cloned(),
         }
     }
 

@@ -1,58 +1,26 @@
 //! Targets as data (`targets/*.toml`), and the target loader's acceptance test for a candidate
 //! file (glibc `open_verify` in elf/dl-load.c, plus each port's `elf_machine_matches_host`).
 
-use serde::Deserialize;
-
+mod schema;
 pub mod triple;
+
+/// One compiled-in target description (`build.rs` writes the table, [`EMBEDDED`]).
+pub(crate) struct Embedded {
+    /// Its file in `targets/` (read by the test that holds the table to the files).
+    #[cfg_attr(not(test), allow(dead_code))]
+    file: &'static str,
+    /// The header facts it can match: ELF class (32, 64), byte order, `e_machine`. A link
+    /// builds only the descriptions its output's header can match.
+    class: u8,
+    big_endian: bool,
+    machine: u16,
+    /// Builds the description.
+    make: fn() -> Target,
+}
 
 include!(concat!(env!("OUT_DIR"), "/targets.rs"));
 
-/// What `open_verify` does with a candidate when a rule fires.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Skipped silently; the search goes on (wrong class or machine).
-    Skip,
-    /// Loading stops with an error (`_dl_signal_error`); later directories are not tried.
-    Fatal,
-}
-
-/// An `e_flags` rule: it fires when `(e_flags & mask) == value` (for `reject`) or `!=` (for
-/// `require`). Mirrors e.g. Debian's armhf float-ABI check or riscv's float-ABI match.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct FlagRule {
-    /// Bits looked at.
-    pub mask: u32,
-    /// Value compared with.
-    pub value: u32,
-    /// `reject` (fires on equality) or `require` (fires on inequality).
-    pub kind: RuleKind,
-    /// What the loader does when it fires.
-    pub action: Action,
-    /// Why, for messages.
-    #[serde(default)]
-    pub why: String,
-}
-
-/// Sense of a [`FlagRule`].
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RuleKind {
-    /// Fires when the masked flags equal `value`.
-    Reject,
-    /// Fires when the masked flags differ from `value`.
-    Require,
-}
-
-/// A target's byte order, as `targets/*.toml` spells it (`endian = "little"` or `"big"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ByteOrder {
-    /// `ELFDATA2LSB`.
-    Little,
-    /// `ELFDATA2MSB`.
-    Big,
-}
+pub use schema::{Action, ByteOrder, FlagRule, RuleKind, Target};
 
 impl ByteOrder {
     /// The same byte order as `object` names it.
@@ -69,131 +37,37 @@ impl ByteOrder {
     }
 }
 
-/// One target, as described by a file in `targets/`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Target {
-    /// Short name (`x86_64`, `aarch64`, ...).
-    pub name: String,
-    /// GNU triples and aliases.
-    #[serde(default)]
-    pub triples: Vec<String>,
-    /// GNU ld emulation names (`-m`).
-    #[serde(default)]
-    pub emulations: Vec<String>,
-    /// 32 or 64.
-    pub class: u8,
-    /// Byte order (a file with any other value fails the build: `build.rs` and the JSON test).
-    pub endian: ByteOrder,
-    /// `e_machine`.
-    pub machine: u16,
-    /// Accepted `EI_OSABI` values.
-    pub osabi: Vec<u8>,
-    /// `EI_ABIVERSION` must be below this for ELFOSABI_GNU (LIBC_ABI_MAX); 0 for others.
-    #[serde(default = "default_abi_max")]
-    pub abi_version_max: u8,
-    /// `e_flags` rules.
-    #[serde(default)]
-    pub eflags: Vec<FlagRule>,
-    /// The dynamic loader's path.
-    #[serde(default)]
-    pub dynamic_loader: String,
-    /// `$LIB`.
-    #[serde(default)]
-    pub lib: String,
-    /// `$PLATFORM` (empty: none).
-    #[serde(default)]
-    pub platform: String,
-    /// glibc-hwcaps subdirectory names, highest priority first.
-    #[serde(default)]
-    pub glibc_hwcaps: Vec<String>,
-    /// Legacy hwcaps subdirectory names (glibc <= 2.36).
-    #[serde(default)]
-    pub legacy_hwcaps: Vec<String>,
-    /// Default library directories.
-    #[serde(default)]
-    pub default_dirs: Vec<String>,
-    /// Largest page size.
-    #[serde(default = "default_page")]
-    pub page_size: u64,
-    /// Debian's `unsubmitted-ldso-machine-mismatch` patch: when `e_ident` is wrong but the class
-    /// is right, a file for another machine is skipped *before* the byte-order/OS-ABI checks
-    /// would make it fatal (verified under qemu for every shipped target).
-    #[serde(default)]
-    pub machine_check_before_ident: bool,
-    /// `e_flags` an input object must carry for the target's linker to accept it (ARM EABI
-    /// version and float ABI, RISC-V float ABI); used for ldnote's reservation object.
-    #[serde(default)]
-    pub reserve_eflags: u32,
-    /// glibc version of the target image (`major.minor`).
-    #[serde(default = "default_glibc")]
-    pub glibc: String,
-    /// The qemu-user program that runs this target's programs on another machine.
-    #[serde(default)]
-    pub qemu: String,
-    /// Host architectures (as `std::env::consts::ARCH` names them) that run this target's
-    /// programs natively (an x86_64 kernel runs i686 programs).
-    #[serde(default)]
-    pub runs_on: Vec<String>,
+/// Every embedded target (`targets/*.toml`, compiled in by `build.rs`), built once per process
+/// and cached (a link may ask twice: link plan, then noting).
+pub fn builtin() -> Vec<Target> {
+    BUILT.get_or_init(build_embedded).clone()
 }
 
-fn default_abi_max() -> u8 {
-    4
-}
-fn default_page() -> u64 {
-    4096
-}
-fn default_glibc() -> String {
-    "2.36".into()
-}
+static BUILT: std::sync::OnceLock<Vec<Target>> = std::sync::OnceLock::new();
 
-/// Errors loading target data.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum TargetError {
-    /// A target file does not describe a target (its TOML parsed at build time).
-    #[error("target file `{0}`: {1}")]
-    Parse(String, String),
-}
-
-/// Every embedded target.
-///
-/// The TOML files are parsed at build time and embedded as JSON (`build.rs`); the JSON is read
-/// once per process and cached (a link asks twice: link plan, then noting).
-pub fn builtin() -> Result<Vec<Target>, TargetError> {
-    PARSED.get_or_init(parse_embedded).clone()
-}
-
-static PARSED: std::sync::OnceLock<Result<Vec<Target>, TargetError>> = std::sync::OnceLock::new();
-
-fn parse_embedded() -> Result<Vec<Target>, TargetError> {
-    EMBEDDED_JSON.iter().map(parse_one).collect()
-}
-
-fn parse_one((file, json): &(&str, &str)) -> Result<Target, TargetError> {
-    serde_json::from_str(json).map_err(|e| TargetError::Parse((*file).into(), e.to_string()))
+fn build_embedded() -> Vec<Target> {
+    EMBEDDED.iter().map(|e| (e.make)()).collect()
 }
 
 /// The embedded target whose loader accepts objects with header `id` ([`for_ident`] over
-/// [`builtin`]), parsing only the descriptions of that class, byte order and machine unless
-/// the whole table is parsed already: a link needs one target, and parsing all of them was a
-/// measurable part of a wrapped link's CPU.
-pub fn builtin_for_ident(id: &Ident) -> Result<Option<Target>, TargetError> {
-    if let Some(all) = PARSED.get() {
-        return Ok(for_ident(all.as_ref().map_err(Clone::clone)?, id).cloned());
+/// [`builtin`]), building only the descriptions of that class, byte order and machine unless
+/// the whole table is built already: a link needs one target.
+pub fn builtin_for_ident(id: &Ident) -> Option<Target> {
+    if let Some(all) = BUILT.get() {
+        return for_ident(all, id).cloned();
     }
-    parse_for_ident(id)
+    build_for_ident(id)
 }
 
-/// [`builtin_for_ident`] without the cache: parses the candidates of `id`'s header facts.
-fn parse_for_ident(id: &Ident) -> Result<Option<Target>, TargetError> {
-    for (entry, &(class, big, machine)) in EMBEDDED_JSON.iter().zip(EMBEDDED_FACTS) {
-        if (class == 64) == id.is_64 && big == id.big_endian && machine == u64::from(id.machine) {
-            let t = parse_one(entry)?;
-            if t.matches(id) {
-                return Ok(Some(t));
-            }
-        }
-    }
-    Ok(None)
+/// [`builtin_for_ident`] without the cache: builds the candidates of `id`'s header facts.
+fn build_for_ident(id: &Ident) -> Option<Target> {
+    EMBEDDED
+        .iter()
+        .filter(|e| {
+            (e.class == 64) == id.is_64 && e.big_endian == id.big_endian && e.machine == id.machine
+        })
+        .map(|e| (e.make)())
+        .find(|t| t.matches(id))
 }
 
 /// The header facts of the object being noted: the loader that will load its dependencies
@@ -458,8 +332,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_targets_parse() {
-        let t = builtin().expect("targets parse");
+    fn builtin_targets_are_built() {
+        let t = builtin();
         assert!(t.iter().any(|t| t.name == "x86_64"));
     }
 
@@ -467,8 +341,7 @@ mod tests {
     /// over the whole table picks, for every target's own header and its `e_flags` variants.
     #[test]
     fn lazy_lookup_equals_the_whole_table() {
-        let all = builtin().expect("targets parse");
-        assert_eq!(EMBEDDED_FACTS.len(), EMBEDDED_JSON.len());
+        let all = builtin();
         for t in &all {
             for e_flags in [0, t.reserve_eflags, 0x400, 0x5000_0400, 0x0500_0000, 0x4] {
                 let id = Ident {
@@ -478,7 +351,7 @@ mod tests {
                     e_flags,
                     osabi: 0,
                 };
-                let lazy = parse_for_ident(&id).expect("parse").map(|t| t.name);
+                let lazy = build_for_ident(&id).map(|t| t.name);
                 let whole = for_ident(&all, &id).map(|t| t.name.clone());
                 assert_eq!(lazy, whole, "{} e_flags {e_flags:#x}", t.name);
             }
@@ -490,18 +363,24 @@ mod tests {
             e_flags: 0,
             osabi: 0,
         };
-        assert_eq!(parse_for_ident(&none).expect("parse").map(|t| t.name), None);
+        assert_eq!(build_for_ident(&none).map(|t| t.name), None);
     }
 
     #[test]
-    fn embedded_json_equals_the_toml_files() {
+    fn embedded_targets_equal_the_toml_files() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("targets");
-        assert!(!EMBEDDED_JSON.is_empty());
-        for (file, json) in EMBEDDED_JSON {
-            let text = std::fs::read_to_string(dir.join(file)).expect("target file");
+        assert!(!EMBEDDED.is_empty());
+        for e in EMBEDDED {
+            let text = std::fs::read_to_string(dir.join(e.file)).expect("target file");
             let from_toml: Target = toml::from_str(&text).expect("toml");
-            let from_json: Target = serde_json::from_str(json).expect("json");
-            assert_eq!(format!("{from_toml:?}"), format!("{from_json:?}"), "{file}");
+            let built = (e.make)();
+            assert_eq!(format!("{from_toml:?}"), format!("{built:?}"), "{}", e.file);
+            assert_eq!(
+                (e.class, e.big_endian, e.machine),
+                (built.class, built.endian.is_big(), built.machine),
+                "{}: header facts",
+                e.file
+            );
         }
         let on_disk = std::fs::read_dir(&dir)
             .expect("targets/")
@@ -510,12 +389,12 @@ mod tests {
                     .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
             })
             .count();
-        assert_eq!(on_disk, EMBEDDED_JSON.len());
+        assert_eq!(on_disk, EMBEDDED.len());
     }
 
     #[test]
     fn nixpkgs_triples_name_their_targets() {
-        let t = builtin().expect("targets parse");
+        let t = builtin();
         for (triple, want) in [
             ("armv7l-unknown-linux-gnueabihf", "armhf"),
             ("armv6l-unknown-linux-gnueabihf", "armhf"),
@@ -540,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_shared_emulation_needs_a_triple() {
-        let t = builtin().expect("targets parse");
+        let t = builtin();
         let name = |e, tr| for_link(&t, e, tr).map(|t| t.name.clone());
         assert_eq!(name(Some("armelf_linux_eabi"), None), None);
         for (tr, want) in [
@@ -571,10 +450,10 @@ mod tests {
     }
 
     #[test]
-    fn builtin_targets_cached_equal_a_fresh_parse() {
-        let fresh = parse_embedded().expect("targets parse");
+    fn builtin_targets_cached_equal_a_fresh_build() {
+        let fresh = build_embedded();
         for _ in 0..2 {
-            let cached = builtin().expect("targets parse");
+            let cached = builtin();
             assert_eq!(format!("{cached:?}"), format!("{fresh:?}"));
         }
     }

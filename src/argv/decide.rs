@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_target_is_certain_only_from_an_object_a_name_or_the_native_driver() {
-        let targets = target::builtin().expect("targets");
+        let targets = target::builtin();
         let all = || targets.clone();
         let host = Some(ident(EM_X86_64, true));
         let mut none = Fake { object: None, host };

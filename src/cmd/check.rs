@@ -77,10 +77,7 @@ pub fn check(files: &[std::path::PathBuf], opts: NoteOpts) -> i32 {
 fn foreign_machine<'d, R: object::ReadRef<'d>>(data: R) -> Option<String> {
     let info = ldnote::elf::read(data).ok()?;
     let host = std::env::consts::ARCH;
-    match ldnote::target::builtin_for_ident(&info.ident)
-        .ok()
-        .flatten()
-    {
+    match ldnote::target::builtin_for_ident(&info.ident) {
         Some(t) => (!t.runs_on.iter().any(|a| a == host)).then(|| t.name.clone()),
         None => Some(format!("ELF machine {}", info.ident.machine)),
     }

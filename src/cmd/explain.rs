@@ -165,7 +165,7 @@ fn get_facts(
     env: &[(OsString, OsString)],
 ) -> Result<LoaderFacts, Failure> {
     let root = root_of(a);
-    let targets = target::builtin().map_err(|e| Failure(e.to_string()))?;
+    let targets = target::builtin();
     let tdata = match &a.target {
         Some(n) => Some(
             target::by_name(&targets, n).ok_or_else(|| Failure(format!("unknown target `{n}`")))?,
@@ -239,7 +239,7 @@ fn run(a: &ExplainArgs) -> Result<i32, Failure> {
         ));
     }
     let facts = get_facts(a, &info.ident, info.interp.as_deref(), &env)?;
-    let targets = target::builtin().map_err(|e| Failure(e.to_string()))?;
+    let targets = target::builtin();
     let tdata = target::for_ident(&targets, &info.ident);
     let cache_flags = facts::cache_flags(info.ident.machine, info.ident.is_64, info.ident.e_flags)
         .ok_or_else(|| {

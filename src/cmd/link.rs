@@ -309,7 +309,7 @@ fn reservation(
     triple: Option<&OsStr>,
     opts: &NoteOpts,
 ) -> Option<PathBuf> {
-    let targets = || target::builtin().unwrap_or_default();
+    let targets = target::builtin;
     let id = argv::decide::reservation_ident(plan, kind, triple, &targets, &mut Files)?;
     let comps: Vec<&[u8]> = plan
         .rpaths
@@ -502,7 +502,7 @@ fn cross_linker(name: &OsStr, args: &[OsString], opts: &NoteOpts) -> Option<Path
     let cwd = std::env::current_dir().ok()?;
     let plan = argv::plan(ToolKind::Linker, args, &cwd).ok()?;
     let emulation = plan.emulation.as_deref()?.to_string_lossy().into_owned();
-    let targets = target::builtin().ok()?;
+    let targets = target::builtin();
     let t = target::for_link(&targets, Some(&emulation), None)?;
     if t.runs_on.iter().any(|a| a == std::env::consts::ARCH) {
         return None;

@@ -173,7 +173,7 @@ impl NoteOpts {
     /// [`NoteOpts::with_env`].
     pub fn validate(&self) -> Result<(), String> {
         if let Some(name) = &self.target {
-            let targets = target::builtin().map_err(|e| e.to_string())?;
+            let targets = target::builtin();
             if target::by_name(&targets, name).is_none() {
                 let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
                 return Err(format!(
