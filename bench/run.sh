@@ -74,6 +74,16 @@ export PATCHELF
 say "build ldnote (release, static: the shipped build)"
 . "$here/tests/ldnote_bin.sh"
 LDNOTE=$(ldnote_bin "$here")
+# Every build is timed from a copy made the same way, as an install makes it (`cp` of the whole
+# file): the page cache keeps a file the linker wrote piece by piece in small pages, and each exec
+# of it takes more page faults than one of the same bytes copied in one go (measured here: 69
+# against 62, 0.03-0.05 ms of CPU a start), which would favour whichever build was copied.
+installed() {
+  mkdir -p "$out/bin"
+  rm -f "$out/bin/$2"
+  cp "$1" "$out/bin/$2" && echo "$out/bin/$2"
+}
+TIMED=$(installed "$LDNOTE" ldnote)
 
 # --- the note-aware loader ---------------------------------------------------------------------
 say "note-aware loader"
@@ -162,7 +172,7 @@ else
   rm -f "$out/mold-new-version.txt"
 fi
 argsbig=("$L1/mainbig.o" "$out/big1.o" "$out/big2.o" "${args40[@]:1}")
-python3 - "$L1" "$LDNOTE" "$PATCHELF" "$rounds" <<'EOF' "${args40[@]}" -- "${argsbig[@]}"
+python3 - "$L1" "$TIMED" "$PATCHELF" "$rounds" <<'EOF' "${args40[@]}" -- "${argsbig[@]}"
 import json, os, sys
 l1, ldnote, patchelf, rounds = sys.argv[1:5]
 rest = sys.argv[5:]
@@ -382,9 +392,10 @@ dynamic_ldnote() {
   echo "$here/target/release/ldnote"
 }
 if part 6 || part 7; then
-  DYNAMIC=$(dynamic_ldnote)
+  DYNAMIC=$(installed "$(dynamic_ldnote)" ldnote-dynamic)
   if [ -n "$baseline" ]; then
     [ -x "$baseline" ] || { echo "run.sh: LDNOTE_BENCH_BASELINE=$baseline is not executable" >&2; exit 2; }
+    baseline=$(installed "$baseline" ldnote-baseline)
     printf '%s\n' "${LDNOTE_BENCH_BASELINE_NAME:-an earlier build}" >"$out/baseline-name.txt"
   else
     rm -f "$out/baseline-name.txt"
@@ -400,7 +411,7 @@ printf 'int main(void) { return 0; }\n' >"$D/conftest.c"
 # Per-step wall and CPU of ldnote's own process (LDNOTE_TRACE_TIME=1 prints them on stderr).
 n=$([ "$quick" = 1 ] && echo 5 || echo 40)
 for build in default dynamic; do
-  bin=$LDNOTE
+  bin=$TIMED
   [ "$build" = dynamic ] && bin=$DYNAMIC
   for ld in bfd lld; do
     for _ in $(seq "$n"); do
@@ -416,7 +427,7 @@ strace -r -o "$D/strace-r.txt" "$LDNOTE" link -- gcc -o "$D/prog-bfd" "${a[@]}"
 if command -v perf >/dev/null && perf stat -e task-clock true 2>/dev/null; then
   for c in default dynamic true; do
     case $c in
-      default) cmd=("$LDNOTE" --version) ;;
+      default) cmd=("$TIMED" --version) ;;
       dynamic) cmd=("$DYNAMIC" --version) ;;
       true) cmd=(/bin/true) ;;
     esac
@@ -433,7 +444,7 @@ reservation=$(grep -o '[^"]*/reserve-[0-9a-f]*\.o' "$D/execve.txt" | head -n1)
 runpath=$(printf '%s\n' "${a[@]}" | sed -n 's/^-Wl,-rpath,//p' | head -n1)
 # Side by side: bare link, the shipped build, the dynamic build, the floor; and a pass-through
 # invocation (a compile, `-c`: nothing to note).
-python3 - "$D" "$LDNOTE" "$DYNAMIC" "$rounds" "$reservation" "$runpath" "$baseline" "${a[@]}" >"$D/spec.json" <<'EOF'
+python3 - "$D" "$TIMED" "$DYNAMIC" "$rounds" "$reservation" "$runpath" "$baseline" "${a[@]}" >"$D/spec.json" <<'EOF'
 import json, sys
 D, shipped, dyn, rounds, reservation, runpath, baseline = sys.argv[1:8]
 args = sys.argv[8:]
@@ -470,7 +481,7 @@ say "7. configure-style burst ($burst links)"
 C=$out/burst
 rm -rf "$C" && mkdir -p "$C"
 printf 'int main(void) { return 0; }\n' >"$C/conftest.c"
-python3 - "$C" "$LDNOTE" "$DYNAMIC" "$burst" "$quick" "$burst_rounds" "$baseline" >"$C/spec.json" <<'EOF'
+python3 - "$C" "$TIMED" "$DYNAMIC" "$burst" "$quick" "$burst_rounds" "$baseline" >"$C/spec.json" <<'EOF'
 import json, sys
 C, shipped, dyn, burst, quick, rounds, baseline = sys.argv[1:8]
 variants = [("bare", ""), ("default", f"{shipped} link -- "), ("dynamic", f"{dyn} link -- ")]

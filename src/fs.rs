@@ -68,6 +68,7 @@ pub enum ResolveError {
 /// one buffer and the entries sorted by name. Two allocations whatever the directory's size (a
 /// store's run path lists dozens of one-library directories on every link, where a map and a
 /// string per name cost more than the lookups they serve), and a lookup is a binary search.
+/// Made by a [`ListingBuilder`], so never unsorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
     names: Vec<u8>,
@@ -81,29 +82,36 @@ struct ListEntry {
     kind: Option<Kind>,
 }
 
-impl Listing {
-    /// Add a name (the caller adds each name once, as a directory holds it once).
+/// The names of one directory as it is read, in the order `getdents` gives them.
+#[derive(Debug, Default)]
+pub struct ListingBuilder(Listing);
+
+impl ListingBuilder {
+    /// Add a name (each once, as a directory holds it once).
     pub fn push(&mut self, name: &[u8], kind: Option<Kind>) {
-        let start = self.names.len();
-        self.names.extend_from_slice(name);
-        self.entries.push(ListEntry {
+        let l = &mut self.0;
+        let start = l.names.len();
+        l.names.extend_from_slice(name);
+        l.entries.push(ListEntry {
             start,
-            end: self.names.len(),
+            end: l.names.len(),
             kind,
         });
     }
 
-    /// Sort the entries by name, for [`Listing::get`]: call once, after the last push.
-    #[must_use]
-    pub fn sorted(mut self) -> Self {
-        if self.entries.len() > 1 {
-            let names = &self.names;
-            self.entries
+    /// The listing, its entries sorted by name.
+    pub fn finish(self) -> Listing {
+        let mut l = self.0;
+        if l.entries.len() > 1 {
+            let names = &l.names;
+            l.entries
                 .sort_unstable_by(|a, b| names[a.start..a.end].cmp(&names[b.start..b.end]));
         }
-        self
+        l
     }
+}
 
+impl Listing {
     fn name(&self, e: &ListEntry) -> &[u8] {
         &self.names[e.start..e.end]
     }
@@ -170,7 +178,7 @@ impl<F: Fs> Sysroot<F> {
     /// nothing here walks paths, so the listing is only the caller's (the resolver caches its
     /// own) and is not kept.
     pub fn list(&self, dir: &[u8]) -> io::Result<Rc<Listing>> {
-        let read = || self.fs.list(dir).map(|l| Rc::new(l.sorted()));
+        let read = || self.fs.list(dir).map(Rc::new);
         if self.fs.native_resolution() {
             return read();
         }
@@ -340,6 +348,27 @@ mod tests {
             b"/usr/lib/real/libx.so.1"
         );
         assert_eq!(s.resolve(b"/usr/lib/esc").expect("ok"), b"/etc");
+    }
+
+    #[test]
+    fn a_listing_finds_every_name_pushed_in_any_order() {
+        let mut b = ListingBuilder::default();
+        let names: [&[u8]; 5] = [b"libz.so.1", b"glibc-hwcaps", b"a", b"libc.so.6", b"\xff"];
+        for (i, n) in names.iter().enumerate() {
+            b.push(n, (i % 2 == 0).then_some(Kind::File));
+        }
+        let l = b.finish();
+        assert_eq!(l.len(), names.len());
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(l.get(n), Some(&(i % 2 == 0).then_some(Kind::File)), "{n:?}");
+        }
+        for absent in [&b""[..], b"libz.so", b"libz.so.10", b"b"] {
+            assert!(!l.contains(absent), "{absent:?}");
+        }
+        let mut sorted: Vec<&[u8]> = names.to_vec();
+        sorted.sort();
+        assert_eq!(l.names().collect::<Vec<_>>(), sorted);
+        assert!(ListingBuilder::default().finish().is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::{Fs, Kind, Listing};
+use super::{Fs, Kind, Listing, ListingBuilder};
 
 /// An in-memory filesystem for unit tests of resolution.
 #[derive(Clone, Debug, Default)]
@@ -89,7 +89,7 @@ impl Fs for FakeFs {
         if !prefix.ends_with(b"/") {
             prefix.push(b'/');
         }
-        let mut out = Listing::default();
+        let mut out = ListingBuilder::default();
         for (k, _) in self
             .nodes
             .range(prefix.clone()..)
@@ -98,7 +98,7 @@ impl Fs for FakeFs {
         {
             out.push(&k[prefix.len()..], None);
         }
-        Ok(out)
+        Ok(out.finish())
     }
 
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {

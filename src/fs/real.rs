@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, OFlags};
 
-use super::{Fs, Kind, Listing, ResolveError, Sysroot};
+use super::{Fs, Kind, Listing, ListingBuilder, ResolveError, Sysroot};
 
 /// The real filesystem under a sysroot directory.
 ///
@@ -242,7 +242,7 @@ impl Fs for RealFs {
         // run path of one-library store directories lists dozens of them per link.
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
         let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
-        let mut out = Listing::default();
+        let mut out = ListingBuilder::default();
         while let Some(ent) = dir.next() {
             let ent = ent?;
             let name = ent.file_name().to_bytes();
@@ -256,7 +256,7 @@ impl Fs for RealFs {
             };
             out.push(name, kind);
         }
-        Ok(out)
+        Ok(out.finish())
     }
 
     fn head(&self, path: &[u8], n: usize) -> io::Result<Vec<u8>> {
@@ -352,7 +352,7 @@ mod tests {
         for fs in [kernel, walked, refusing] {
             let s = Sysroot::new(fs.clone());
             let real = s.resolve(b"/lib").expect("resolve");
-            let listing = fs.list(&real).expect("list").sorted();
+            let listing = fs.list(&real).expect("list");
             let names: Vec<Vec<u8>> = listing.names().map(<[u8]>::to_vec).collect();
             assert_eq!(
                 names,
