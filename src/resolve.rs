@@ -110,8 +110,8 @@ pub struct Resolver<F: Fs> {
     listings: crate::fnv::Map<Vec<u8>, Rc<Listing>>,
     /// Whether [`Resolution::events`] is filled (see [`Resolver::record_events`]).
     events: bool,
-    /// The positions [`Resolver::present`] finds, kept between directories (one buffer per
-    /// resolver, not one per directory).
+    /// The positions [`present`] finds, kept between directories (one buffer per resolver,
+    /// not one per directory).
     hits: Vec<usize>,
 }
 
@@ -300,10 +300,6 @@ impl<F: Fs> Resolver<F> {
         res
     }
 
-    /// Positions in `searched` of the names `comp` holds, ascending. Walks whichever is smaller,
-    /// the directory's listing or the needed names, so 1,000 needed names against 1,000
-    /// one-library directories cost 1,000 visits, not 1,000,000 lookups. A directory that
-    /// cannot be listed is probed name by name (every name is a candidate).
     /// Why a component is a hint before its directory is looked at, or `None`.
     fn static_hint(&self, comp: &[u8]) -> Option<String> {
         if comp.is_empty() {

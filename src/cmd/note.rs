@@ -283,9 +283,14 @@ fn open_for_noting(path: &Path, show: &impl std::fmt::Display) -> Result<Opened,
         }
         let _ = rustix::fs::flock(&ro, rustix::fs::FlockOperation::LockExclusive);
         // Whether the name still refers to the file locked: checked on the descriptor opened
-        // for writing, or, when it cannot be opened so, by the name's own `stat`.
+        // for writing, or, when it cannot be opened so or another process writes the file
+        // locked, by the name's own `stat` (a replaced name is opened again).
         let same = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
+        let name_kept = || std::fs::metadata(path).is_ok_and(|m| same(&m));
         if ldnote::embed::append::replace::open_for_writing_elsewhere(&ro) == Some(true) {
+            if !name_kept() {
+                continue;
+            }
             return Err(Failure(format!(
                 "`{show}` is open for writing by another process (a linker still writing \
                  it?): its bytes are not final; left unchanged"
@@ -296,10 +301,8 @@ fn open_for_noting(path: &Path, show: &impl std::fmt::Display) -> Result<Opened,
                 Ok(m) if same(&m) => Ok((Some(ro), rw, None, m.len())),
                 _ => continue,
             },
-            Err(e) => match std::fs::metadata(path) {
-                Ok(m) if same(&m) => Ok((None, ro, Some(e), meta.len())),
-                _ => continue,
-            },
+            Err(_) if !name_kept() => continue,
+            Err(e) => Ok((None, ro, Some(e), meta.len())),
         };
     }
     Err(Failure(format!(
