@@ -528,16 +528,19 @@ def baseline_name(results):
 
 
 def traces(path):
-    """step -> ([wall ms], [cpu ms]) from LDNOTE_TRACE_TIME=1 lines."""
+    """step -> ([wall ms], [cpu ms], [page faults]) from LDNOTE_TRACE_TIME=1 lines."""
     res = {}
     try:
         for line in open(path):
-            m = re.match(r"ldnote: time: (\w+)\s+wall\s+(\S+) ms\s+cpu\s+(\S+) ms", line)
+            m = re.match(r"ldnote: time: (\w+)\s+wall\s+(\S+) ms\s+cpu\s+(\S+) ms(?:\s+faults\s+(\d+))?",
+                         line)
             if m:
-                w, c = res.setdefault(m.group(1), ([], []))
+                w, c, f = res.setdefault(m.group(1), ([], [], []))
                 if m.group(2) != "-":
                     w.append(float(m.group(2)))
                 c.append(float(m.group(3)))
+                if m.group(4) is not None:
+                    f.append(int(m.group(4)))
     except OSError:
         pass
     return res
@@ -565,16 +568,18 @@ def breakdown_part():
     out("## 6. Where the added time goes (40-library link)")
     out()
     out("Per step, ldnote's own process (`LDNOTE_TRACE_TIME=1`, which prints each step's wall and "
-        "CPU time on stderr; CPU from `CLOCK_PROCESS_CPUTIME_ID`): median over the runs, the "
+        "CPU time and its page faults on stderr; CPU from `CLOCK_PROCESS_CPUTIME_ID`, faults from "
+        "`minflt` in `/proc/self/stat`, in parentheses): median over the runs, the "
         "shipped build (*static*: not position-independent, `-C target-feature=+crt-static -C relocation-model=static`) and a dynamically "
         "linked build of the same source (*dynamic*, cargo's default), GNU ld and lld.")
     out()
     cols = [(b, ld) for b in ("default", "dynamic") for ld in ("bfd", "lld")]
     tr = {c: traces(os.path.join(D, f"trace-{c[0]}-{c[1]}.txt")) for c in cols}
-    n = max((len(v.get("exit", ([], []))[1]) for v in tr.values()), default=0)
+    n = max((len(v.get("exit", ([], [], []))[1]) for v in tr.values()), default=0)
     out(f"| step | " + " | ".join(f"CPU ms: {LABEL[b]}, {ld}" for b, ld in cols) + " |")
     out("|---|" + "---|" * len(cols))
     tot = {c: 0.0 for c in cols}
+    totf = {c: 0.0 for c in cols}
     for step, what in STEPS:
         cells = []
         for c in cols:
@@ -582,11 +587,20 @@ def breakdown_part():
             if v and v[1]:
                 m = statistics.median(v[1])
                 tot[c] += m
-                cells.append(f"{m:.3f}")
+                faults = ""
+                if v[2]:
+                    f = statistics.median(v[2])
+                    # The start's count, like its CPU, runs from the fork (the counters survive
+                    # execve): the sum counts the faults after it.
+                    if step != "start":
+                        totf[c] += f
+                    faults = f" ({f:.0f})"
+                cells.append(f"{m:.3f}{faults}")
             else:
                 cells.append("-")
         out(f"| {what} | " + " | ".join(cells) + " |")
-    out("| **sum of the steps** | " + " | ".join(f"**{tot[c]:.3f}**" for c in cols) + " |")
+    out("| **sum of the steps** | " + " | ".join(
+        f"**{tot[c]:.3f}**" + (f" ({totf[c]:.0f} after the start)" if totf[c] else "") for c in cols) + " |")
     out()
     out(f"({n} runs each.) What is not in ldnote's own CPU: the extra `fork`/`execve` of one more "
         "process between the build tool and the driver (billed to the parent and the kernel), and "

@@ -24,14 +24,28 @@ pub enum Entry {
 impl Entry {
     /// The encoded element: `=path` or `?dir`.
     pub fn encode(&self) -> Vec<u8> {
-        let (tag, body) = match self {
+        let mut v = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// [`Entry::encode`] appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let (tag, body) = self.parts();
+        out.push(tag);
+        out.extend_from_slice(body);
+    }
+
+    /// The length of [`Entry::encode`].
+    pub fn encoded_len(&self) -> usize {
+        1 + self.parts().1.len()
+    }
+
+    fn parts(&self) -> (u8, &[u8]) {
+        match self {
             Entry::Exact(p) => (b'=', p),
             Entry::Hint(d) => (b'?', d),
-        };
-        let mut v = Vec::with_capacity(body.len() + 1);
-        v.push(tag);
-        v.extend_from_slice(body);
-        v
+        }
     }
 }
 
@@ -66,7 +80,15 @@ pub enum DecodeError {
 /// Encode the descriptor for `entries`. Returns `None` when there is nothing to record
 /// (no note is written then, as patchelf does). Sonames with no entry are left out.
 pub fn encode_descriptor(entries: &Entries) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+    // Sized first: one allocation, not one per doubling (a descriptor is a few KiB per link).
+    let size: usize = entries
+        .iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(soname, list)| {
+            soname.len() + 2 + list.iter().map(|e| e.encoded_len() + 1).sum::<usize>()
+        })
+        .sum();
+    let mut out = Vec::with_capacity(size + 1);
     for (soname, list) in entries {
         if list.is_empty() {
             continue;
@@ -77,7 +99,7 @@ pub fn encode_descriptor(entries: &Entries) -> Option<Vec<u8>> {
             if i > 0 {
                 out.push(b':');
             }
-            out.extend_from_slice(&e.encode());
+            e.encode_into(&mut out);
         }
         out.push(0);
     }

@@ -183,11 +183,7 @@ impl<F: Fs> Resolver<F> {
         if searched.is_empty() {
             return res;
         }
-        // name -> its positions in `searched` (a name may be needed twice).
-        let mut by_name: crate::fnv::Map<&[u8], Vec<usize>> = crate::fnv::Map::default();
-        for (i, n) in searched.iter().enumerate() {
-            by_name.entry(n).or_default().push(i);
-        }
+        let by_name = Positions::new(&searched);
         // Every component is looked up once: no growth of the cache on the way.
         self.listings
             .reserve(search_path.iter().filter(|b| **b == b':').count() + 1);
@@ -425,29 +421,52 @@ fn listing_hint(listing: &Listing, legacy: &[Vec<u8>]) -> Option<String> {
 /// is smaller, the directory's listing or the needed names, so 1,000 needed names against 1,000
 /// one-library directories cost 1,000 visits, not 1,000,000 lookups. A directory that cannot be
 /// listed is probed name by name (every name is a candidate).
-fn present(
-    listing: &Listing,
-    searched: &[&[u8]],
-    by_name: &crate::fnv::Map<&[u8], Vec<usize>>,
-    hits: &mut Vec<usize>,
-) {
+fn present(listing: &Listing, searched: &[&[u8]], by_name: &Positions, hits: &mut Vec<usize>) {
     hits.clear();
     let names = match listing {
         Listing::Missing(_) => return,
         Listing::Probe => return hits.extend(0..searched.len()),
         Listing::Names(_, names) => names,
     };
-    if names.len() < by_name.len() {
-        hits.extend(
-            names
-                .names()
-                .filter_map(|k| by_name.get(k))
-                .flatten()
-                .copied(),
-        );
+    if names.len() < by_name.first.len() {
+        for k in names.names() {
+            by_name.each(k, |i| hits.push(i));
+        }
         hits.sort_unstable();
     } else {
         hits.extend((0..searched.len()).filter(|&i| names.contains(searched[i])));
+    }
+}
+
+/// Each searched name's positions in the list (a name may be needed twice): the first in a map,
+/// each later one chained from the one before, so the whole index is two allocations, not one
+/// list per name.
+struct Positions<'n> {
+    first: crate::fnv::Map<&'n [u8], usize>,
+    next: Vec<usize>,
+}
+
+impl<'n> Positions<'n> {
+    fn new(searched: &[&'n [u8]]) -> Self {
+        let mut first = crate::fnv::Map::default();
+        first.reserve(searched.len());
+        let mut next = vec![usize::MAX; searched.len()];
+        // Walked from the end, each name's first position ends up in the map, its chain in order.
+        for (i, n) in searched.iter().enumerate().rev() {
+            if let Some(later) = first.insert(*n, i) {
+                next[i] = later;
+            }
+        }
+        Positions { first, next }
+    }
+
+    /// Calls `f` with every position of `name`, ascending.
+    fn each(&self, name: &[u8], mut f: impl FnMut(usize)) {
+        let mut at = self.first.get(name).copied();
+        while let Some(i) = at {
+            f(i);
+            at = self.next.get(i).copied().filter(|&n| n != usize::MAX);
+        }
     }
 }
 

@@ -344,3 +344,19 @@ fn hint_lists_of_the_run_paths_first_directories_are_dropped() {
         "liba.so|?$ORIGIN/../lib|libc.so.6|?$ORIGIN/../lib||"
     );
 }
+
+#[test]
+fn positions_chain_every_occurrence_in_order() {
+    let searched: [&[u8]; 6] = [b"a", b"b", b"a", b"c", b"a", b"b"];
+    let p = Positions::new(&searched);
+    let all = |n: &[u8]| {
+        let mut v = Vec::new();
+        p.each(n, |i| v.push(i));
+        v
+    };
+    assert_eq!(all(b"a"), [0, 2, 4]);
+    assert_eq!(all(b"b"), [1, 5]);
+    assert_eq!(all(b"c"), [3]);
+    assert!(all(b"d").is_empty());
+    assert_eq!(p.first.len(), 3);
+}

@@ -156,10 +156,11 @@ pub fn plan_in_place(
         return Edit::Append("cannot read the PT_NOTE segment".into());
     };
     let at = usize::try_from(offset - seg.offset).unwrap_or(usize::MAX);
-    let Some(dst) = bytes.get_mut(at..at.saturating_add(size as usize)) else {
+    if bytes.get(at..at.saturating_add(size as usize)).is_none() {
         return Edit::Append("cannot read the PT_NOTE segment".into());
-    };
-    let mut content = note.to_vec();
+    }
+    let mut content = Vec::with_capacity(size as usize);
+    content.extend_from_slice(note);
     if rem > 0 {
         content.extend(note_bytes(
             b"",
@@ -168,7 +169,6 @@ pub fn plan_in_place(
             layout(info),
         ));
     }
-    let original = dst.to_vec();
     // Check with the final bytes that the loader's walk finds this note first, where it was
     // written: the walk must land on our header *and* read the descriptor there.
     let finds = |bytes: &mut Vec<u8>, content: &[u8], header: u64, desc: u64| {
@@ -187,10 +187,12 @@ pub fn plan_in_place(
     if !finds(&mut bytes, &content, offset, offset + 20) {
         // A segment walked in steps of 8 (mold merges every note into one PT_NOTE aligned for
         // `.note.gnu.property`): the descriptor follows the 6-byte name padded to 8 from the
-        // header's 12 bytes, i.e. 24 bytes in, not 20. Write the note where that walk arrives.
-        if let Some(d) = bytes.get_mut(at..at + size as usize) {
-            d.copy_from_slice(&original);
-        }
+        // header's 12 bytes, i.e. 24 bytes in, not 20. Write the note where that walk arrives,
+        // in the segment as the linker left it (read again: the check above wrote into it).
+        let Some(fresh) = segment_bytes(seg) else {
+            return Edit::Append("cannot read the PT_NOTE segment".into());
+        };
+        bytes = fresh;
         let placed = aligned_note(&bytes, seg, be, offset, size, note, layout(info));
         match placed {
             Some((h, c)) if finds(&mut bytes, &c, h, h + 24) => {
