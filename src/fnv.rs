@@ -1,7 +1,7 @@
-//! FNV-1a, 64 bits: the hash of the resolver's maps (directory entry names, needed names) and
-//! of the reservation cache's file names. Hashing a few hundred short names per link is on the
-//! wrapper's hot path, where the standard library's SipHash cost more than the lookups it
-//! serves; the keys are file names of the user's own sysroot, not input an attacker picks to
+//! FNV-1a, 64 bits: the hash of the resolver's maps (run-path components, needed names), and
+//! its step over whole words for the reservation cache's file names. Hashing short names per link
+//! is on the wrapper's hot path, where the standard library's SipHash cost more than the lookups
+//! it serves; the keys are file names of the user's own sysroot, not input an attacker picks to
 //! collide.
 use std::hash::{BuildHasherDefault, Hasher};
 
