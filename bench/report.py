@@ -91,9 +91,13 @@ def link_part():
         r = d["results"]
         out(f"### {title} ({d['rounds']} rounds)")
         out()
+        # One more process that does nothing (bench/spawn.c), 40-library program only: what the
+        # extra level costs the link before any wrapper's work, and ldnote's cost beyond it.
+        spawned = any(k.endswith("/spawn") for k in r)
         out("| linker | output | bare CPU ms | ldnote CPU ms | ratio CPU | ratio wall | added ms "
-            "| patchelf pass ms | added / patchelf |")
-        out("|---|---|---|---|---|---|---|---|---|")
+            "| patchelf pass ms | added / patchelf |"
+            + (" one more process: added ms, ratio wall | ldnote beyond it ms |" if spawned else ""))
+        out("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if spawned else ""))
         for ld, name in LINKERS:
             if f"{ld}/bare" not in r:
                 continue
@@ -105,13 +109,33 @@ def link_part():
             frac = add[0] / pc[0] if pc[0] > 0 else float("nan")
             size = ("?" if ld not in sizes else f"{sizes[ld] / 1e6:.1f} MB" if sizes[ld] >= 1e6
                     else f"{sizes[ld] / 1e3:.0f} KB")
+            extra = ""
+            if spawned and f"{ld}/spawn" in r:
+                s = r[f"{ld}/spawn"]
+                sadd = q([x - y for x, y in zip(s["cpu"], b["cpu"])])
+                swall = q([x / y for x, y in zip(s["wall"], b["wall"])])
+                beyond = q([x - y for x, y in zip(w["cpu"], s["cpu"])])
+                link_facts.setdefault("spawn", {})[ld] = (sadd[0], swall[0], beyond[0], rw[0])
+                extra = (f" {ms(sadd[0])} [{ms(sadd[1])}-{ms(sadd[2])}], {swall[0]:.3f} "
+                         f"| {ms(beyond[0])} [{ms(beyond[1])}-{ms(beyond[2])}] |")
+            elif spawned:
+                extra = " - | - |"
             out(f"| {name} | {size} | {ms(q(b['cpu'])[0])} [{ms(q(b['cpu'])[1])}-{ms(q(b['cpu'])[2])}] "
                 f"| {ms(q(w['cpu'])[0])} [{ms(q(w['cpu'])[1])}-{ms(q(w['cpu'])[2])}] "
                 f"| {rc[0]:.3f} [{rc[1]:.3f}-{rc[2]:.3f}] | {rw[0]:.3f} [{rw[1]:.3f}-{rw[2]:.3f}] "
                 f"| {ms(add[0])} [{ms(add[1])}-{ms(add[2])}] | {ms(pc[0])} [{ms(pc[1])}-{ms(pc[2])}] "
-                f"| {frac * 100:.0f}% |")
+                f"| {frac * 100:.0f}% |" + extra)
             rows[(prog, ld)] = (rc, add, pc, frac, size)
         out()
+        if "mold-threads1/spawn" in r:
+            b1, s1 = r["mold-threads1/bare"], r["mold-threads1/spawn"]
+            sadd = q([x - y for x, y in zip(s1["cpu"], b1["cpu"])])
+            swall = q([x / y for x, y in zip(s1["wall"], b1["wall"])])
+            link_facts["spawn1"] = (sadd[0], swall[0])
+            out(f"mold with `--threads=1` (its worker threads off), bare and under one more process "
+                f"alone: added {ms(sadd[0])} ms [{ms(sadd[1])}-{ms(sadd[2])}] CPU, wall ratio "
+                f"{swall[0]:.3f}.")
+            out()
         if "ldnote/start" in r and "ldnote/check" in r:
             st_, ck = q(r["ldnote/start"]["cpu"]), q(r["ldnote/check"]["cpu"])
             link_facts["start"], link_facts["check"] = st_[0], ck[0]
@@ -124,9 +148,10 @@ def link_part():
                 + (f"; for scale, `/bin/true` costs {ms(q(r['floor/true']['cpu'])[0])} ms and the "
                    f"static patchelf's `--version` {ms(q(r['patchelf/start']['cpu'])[0])} ms"
                    if "floor/true" in r and "patchelf/start" in r else "")
-                + ". The rest of the added time is the "
-                f"reservation object (a temporary directory and file, one more input for the "
-                f"linker), the in-place write, and one more process between `make` and the driver.")
+                + ". The rest of the added time is one more process between the build tool and "
+                "the driver (the table's spawn column: `bench/spawn.c` runs the link and waits, "
+                "nothing else), one more small input for the linker (the cached reservation "
+                "object) and the in-place write.")
             out()
     if rows:
         summary.append("**1. Link overhead** (CPU time, median [p25-p75]; ratio = `ldnote link` / bare link; "
@@ -154,6 +179,20 @@ def link_part():
         summary.append("")
         summary.append(f"Large output: {big_size} (40 libraries + ~22,000 generated functions, -O0 -g).")
         summary.append("")
+        sp = link_facts.get("spawn")
+        if sp:
+            names = dict(LINKERS)
+            summary.append(
+                "One more process alone (`bench/spawn.c`: it spawns the link and waits, nothing "
+                "else) adds, on the 40-library link: "
+                + "; ".join(f"{names.get(ld, ld)} {ms(v[0])} ms (wall ratio {v[1]:.3f})"
+                            for ld, v in sp.items())
+                + ". ldnote's cost beyond it: "
+                + "; ".join(f"{names.get(ld, ld)} {ms(v[2])} ms" for ld, v in sp.items())
+                + "."
+                + (f" mold with its worker threads off (`--threads=1`): the extra process adds "
+                   f"{ms(link_facts['spawn1'][0])} ms." if "spawn1" in link_facts else ""))
+            summary.append("")
         link_facts["rows"] = rows
         for ld in ("bfd", "lld"):
             v = rows.get(("40lib", ld))
@@ -414,9 +453,28 @@ def why_missed():
                + (f" (`/bin/true`: {ms(link_facts['true'])} ms)" if "true" in link_facts else "")
                + f", and start + "
                f"read + resolve + compare (`ldnote check`) {ms(ck)} ms; " if st_ and ck else "")
+            + (f"one more process that does nothing (`bench/spawn.c`) already adds "
+               f"{ms(min(v[0] for v in link_facts['spawn'].values()))}-"
+               f"{ms(max(v[0] for v in link_facts['spawn'].values()))} ms; "
+               if link_facts.get("spawn") else "")
             + f"the patchelf pass it replaces is itself only {ms(pcs[0])}-{ms(pcs[-1])} ms on "
-            "this 20 KB output (a static binary that starts in a fraction of a millisecond). A wrapper process cannot "
+            "this small output (a static binary that starts in a fraction of a millisecond). A wrapper process cannot "
             "cost 2% of such a link; the overhead is a constant, not a fraction of the link.")
+    names = dict(LINKERS)
+    for ld, (sadd, swall, beyond, rw) in (link_facts.get("spawn") or {}).items():
+        v = rows.get(("40lib", ld))
+        if "mold" in ld and v and v[0][0] > 1.05:
+            res.append(
+                f"- {names.get(ld, ld)}, 40-library program: CPU ratio {v[0][0]:.3f}, but one more "
+                f"process that does nothing already adds {ms(sadd)} ms of CPU to this link (wall "
+                f"ratio {swall:.3f}), and ldnote {ms(beyond)} ms beyond that; ldnote's wall ratio "
+                f"is {rw:.3f}."
+                + (f" With mold's worker threads off (`--threads=1`) the extra process costs "
+                   f"{ms(link_facts['spawn1'][0])} ms"
+                   + (": the rest is its threads' CPU time, which changes with the process tree "
+                      "around them, not work ldnote adds."
+                      if link_facts["spawn1"][0] < sadd / 2 else ".")
+                   if "spawn1" in link_facts else ""))
     mold = rows.get(("big", "mold"))
     if mold and mold[0][0] > 1.05:
         res.append(

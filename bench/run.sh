@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The link and start-up benchmarks, side by side in one run (not part of the test suite):
 #   1. link overhead: `ldnote link` vs the bare link (GNU ld, gold, lld, mold) on a 40-library
-#      program and on a ~23 MB output, against `patchelf --build-resolution-cache` (0.19.3);
+#      program and on a ~23 MB output, against `patchelf --build-resolution-cache` (0.19.3) and,
+#      on the 40-library program, against one more process that does nothing (bench/spawn.c);
 #   2. build-time probes: ldnote's own filesystem syscalls vs patchelf's (strace -c), run path of
 #      10 / 100 / 1,000 directories;
 #   3. resolver scale: 1,000 needed x 1,000 directories, resolve + encode (criterion);
@@ -172,6 +173,9 @@ else
   rm -f "$out/mold-new-version.txt"
 fi
 argsbig=("$L1/mainbig.o" "$out/big1.o" "$out/big2.o" "${args40[@]:1}")
+# One more process and nothing else (bench/spawn.c), static like the shipped ldnote: what the
+# extra level between the build tool and the driver costs the link before any wrapper's work.
+gcc -O2 -static -o "$L1/spawn" "$B/spawn.c"
 python3 - "$L1" "$TIMED" "$PATCHELF" "$rounds" <<'EOF' "${args40[@]}" -- "${argsbig[@]}"
 import json, os, sys
 l1, ldnote, patchelf, rounds = sys.argv[1:5]
@@ -193,6 +197,16 @@ for prog, args in progs.items():
         copy = f"{l1}/{prog}-{ld}-patchelf"
         cmds.append({"name": f"{ld}/patchelf", "setup": ["cp", "-f", bare, copy],
                      "argv": [patchelf, "--build-resolution-cache", copy]})
+        if prog == "40lib":
+            cmds.append({"name": f"{ld}/spawn", "argv": [f"{l1}/spawn"] + link[:2]
+                         + ["-o", f"{l1}/{prog}-{ld}-spawn"] + link[2:]})
+            if ld == "mold":
+                # The same with mold's worker threads off: whether the extra level's cost to
+                # mold's CPU time is its threads'.
+                one = link[:2] + ["-Wl,--threads=1"] + link[2:]
+                cmds.append({"name": "mold-threads1/bare", "argv": one[:2] + ["-o", f"{l1}/mold1-bare"] + one[2:]})
+                cmds.append({"name": "mold-threads1/spawn", "argv": [f"{l1}/spawn"] + one[:2]
+                             + ["-o", f"{l1}/mold1-spawn"] + one[2:]})
     if prog == "40lib":
         # Where the added time goes: ldnote's process start alone, and start + read + resolve
         # of the same output without writing (`check`).
