@@ -6,9 +6,9 @@
  * It runs TOOL with ARGS (posix_spawnp, the environment unchanged) and waits for it; it reads
  * and writes nothing. Exit status: the tool's (127 when it cannot be started). Against the bare
  * link it shows what the extra process level alone costs the link's process tree, which part 1
- * reports beside ldnote's added time: with mold, whose worker threads' CPU time varies with how
- * the tree is scheduled, that alone is several times the wrapper's own CPU, while the wall time
- * barely moves.
+ * reports beside ldnote's added time. With mold that cost was two to three times what it is with
+ * GNU ld, and the same as GNU ld's with `--threads=1`: the extra level changes how much CPU
+ * mold's worker threads take, while the wall time barely moves.
  */
 #include <spawn.h>
 #include <sys/wait.h>
