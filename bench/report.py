@@ -25,6 +25,7 @@ try:
     LINKERS.append(("moldnew", f"mold {_v[1]}" if len(_v) > 1 else "mold (current)"))
 except OSError:
     pass
+LINKER_NAMES = dict(LINKERS)
 
 
 def load(path):
@@ -181,7 +182,7 @@ def link_part():
         summary.append("")
         sp = link_facts.get("spawn")
         if sp:
-            names = dict(LINKERS)
+            names = LINKER_NAMES
             summary.append(
                 "One more process alone (`bench/spawn.c`: it spawns the link and waits, nothing "
                 "else) adds, on the 40-library link: "
@@ -460,7 +461,7 @@ def why_missed():
             + f"the patchelf pass it replaces is itself only {ms(pcs[0])}-{ms(pcs[-1])} ms on "
             "this small output (a static binary that starts in a fraction of a millisecond). A wrapper process cannot "
             "cost 2% of such a link; the overhead is a constant, not a fraction of the link.")
-    names = dict(LINKERS)
+    names = LINKER_NAMES
     bd = link_facts.get("bd", {})
     for ld in ("bfd", "lld"):
         if (ld, "default") in bd and (ld, "floor") in bd and bd[(ld, "default")][0] > 1.05:
